@@ -1,0 +1,162 @@
+#!/usr/bin/env pwsh
+# WriteBehind build: Build | Demo | Test
+#   dotnet tool restore && dotnet pwsh ./build.ps1 Demo   builds, runs the seed's four steps against a throwaway server
+#   dotnet tool restore && dotnet pwsh ./build.ps1 Test   builds, runs xunit + Pester, prints "N passed, N failed"
+[CmdletBinding()]
+param(
+    [Parameter(Position = 0)]
+    [ValidateSet('Build', 'Demo', 'Test')]
+    [string] $Task = 'Build',
+    [string] $Configuration = 'Release'
+)
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version 3.0
+Set-Location $PSScriptRoot
+Import-Module (Join-Path $PSScriptRoot 'build/Servers.psm1') -Force
+
+$Out = Join-Path $PSScriptRoot 'out'
+$Version = ([xml](Get-Content (Join-Path $PSScriptRoot 'Directory.Build.props') -Raw)).Project.PropertyGroup.WriteBehindVersion | Select-Object -First 1
+$ModuleDir = Join-Path $Out "WriteBehind/$Version"
+
+# The module's files, named one by one: nothing else from the build output is shipped
+# (System.Management.Automation.dll in particular must never be).
+$ModuleAssemblies = @(
+    'WriteBehind.dll', 'WriteBehind.Engine.dll',
+    'StackExchange.Redis.dll', 'Pipelines.Sockets.Unofficial.dll', 'Microsoft.Extensions.Logging.Abstractions.dll',
+    'Microsoft.Bcl.AsyncInterfaces.dll', 'System.IO.Pipelines.dll', 'System.Threading.Channels.dll',
+    'System.Buffers.dll', 'System.Memory.dll', 'System.Numerics.Vectors.dll',
+    'System.Runtime.CompilerServices.Unsafe.dll', 'System.Threading.Tasks.Extensions.dll',
+    'Microsoft.Data.Sqlite.dll', 'SQLitePCLRaw.batteries_v2.dll', 'SQLitePCLRaw.core.dll', 'SQLitePCLRaw.provider.e_sqlite3.dll'
+)
+# SQLite's native library per runtime; linux-x64 is tested here, the others are laid out the same way.
+$NativeRuntimes = @('linux-x64', 'linux-arm64', 'linux-musl-x64', 'osx-x64', 'osx-arm64', 'win-x64', 'win-arm64')
+
+function Invoke-Native([string] $What, [scriptblock] $Command) {
+    & $Command | Out-Host
+    if ($LASTEXITCODE -ne 0) { throw "$What failed with exit code $LASTEXITCODE." }
+}
+
+function Get-PackageFolder([string] $AssetsFile, [string] $Package) {
+    $assets = Get-Content $AssetsFile -Raw | ConvertFrom-Json -AsHashtable
+    $lib = $assets['libraries'].Keys | Where-Object { $_ -like "$Package/*" } | Select-Object -First 1
+    if (-not $lib) { throw "Package $Package is not in $AssetsFile." }
+    foreach ($root in $assets['packageFolders'].Keys) {
+        $candidate = Join-Path $root $assets['libraries'][$lib]['path']
+        if (Test-Path $candidate) { return $candidate }
+    }
+    throw "Package folder of $lib not found."
+}
+
+function Invoke-Build {
+    Write-Host "==> Building WriteBehind $Version ($Configuration)"
+    Invoke-Native 'dotnet build' { dotnet build (Join-Path $PSScriptRoot 'src/WriteBehind/WriteBehind.csproj') -c $Configuration --nologo -v quiet -clp:ErrorsOnly }
+    $bin = Join-Path $PSScriptRoot "src/WriteBehind/bin/$Configuration/netstandard2.0"
+    if (Test-Path $ModuleDir) { Remove-Item -Recurse -Force $ModuleDir }
+    New-Item -ItemType Directory -Force -Path $ModuleDir | Out-Null
+    foreach ($file in $ModuleAssemblies) {
+        $source = Join-Path $bin $file
+        if (-not (Test-Path $source)) { throw "Build output lacks $file." }
+        Copy-Item $source $ModuleDir
+    }
+    $sqliteLib = Get-PackageFolder (Join-Path $PSScriptRoot 'src/WriteBehind.Engine/obj/project.assets.json') 'SQLitePCLRaw.lib.e_sqlite3'
+    foreach ($rid in $NativeRuntimes) {
+        $native = Join-Path $sqliteLib "runtimes/$rid/native"
+        if (-not (Test-Path $native)) { throw "SQLite has no native library for $rid in $sqliteLib." }
+        $target = Join-Path $ModuleDir "runtimes/$rid/native"
+        New-Item -ItemType Directory -Force -Path $target | Out-Null
+        Copy-Item (Join-Path $native '*') $target
+    }
+    Copy-Item (Join-Path $PSScriptRoot 'src/WriteBehind/WriteBehind.format.ps1xml') $ModuleDir
+    $manifest = Get-Content (Join-Path $PSScriptRoot 'WriteBehind.psd1') -Raw
+    $manifest = $manifest -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion        = '$Version'"
+    Set-Content -Path (Join-Path $ModuleDir 'WriteBehind.psd1') -Value $manifest -Encoding utf8NoBOM
+    Write-Host "    module: $ModuleDir"
+    return (Join-Path $ModuleDir 'WriteBehind.psd1')
+}
+
+function Invoke-Demo {
+    $manifest = Invoke-Build
+    $server = $null
+    $redis = $env:WRITEBEHIND_REDIS
+    try {
+        if (-not $redis) {
+            $server = Start-TestServer -WorkDir (Join-Path $Out 'servers')
+            $redis = $server.Endpoint
+            Write-Host "==> Started a throwaway $($server.Kind) on $redis"
+        } else {
+            Write-Host '==> Using the Redis named by $env:WRITEBEHIND_REDIS'
+        }
+        $store = Join-Path $Out 'demo/writebehind.db'
+        Remove-Item -Force -ErrorAction SilentlyContinue $store, "$store-wal", "$store-shm"
+        Invoke-Native 'the demo' { dotnet pwsh -NoProfile -File (Join-Path $PSScriptRoot 'examples/Demo.ps1') -ModulePath $manifest -Redis $redis -Store "sqlite://$store" }
+    } finally {
+        if ($server) { Stop-TestServer $server; Write-Host "==> Stopped the $($server.Kind) server" }
+    }
+}
+
+function Read-TrxCounts([string] $Path) {
+    $trx = [xml](Get-Content $Path -Raw)
+    $c = $trx.TestRun.ResultSummary.Counters
+    [pscustomobject]@{ Passed = [int]$c.passed; Failed = [int]$c.failed + [int]$c.error + [int]$c.timeout + [int]$c.aborted; Skipped = [int]$c.notExecuted }
+}
+
+function Invoke-Test {
+    $manifest = Invoke-Build
+    $results = Join-Path $Out 'test-results'
+    if (Test-Path $results) { Remove-Item -Recurse -Force $results }
+    New-Item -ItemType Directory -Force -Path $results | Out-Null
+    Invoke-Native 'restoring Pester' { dotnet restore (Join-Path $PSScriptRoot 'tests/pester/PesterRestore.csproj') --nologo -v quiet }
+    $pester = Join-Path (Get-PackageFolder (Join-Path $PSScriptRoot 'tests/pester/obj/project.assets.json') 'Pester') 'tools/Pester.psd1'
+
+    $passed = 0; $failed = 0; $skipped = 0
+    $server = $null
+    $kinds = [System.Collections.Generic.List[string]]::new()
+    if (Get-Command redis-server -ErrorAction SilentlyContinue) { $kinds.Add('Redis') }
+    else { Write-Warning 'redis-server is not on PATH: running the tests against Garnet only (install redis-server to test against Redis).' }
+    $kinds.Add('Garnet')
+    try {
+        foreach ($kind in $kinds) {
+            $server = Start-TestServer -Kind $kind -WorkDir (Join-Path $Out 'servers')
+            Write-Host "==> $($server.Kind) on $($server.Endpoint)"
+            $env:WRITEBEHIND_TEST_REDIS = $server.Endpoint
+            $env:WRITEBEHIND_TEST_SERVER_KIND = $server.Kind
+            if ($kind -eq $kinds[0]) {
+                Write-Host '==> xunit (engine)'
+                $trx = "xunit-$kind.trx"
+                dotnet test (Join-Path $PSScriptRoot 'tests/WriteBehind.Engine.Tests/WriteBehind.Engine.Tests.csproj') -c $Configuration --nologo `
+                    --logger "trx;LogFileName=$trx" --logger 'console;verbosity=minimal' --results-directory $results
+                $trxPath = Join-Path $results $trx
+                if (Test-Path $trxPath) {
+                    $c = Read-TrxCounts $trxPath
+                    $passed += $c.Passed; $failed += $c.Failed; $skipped += $c.Skipped
+                    Write-Host "    xunit: $($c.Passed) passed, $($c.Failed) failed"
+                } else {
+                    Write-Host '    xunit produced no results (build failure?)'; $failed += 1
+                }
+            }
+            Write-Host "==> Pester (cmdlets, against $kind)"
+            $json = Join-Path $results "pester-$kind.json"
+            dotnet pwsh -NoProfile -File (Join-Path $PSScriptRoot 'tests/Invoke-PesterSuite.ps1') -PesterPath $pester -ModulePath $manifest `
+                -Redis $server.Endpoint -ServerKind $kind -ResultPath $json
+            if (Test-Path $json) {
+                $c = Get-Content $json -Raw | ConvertFrom-Json
+                $passed += $c.Passed; $failed += $c.Failed; $skipped += $c.Skipped
+                Write-Host "    Pester ($kind): $($c.Passed) passed, $($c.Failed) failed, $($c.Skipped) skipped"
+            } else {
+                Write-Host "    Pester ($kind) produced no results"; $failed += 1
+            }
+            Stop-TestServer $server
+            $server = $null
+        }
+    } finally {
+        Stop-TestServer $server
+    }
+    Write-Host "$passed passed, $failed failed, $skipped skipped"
+    if ($failed -gt 0) { exit 1 }
+}
+
+switch ($Task) {
+    'Build' { $null = Invoke-Build }
+    'Demo' { Invoke-Demo }
+    'Test' { Invoke-Test }
+}

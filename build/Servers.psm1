@@ -1,0 +1,70 @@
+# Throwaway servers for Demo, Test and Bench: redis-server from PATH, else Garnet from the tool manifest.
+# Every server binds 127.0.0.1 on a free port and is stopped by Stop-TestServer.
+
+function Get-FreeTcpPort {
+    $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+    $listener.Start()
+    try { $listener.LocalEndpoint.Port } finally { $listener.Stop() }
+}
+
+function Test-RedisPing([int] $Port) {
+    try {
+        $client = [System.Net.Sockets.TcpClient]::new()
+        $client.ReceiveTimeout = 1000
+        $client.Connect('127.0.0.1', $Port)
+        $stream = $client.GetStream()
+        $bytes = [Text.Encoding]::ASCII.GetBytes("PING`r`n")
+        $stream.Write($bytes, 0, $bytes.Length)
+        $buffer = [byte[]]::new(64)
+        $n = $stream.Read($buffer, 0, 64)
+        $client.Dispose()
+        return ([Text.Encoding]::ASCII.GetString($buffer, 0, $n) -like '+PONG*')
+    } catch { return $false }
+}
+
+function Start-TestServer {
+    [CmdletBinding()]
+    param(
+        [ValidateSet('Auto', 'Redis', 'Garnet')] [string] $Kind = 'Auto',
+        [Parameter(Mandatory)] [string] $WorkDir
+    )
+    $redis = Get-Command redis-server -ErrorAction SilentlyContinue
+    if ($Kind -eq 'Auto') { $Kind = if ($redis) { 'Redis' } else { 'Garnet' } }
+    if ($Kind -eq 'Redis' -and -not $redis) { throw "redis-server is not on PATH (on Debian: apt-get install -y redis-server)." }
+    $port = Get-FreeTcpPort
+    $dir = Join-Path $WorkDir "$($Kind.ToLowerInvariant())-$port"
+    New-Item -ItemType Directory -Force -Path $dir | Out-Null
+    $psi = [System.Diagnostics.ProcessStartInfo]::new()
+    $psi.UseShellExecute = $false
+    $psi.RedirectStandardOutput = $true
+    $psi.RedirectStandardError = $true
+    $psi.WorkingDirectory = $dir
+    if ($Kind -eq 'Redis') {
+        $psi.FileName = $redis.Source
+        foreach ($a in @('--port', "$port", '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', $dir, '--protected-mode', 'yes')) { $psi.ArgumentList.Add($a) }
+    } else {
+        $psi.FileName = 'dotnet'
+        foreach ($a in @('garnet-server', '--port', "$port", '--bind', '127.0.0.1', '--lua', 'true', '--memory', '256m', '--index', '16m')) { $psi.ArgumentList.Add($a) }
+        $psi.WorkingDirectory = $PSScriptRoot | Split-Path   # the tool manifest lives at the repo root
+    }
+    $process = [System.Diagnostics.Process]::Start($psi)
+    $null = $process.StandardOutput.ReadToEndAsync()
+    $null = $process.StandardError.ReadToEndAsync()
+    $deadline = [DateTime]::UtcNow.AddSeconds(60)
+    while (-not (Test-RedisPing $port)) {
+        if ($process.HasExited) { throw "$Kind exited with code $($process.ExitCode) before answering on port $port." }
+        if ([DateTime]::UtcNow -gt $deadline) { $process.Kill($true); throw "$Kind did not answer PING on port $port within 60 s." }
+        Start-Sleep -Milliseconds 100
+    }
+    [pscustomobject]@{ Kind = $Kind; Port = $port; Endpoint = "127.0.0.1:$port"; Process = $process; Dir = $dir }
+}
+
+function Stop-TestServer($Server) {
+    if ($null -eq $Server) { return }
+    if (-not $Server.Process.HasExited) {
+        try { $Server.Process.Kill($true) } catch { }
+        $null = $Server.Process.WaitForExit(10000)
+    }
+}
+
+Export-ModuleMember -Function Get-FreeTcpPort, Test-RedisPing, Start-TestServer, Stop-TestServer

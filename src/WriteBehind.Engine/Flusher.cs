@@ -1,0 +1,276 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using StackExchange.Redis;
+using WriteBehind.Engine.Redis;
+using WriteBehind.Engine.Store;
+
+namespace WriteBehind.Engine
+{
+    public sealed class FlushOptions
+    {
+        public int BatchSize { get; set; } = 1000;
+        /// <summary>Stop after this many items (0: no limit).</summary>
+        public long MaxItems { get; set; }
+        /// <summary>Stop taking new batches after this long (null: no limit).</summary>
+        public TimeSpan? MaxDuration { get; set; }
+        /// <summary>How long a lease is safe from recovery by other flushers without being renewed.</summary>
+        public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(60);
+        /// <summary>How long transient store errors are retried before the flush gives up.</summary>
+        public TimeSpan RetryTimeout { get; set; } = TimeSpan.FromSeconds(30);
+        /// <summary>Only reclaim expired leases; take nothing new from the queue.</summary>
+        public bool RecoverOnly { get; set; }
+    }
+
+    /// <summary>The flush ended on an error; <see cref="Result"/> says what it did before.</summary>
+    public sealed class FlushFailedException : WriteBehindException
+    {
+        public FlushFailedException(string errorId, string message, FlushResult result, Exception inner)
+            : base(errorId, message, inner)
+        {
+            Result = result;
+        }
+
+        public FlushResult Result { get; }
+    }
+
+    /// <summary>Drains the queue into the store: lease (atomic pop-and-apply in Lua) → commit (one store
+    /// transaction, versioned) → ack. An item leaves its lease only after the store committed its effect;
+    /// a lease whose flusher died expires and is re-persisted by a later flush from the cache's current
+    /// state, never re-merged.</summary>
+    public sealed class Flusher
+    {
+        private static readonly Random Jitter = new Random();
+        private readonly WriteBehindConnection _connection;
+        private readonly KeyNames _keys;
+
+        public Flusher(WriteBehindConnection connection)
+        {
+            _connection = connection ?? throw new ArgumentNullException(nameof(connection));
+            _keys = connection.Keys;
+        }
+
+        /// <summary>Messages for -Verbose; raised on the flushing thread, so the caller queues them.</summary>
+        public event Action<string> Log;
+
+        public async Task<FlushResult> FlushAsync(FlushOptions options, IProgress<FlushProgress> progress, CancellationToken cancellationToken)
+        {
+            options = options ?? new FlushOptions();
+            if (options.BatchSize < 1 || options.BatchSize > 5000)
+                throw new WriteBehindException(ErrorIds.InvalidConfiguration, "BatchSize must be between 1 and 5000.");
+            var result = new FlushResult { StartedAt = DateTimeOffset.UtcNow };
+            var clock = Stopwatch.StartNew();
+            IProfileStore store = _connection.Store;
+            try
+            {
+                await RecoverAsync(store, options, result, cancellationToken).ConfigureAwait(false);
+                while (!options.RecoverOnly && !cancellationToken.IsCancellationRequested)
+                {
+                    if (options.MaxItems > 0 && result.Dequeued >= options.MaxItems) break;
+                    if (options.MaxDuration.HasValue && clock.Elapsed >= options.MaxDuration.Value) break;
+                    long want = options.BatchSize;
+                    if (options.MaxItems > 0) want = Math.Min(want, options.MaxItems - result.Dequeued);
+                    var batchClock = Stopwatch.StartNew();
+                    var batch = await LeaseAsync((int)want, options).ConfigureAwait(false);
+                    if (batch.Dequeued == 0) break;
+                    result.Dequeued += batch.Dequeued;
+                    result.DeadLettered += batch.DeadLettered;
+                    if (batch.Leased > 0)
+                    {
+                        result.InFlight += batch.Leased;
+                        var commit = await CommitAsync(store, batch.LeaseKey, batch.Rows, options, cancellationToken).ConfigureAwait(false);
+                        await AckAsync(batch.LeaseKey).ConfigureAwait(false);
+                        result.InFlight -= batch.Leased;
+                        result.Persisted += batch.Rows.Count;
+                        result.Coalesced += batch.Leased - batch.Rows.Count;
+                        result.StaleSkipped += commit.Stale;
+                    }
+                    result.Batches++;
+                    Log?.Invoke(string.Format(CultureInfo.InvariantCulture,
+                        "batch {0}: {1} items, {2} profiles, {3} dead-lettered, {4:F1} ms",
+                        result.Batches, batch.Dequeued, batch.Rows.Count, batch.DeadLettered, batchClock.Elapsed.TotalMilliseconds));
+                    if (progress != null)
+                    {
+                        long remaining = await _connection.GetQueueDepthAsync().ConfigureAwait(false);
+                        progress.Report(new FlushProgress
+                        {
+                            Dequeued = result.Dequeued,
+                            Remaining = remaining,
+                            Batches = result.Batches,
+                            BatchProfiles = batch.Rows.Count,
+                            BatchDuration = batchClock.Elapsed,
+                            ItemsPerSecond = clock.Elapsed.TotalSeconds > 0 ? result.Dequeued / clock.Elapsed.TotalSeconds : 0,
+                        });
+                    }
+                }
+                result.Duration = clock.Elapsed;
+                await WriteStatsAsync(result).ConfigureAwait(false);
+                return result;
+            }
+            catch (Exception ex)
+            {
+                result.Duration = clock.Elapsed;
+                string errorId = ex is WriteBehindException wbe ? wbe.ErrorId : ErrorIds.StoreFailed;
+                result.Error = ex.Message;
+                try { await WriteStatsAsync(result).ConfigureAwait(false); } catch (WriteBehindException) { /* Redis is the failure */ }
+                throw new FlushFailedException(errorId,
+                    ex.Message + string.Format(CultureInfo.InvariantCulture,
+                        " Nothing is lost: {0} item(s) stay in flight and the next flush re-persists them.", result.InFlight),
+                    result, ex);
+            }
+        }
+
+        private sealed class LeasedBatch
+        {
+            public string LeaseKey;
+            public long Dequeued;
+            public long DeadLettered;
+            public long Leased;
+            public List<ProfileRow> Rows;
+        }
+
+        private async Task<LeasedBatch> LeaseAsync(int max, FlushOptions options)
+        {
+            string leaseKey = _keys.LeasePrefix + Guid.NewGuid().ToString("N");
+            long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            long expiry = now + (long)options.LeaseDuration.TotalMilliseconds;
+            var keys = new RedisKey[] { _keys.Queue, _keys.Cache, _keys.Versions, leaseKey, _keys.Leases, _keys.DeadLetters, _keys.DeadLetterInfo };
+            var args = new RedisValue[] { max, expiry, now };
+            var raw = await _connection.RedisAsync(async db =>
+                (RedisResult[])await Scripts.Lease.EvaluateAsync(db, keys, args).ConfigureAwait(false)).ConfigureAwait(false);
+            var batch = new LeasedBatch
+            {
+                LeaseKey = leaseKey,
+                Dequeued = (long)raw[0],
+                DeadLettered = (long)raw[1],
+                Leased = (long)raw[2],
+                Rows = new List<ProfileRow>((raw.Length - 4) / 3),
+            };
+            for (int i = 4; i + 2 < raw.Length; i += 3)
+                batch.Rows.Add(new ProfileRow((string)raw[i], raw[i + 1].IsNull ? null : (string)raw[i + 1], (long)raw[i + 2]));
+            return batch;
+        }
+
+        private async Task<StoreCommitResult> CommitAsync(IProfileStore store, string leaseKey, List<ProfileRow> rows,
+            FlushOptions options, CancellationToken cancellationToken)
+        {
+            // A tombstone at version 0 is a delete of a profile nobody ever wrote: nothing to persist.
+            var toWrite = rows.Where(r => !(r.IsDeleted && r.Version == 0)).ToList();
+            if (toWrite.Count == 0) return new StoreCommitResult(0, 0);
+            var retryClock = Stopwatch.StartNew();
+            var delay = TimeSpan.FromMilliseconds(50);
+            var renewed = Stopwatch.StartNew();
+            while (true)
+            {
+                try
+                {
+                    // The batch in hand is finished even when the caller asked to stop: it is not cancelled.
+                    return await store.CommitAsync(toWrite, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (StoreUnavailableException ex)
+                {
+                    if (retryClock.Elapsed >= options.RetryTimeout || cancellationToken.IsCancellationRequested)
+                    {
+                        await ExpireNowAsync(leaseKey).ConfigureAwait(false);
+                        throw new WriteBehindException(ErrorIds.StoreUnavailable,
+                            $"The store ({store.Description}) was unavailable for {retryClock.Elapsed.TotalSeconds:F1} s: {ex.InnerException?.Message ?? ex.Message}.", ex);
+                    }
+                    Log?.Invoke($"store unavailable ({ex.InnerException?.Message ?? ex.Message}); retrying in {delay.TotalMilliseconds:F0} ms");
+                    double jittered;
+                    lock (Jitter) jittered = delay.TotalMilliseconds * (0.5 + Jitter.NextDouble());
+                    try { await Task.Delay(TimeSpan.FromMilliseconds(jittered), cancellationToken).ConfigureAwait(false); }
+                    catch (OperationCanceledException) { /* give up on the next turn, leaving the lease for recovery */ }
+                    delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 2000));
+                    if (renewed.Elapsed > TimeSpan.FromTicks(options.LeaseDuration.Ticks / 3))
+                    {
+                        await RenewAsync(leaseKey, options).ConfigureAwait(false);
+                        renewed.Restart();
+                    }
+                }
+                catch (StoreException ex)
+                {
+                    await ExpireNowAsync(leaseKey).ConfigureAwait(false);
+                    throw new WriteBehindException(ErrorIds.StoreFailed, $"The store ({store.Description}) failed: {ex.Message}", ex);
+                }
+            }
+        }
+
+        private Task AckAsync(string leaseKey) =>
+            _connection.RedisAsync(db => Scripts.Ack.EvaluateAsync(db, new RedisKey[] { leaseKey, _keys.Leases }, Array.Empty<RedisValue>()));
+
+        private Task RenewAsync(string leaseKey, FlushOptions options) =>
+            _connection.RedisAsync(db => Scripts.Renew.EvaluateAsync(db, new RedisKey[] { _keys.Leases, leaseKey },
+                new RedisValue[] { DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + (long)options.LeaseDuration.TotalMilliseconds }));
+
+        /// <summary>Hands a lease that could not be committed to the next flush at once (no waiting for expiry).</summary>
+        private async Task ExpireNowAsync(string leaseKey)
+        {
+            try
+            {
+                await _connection.RedisAsync(db => db.SortedSetAddAsync(_keys.Leases, leaseKey, 0, When.Exists)).ConfigureAwait(false);
+            }
+            catch (WriteBehindException) { /* it expires by itself */ }
+        }
+
+        /// <summary>Re-persists the profiles of expired leases from the cache's current state (no re-merge).</summary>
+        private async Task RecoverAsync(IProfileStore store, FlushOptions options, FlushResult result, CancellationToken cancellationToken)
+        {
+            long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            var expired = await _connection.RedisAsync(db => db.SortedSetRangeByScoreAsync(_keys.Leases, double.NegativeInfinity, now)).ConfigureAwait(false);
+            foreach (var leaseValue in expired)
+            {
+                if (cancellationToken.IsCancellationRequested) break;
+                string leaseKey = leaseValue;
+                long expiry = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + (long)options.LeaseDuration.TotalMilliseconds;
+                var claimed = await _connection.RedisAsync(async db =>
+                    await Scripts.Claim.EvaluateAsync(db, new RedisKey[] { _keys.Leases, leaseKey },
+                        new RedisValue[] { now, expiry, "0" }).ConfigureAwait(false)).ConfigureAwait(false);
+                if (claimed.IsNull) continue;
+                var items = (string[])claimed;
+                var ids = items.Select(QueueItem.UserIdOf).Distinct(StringComparer.Ordinal).ToList();
+                var rows = new List<ProfileRow>(ids.Count);
+                for (int start = 0; start < ids.Count; start += 1000)
+                {
+                    var chunk = ids.Skip(start).Take(1000).ToList();
+                    var raw = await _connection.RedisAsync(async db =>
+                        (RedisResult[])await Scripts.ReadState.EvaluateAsync(db, new RedisKey[] { _keys.Cache, _keys.Versions },
+                            chunk.Select(id => (RedisValue)KeyNames.Field(id)).ToArray()).ConfigureAwait(false)).ConfigureAwait(false);
+                    for (int i = 0; i < chunk.Count; i++)
+                    {
+                        long version = raw[2 * i + 1].IsNull ? 0 : (long)raw[2 * i + 1];
+                        rows.Add(new ProfileRow(chunk[i], raw[2 * i].IsNull ? null : (string)raw[2 * i], version));
+                    }
+                }
+                var commit = await CommitAsync(store, leaseKey, rows, options, cancellationToken).ConfigureAwait(false);
+                await AckAsync(leaseKey).ConfigureAwait(false);
+                result.Recovered += items.Length;
+                result.StaleSkipped += commit.Stale;
+                Log?.Invoke($"recovered an expired lease: {items.Length} items, {rows.Count} profiles re-persisted");
+            }
+        }
+
+        private Task WriteStatsAsync(FlushResult result)
+        {
+            long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            return _connection.RedisAsync(async db =>
+            {
+                long depth = await db.ListLengthAsync(_keys.Queue).ConfigureAwait(false);
+                var entries = new List<HashEntry>
+                {
+                    new HashEntry("lastFlushAt", now),
+                    new HashEntry("lastFlushDequeued", result.Dequeued),
+                    new HashEntry("lastFlushRate", result.ItemsPerSecond.ToString("R", CultureInfo.InvariantCulture)),
+                    new HashEntry("lastFlushError", result.Error ?? string.Empty),
+                };
+                if (depth == 0 && result.Error == null) entries.Add(new HashEntry("lastDrainedAt", now));
+                await db.HashSetAsync(_keys.Stats, entries.ToArray()).ConfigureAwait(false);
+                await db.HashIncrementAsync(_keys.Stats, "totalDequeued", result.Dequeued).ConfigureAwait(false);
+                return true;
+            });
+        }
+    }
+}

@@ -1,0 +1,99 @@
+using System;
+
+namespace WriteBehind.Engine
+{
+    public enum ProfileSource { Cache, Store }
+
+    /// <summary>A profile's JSON text and version as read from the cache or the store.</summary>
+    public sealed class ProfileState
+    {
+        public ProfileState(string userId, string json, long version, ProfileSource source)
+        {
+            UserId = userId;
+            Json = json;
+            Version = version;
+            Source = source;
+        }
+
+        public string UserId { get; }
+        public string Json { get; }
+        public long Version { get; }
+        public ProfileSource Source { get; }
+    }
+
+    /// <summary>One flush's accounting: Dequeued = Persisted + Coalesced + DeadLettered (+ InFlight when
+    /// the flush ended on an error).</summary>
+    public sealed class FlushResult
+    {
+        public long Dequeued { get; set; }
+        /// <summary>Distinct profiles whose latest state the store committed (or already held).</summary>
+        public long Persisted { get; set; }
+        /// <summary>Items folded into another item's store write for the same profile in the same batch.</summary>
+        public long Coalesced { get; set; }
+        public long DeadLettered { get; set; }
+        /// <summary>Items dequeued by this flush that are still in a lease (only when it ended on an error).</summary>
+        public long InFlight { get; set; }
+        /// <summary>Items of expired leases (of crashed or failed flushers) re-persisted by this flush.</summary>
+        public long Recovered { get; set; }
+        /// <summary>Store rows skipped because the store already held that version or a newer one.</summary>
+        public long StaleSkipped { get; set; }
+        public int Batches { get; set; }
+        public TimeSpan Duration { get; set; }
+        public double ItemsPerSecond => Duration.TotalSeconds > 0 ? Math.Round(Dequeued / Duration.TotalSeconds, 1) : 0;
+        public DateTimeOffset StartedAt { get; set; }
+        public string Error { get; set; }
+    }
+
+    public sealed class FlushProgress
+    {
+        public long Dequeued { get; set; }
+        public long Remaining { get; set; }
+        public double ItemsPerSecond { get; set; }
+        public int Batches { get; set; }
+        public int BatchProfiles { get; set; }
+        public TimeSpan BatchDuration { get; set; }
+    }
+
+    public sealed class WriteBehindStatus
+    {
+        public string Redis { get; set; }
+        public string Store { get; set; }
+        public string KeyPrefix { get; set; }
+        public long QueueDepth { get; set; }
+        public long InFlight { get; set; }
+        public long Leases { get; set; }
+        public long ExpiredLeases { get; set; }
+        public long DeadLetters { get; set; }
+        public long CachedProfiles { get; set; }
+        public long? StoredProfiles { get; set; }
+        public long HighWaterMark { get; set; }
+        public DateTimeOffset? LastFlushAt { get; set; }
+        public long? LastFlushDequeued { get; set; }
+        public double? LastFlushItemsPerSecond { get; set; }
+        public string LastFlushError { get; set; }
+        /// <summary>Time since the last flush that left the queue empty, when known.</summary>
+        public TimeSpan? Lag { get; set; }
+    }
+
+    public sealed class DeadLetter
+    {
+        public DeadLetter(long index, string item, string reason, int attempts, DateTimeOffset? firstFailure, DateTimeOffset? lastFailure)
+        {
+            Index = index;
+            Item = item;
+            Reason = reason;
+            Attempts = attempts;
+            FirstFailure = firstFailure;
+            LastFailure = lastFailure;
+        }
+
+        /// <summary>Position in the dead-letter list, oldest first.</summary>
+        public long Index { get; }
+        /// <summary>The original item text, byte for byte.</summary>
+        public string Item { get; }
+        public string Reason { get; }
+        public int Attempts { get; }
+        public DateTimeOffset? FirstFailure { get; }
+        public DateTimeOffset? LastFailure { get; }
+    }
+}

@@ -1,0 +1,66 @@
+using System;
+using System.IO;
+using System.Security.Cryptography;
+using System.Text;
+using System.Threading.Tasks;
+using StackExchange.Redis;
+
+namespace WriteBehind.Engine.Redis
+{
+    /// <summary>A Lua script embedded as a resource, called by SHA (EVALSHA) and sent whole (EVAL) only
+    /// when the server does not have it yet.</summary>
+    internal sealed class LuaScript
+    {
+        private LuaScript(string name, string text)
+        {
+            Name = name;
+            Text = text;
+            using (var sha = SHA1.Create()) Sha1 = sha.ComputeHash(Encoding.UTF8.GetBytes(text));
+        }
+
+        public string Name { get; }
+        public string Text { get; }
+        public byte[] Sha1 { get; }
+
+        public async Task<RedisResult> EvaluateAsync(IDatabaseAsync db, RedisKey[] keys, RedisValue[] args)
+        {
+            try
+            {
+                return await db.ScriptEvaluateAsync(Sha1, keys, args).ConfigureAwait(false);
+            }
+            catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+            {
+                return await db.ScriptEvaluateAsync(Text, keys, args).ConfigureAwait(false);
+            }
+        }
+
+        internal static LuaScript Load(string name, bool withPrelude)
+        {
+            string body = ReadResource(name);
+            return new LuaScript(name, withPrelude ? ReadResource("prelude") + "\n" + body : body);
+        }
+
+        private static string ReadResource(string name)
+        {
+            var asm = typeof(LuaScript).Assembly;
+            using (var stream = asm.GetManifestResourceStream("WriteBehind.Engine.Lua." + name + ".lua")
+                                ?? throw new InvalidOperationException("Missing embedded script " + name))
+            using (var reader = new StreamReader(stream, Encoding.UTF8))
+                return reader.ReadToEnd().Replace("\r\n", "\n");
+        }
+    }
+
+    internal static class Scripts
+    {
+        public static readonly LuaScript Lease = LuaScript.Load("lease", withPrelude: true);
+        public static readonly LuaScript SetProfiles = LuaScript.Load("set_profiles", withPrelude: false);
+        public static readonly LuaScript RemoveProfiles = LuaScript.Load("remove_profiles", withPrelude: false);
+        public static readonly LuaScript Enqueue = LuaScript.Load("enqueue", withPrelude: false);
+        public static readonly LuaScript Ack = LuaScript.Load("ack", withPrelude: false);
+        public static readonly LuaScript Claim = LuaScript.Load("claim", withPrelude: false);
+        public static readonly LuaScript Renew = LuaScript.Load("renew", withPrelude: false);
+        public static readonly LuaScript ReadState = LuaScript.Load("read_state", withPrelude: false);
+        public static readonly LuaScript ReadThrough = LuaScript.Load("read_through", withPrelude: false);
+        public static readonly LuaScript ClearQueue = LuaScript.Load("clear_queue", withPrelude: false);
+    }
+}

@@ -1,0 +1,76 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace WriteBehind.Engine.Store
+{
+    /// <summary>One profile's state as the flush hands it to the store: the latest JSON text
+    /// (null for a deleted profile, a versioned tombstone) and the version that state has in Redis.</summary>
+    public sealed class ProfileRow
+    {
+        public ProfileRow(string userId, string json, long version)
+        {
+            UserId = userId ?? throw new ArgumentNullException(nameof(userId));
+            Json = json;
+            Version = version;
+        }
+
+        public string UserId { get; }
+        /// <summary>Null when the profile is deleted (a tombstone).</summary>
+        public string Json { get; }
+        public long Version { get; }
+        public bool IsDeleted => Json == null;
+    }
+
+    /// <summary>What a store holds for one id.</summary>
+    public sealed class StoredProfile
+    {
+        public StoredProfile(string userId, string json, long version, DateTimeOffset updatedAt)
+        {
+            UserId = userId;
+            Json = json;
+            Version = version;
+            UpdatedAt = updatedAt;
+        }
+
+        public string UserId { get; }
+        public string Json { get; }
+        public long Version { get; }
+        public DateTimeOffset UpdatedAt { get; }
+        public bool IsDeleted => Json == null;
+    }
+
+    public sealed class StoreCommitResult
+    {
+        public StoreCommitResult(int applied, int stale)
+        {
+            Applied = applied;
+            Stale = stale;
+        }
+
+        /// <summary>Rows inserted, updated or deleted because the incoming version was newer.</summary>
+        public int Applied { get; }
+        /// <summary>Rows left alone because the store already held that version or a newer one.</summary>
+        public int Stale { get; }
+    }
+
+    /// <summary>The system of record. Every write is conditional on the incoming version being newer
+    /// than the stored one, so replays, duplicates and out-of-order commits are harmless.</summary>
+    public interface IProfileStore : IDisposable
+    {
+        /// <summary>A description safe to print (no password).</summary>
+        string Description { get; }
+
+        /// <summary>Upserts live rows and records tombstones for deleted ones, in one transaction, each only
+        /// when its version is newer than the stored one.</summary>
+        Task<StoreCommitResult> CommitAsync(IReadOnlyList<ProfileRow> rows, CancellationToken cancellationToken);
+
+        /// <summary>Returns the stored rows for these ids (tombstones included, with Json null); ids the
+        /// store never saw are absent from the result.</summary>
+        Task<IReadOnlyDictionary<string, StoredProfile>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken);
+
+        /// <summary>Number of live (not deleted) profiles.</summary>
+        Task<long> CountAsync(CancellationToken cancellationToken);
+    }
+}

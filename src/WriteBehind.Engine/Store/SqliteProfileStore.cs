@@ -1,0 +1,432 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.IO;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using Microsoft.Data.Sqlite;
+
+namespace WriteBehind.Engine.Store
+{
+    /// <summary>
+    /// A system of record in one SQLite file (WAL mode, synchronous=NORMAL). One connection per instance,
+    /// opened on first use and serialised by a semaphore, so a batch commit costs one transaction.
+    /// </summary>
+    /// <remarks>
+    /// Rows are versioned: an upsert applies only when its version is newer than the stored one, and a
+    /// deleted profile is kept as a tombstone (json NULL, deleted 1) carrying its version, so a replayed
+    /// or out-of-order older write can never bring it back.
+    /// Microsoft.Data.Sqlite is synchronous underneath; the async methods run on the calling thread once
+    /// the connection is theirs.
+    /// </remarks>
+    public sealed class SqliteProfileStore : IProfileStore
+    {
+        /// <summary>The schema version this code writes and understands.</summary>
+        internal const int CurrentSchemaVersion = 1;
+
+        /// <summary>Most parameters put in one IN (...) list.</summary>
+        internal const int MaxParametersPerQuery = 500;
+
+        private static readonly TimeSpan DefaultBusyTimeout = TimeSpan.FromMilliseconds(5000);
+
+        private const string UpsertSql =
+            "INSERT INTO user_profiles(user_id, json, version, deleted, updated_at) " +
+            "VALUES($user_id, $json, $version, $deleted, $updated_at) " +
+            "ON CONFLICT(user_id) DO UPDATE SET json = excluded.json, version = excluded.version, " +
+            "deleted = excluded.deleted, updated_at = excluded.updated_at " +
+            "WHERE excluded.version > user_profiles.version";
+
+        private const string CreateSchemaSql =
+            "CREATE TABLE IF NOT EXISTS wb_schema(version INTEGER NOT NULL);" +
+            "CREATE TABLE IF NOT EXISTS user_profiles(" +
+            "user_id TEXT PRIMARY KEY NOT NULL, " +
+            "json TEXT NULL, " +
+            "version INTEGER NOT NULL, " +
+            "deleted INTEGER NOT NULL DEFAULT 0, " +
+            "updated_at TEXT NOT NULL) WITHOUT ROWID;";
+
+        private readonly string _fullPath;
+        private readonly int _busyTimeoutMs;
+        private readonly SemaphoreSlim _gate = new SemaphoreSlim(1, 1);
+        private SqliteConnection _connection;
+        private volatile bool _disposed;
+
+        /// <param name="filePath">The database file; created with its parent directory when missing.</param>
+        /// <param name="busyTimeout">How long a statement waits for another connection's lock before the
+        /// operation fails with <see cref="StoreUnavailableException"/>; 5 seconds when null.</param>
+        public SqliteProfileStore(string filePath, TimeSpan? busyTimeout = null)
+        {
+            if (string.IsNullOrWhiteSpace(filePath))
+                throw new ArgumentException("A SQLite file path is required.", nameof(filePath));
+
+            TimeSpan timeout = busyTimeout ?? DefaultBusyTimeout;
+            if (timeout < TimeSpan.Zero || timeout.TotalMilliseconds > int.MaxValue)
+                throw new ArgumentOutOfRangeException(nameof(busyTimeout), "The busy timeout must be between 0 and int.MaxValue ms.");
+
+            _fullPath = Path.GetFullPath(filePath);
+            _busyTimeoutMs = (int)timeout.TotalMilliseconds;
+        }
+
+        public string Description => "sqlite:" + _fullPath;
+
+        /// <summary>Full path of the database file.</summary>
+        public string FilePath => _fullPath;
+
+        public Task<StoreCommitResult> CommitAsync(IReadOnlyList<ProfileRow> rows, CancellationToken cancellationToken)
+        {
+            if (rows == null)
+                throw new ArgumentNullException(nameof(rows));
+            for (int i = 0; i < rows.Count; i++)
+            {
+                if (rows[i] == null)
+                    throw new ArgumentException("Row " + i + " is null.", nameof(rows));
+            }
+
+            return RunAsync("commit " + rows.Count + " row(s) to", cancellationToken, connection => Commit(connection, rows, cancellationToken));
+        }
+
+        public Task<IReadOnlyDictionary<string, StoredProfile>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
+        {
+            if (userIds == null)
+                throw new ArgumentNullException(nameof(userIds));
+
+            var distinct = new List<string>(userIds.Count);
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (string id in userIds)
+            {
+                if (id == null)
+                    throw new ArgumentException("A user id is null.", nameof(userIds));
+                if (seen.Add(id))
+                    distinct.Add(id);
+            }
+
+            return RunAsync("read " + distinct.Count + " row(s) from", cancellationToken, connection => Get(connection, distinct, cancellationToken));
+        }
+
+        public Task<long> CountAsync(CancellationToken cancellationToken)
+        {
+            return RunAsync("count the rows of", cancellationToken, connection =>
+            {
+                using (SqliteCommand command = connection.CreateCommand())
+                {
+                    command.CommandText = "SELECT COUNT(*) FROM user_profiles WHERE deleted = 0";
+                    return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
+                }
+            });
+        }
+
+        public void Dispose()
+        {
+            if (_disposed)
+                return;
+            _disposed = true;
+
+            // Wait for an operation in flight to finish with the connection before closing it.
+            _gate.Wait();
+            try
+            {
+                CloseConnection();
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }
+
+        private static StoreCommitResult Commit(SqliteConnection connection, IReadOnlyList<ProfileRow> rows, CancellationToken cancellationToken)
+        {
+            if (rows.Count == 0)
+                return new StoreCommitResult(0, 0);
+
+            string updatedAt = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture);
+            int applied = 0;
+            int stale = 0;
+
+            // BeginTransaction() issues BEGIN IMMEDIATE: the write lock is taken (or the busy timeout hit)
+            // up front rather than halfway through the batch.
+            using (SqliteTransaction transaction = connection.BeginTransaction())
+            using (SqliteCommand command = connection.CreateCommand())
+            {
+                command.Transaction = transaction;
+                command.CommandText = UpsertSql;
+                SqliteParameter userId = command.Parameters.Add("$user_id", SqliteType.Text);
+                SqliteParameter json = command.Parameters.Add("$json", SqliteType.Text);
+                SqliteParameter version = command.Parameters.Add("$version", SqliteType.Integer);
+                SqliteParameter deleted = command.Parameters.Add("$deleted", SqliteType.Integer);
+                SqliteParameter updated = command.Parameters.Add("$updated_at", SqliteType.Text);
+                updated.Value = updatedAt;
+                command.Prepare();
+
+                for (int i = 0; i < rows.Count; i++)
+                {
+                    if ((i & 0xFF) == 0)
+                        cancellationToken.ThrowIfCancellationRequested(); // disposing the transaction rolls back
+
+                    ProfileRow row = rows[i];
+                    userId.Value = row.UserId;
+                    json.Value = row.IsDeleted ? (object)DBNull.Value : row.Json;
+                    version.Value = row.Version;
+                    deleted.Value = row.IsDeleted ? 1L : 0L;
+
+                    // changes() of the upsert: 1 when inserted or updated, 0 when the WHERE kept the stored row.
+                    if (command.ExecuteNonQuery() == 1)
+                        applied++;
+                    else
+                        stale++;
+                }
+
+                transaction.Commit();
+            }
+
+            return new StoreCommitResult(applied, stale);
+        }
+
+        private static IReadOnlyDictionary<string, StoredProfile> Get(SqliteConnection connection, List<string> ids, CancellationToken cancellationToken)
+        {
+            var result = new Dictionary<string, StoredProfile>(StringComparer.Ordinal);
+            if (ids.Count == 0)
+                return result;
+
+            // A read transaction so that every batch sees the same snapshot.
+            using (SqliteTransaction transaction = connection.BeginTransaction(deferred: true))
+            {
+                for (int start = 0; start < ids.Count; start += MaxParametersPerQuery)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    int count = Math.Min(MaxParametersPerQuery, ids.Count - start);
+
+                    using (SqliteCommand command = connection.CreateCommand())
+                    {
+                        command.Transaction = transaction;
+                        var sql = new StringBuilder("SELECT user_id, json, version, updated_at FROM user_profiles WHERE user_id IN (", 96 + count * 7);
+                        for (int i = 0; i < count; i++)
+                        {
+                            string name = "$p" + i.ToString(CultureInfo.InvariantCulture);
+                            if (i > 0)
+                                sql.Append(',');
+                            sql.Append(name);
+                            command.Parameters.Add(name, SqliteType.Text).Value = ids[start + i];
+                        }
+                        sql.Append(')');
+                        command.CommandText = sql.ToString();
+
+                        using (SqliteDataReader reader = command.ExecuteReader())
+                        {
+                            while (reader.Read())
+                            {
+                                string userId = reader.GetString(0);
+                                string json = reader.IsDBNull(1) ? null : reader.GetString(1);
+                                long version = reader.GetInt64(2);
+                                DateTimeOffset updatedAt = ParseTimestamp(reader.GetString(3));
+                                result[userId] = new StoredProfile(userId, json, version, updatedAt);
+                            }
+                        }
+                    }
+                }
+
+                transaction.Commit();
+            }
+
+            return result;
+        }
+
+        private static DateTimeOffset ParseTimestamp(string text)
+        {
+            return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out DateTimeOffset value)
+                ? value
+                : DateTimeOffset.MinValue;
+        }
+
+        private async Task<T> RunAsync<T>(string what, CancellationToken cancellationToken, Func<SqliteConnection, T> work)
+        {
+            ThrowIfDisposed();
+            cancellationToken.ThrowIfCancellationRequested();
+
+            await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                ThrowIfDisposed();
+                try
+                {
+                    return work(EnsureOpen());
+                }
+                catch (SqliteException ex)
+                {
+                    if (IsTransient(ex.SqliteErrorCode))
+                    {
+                        // The connection may be wedged (file replaced, I/O error...): start afresh next time.
+                        CloseConnection();
+                        throw new StoreUnavailableException(
+                            "SQLite store " + _fullPath + " is unavailable; could not " + what + " it: " + ex.Message, ex);
+                    }
+                    throw new StoreException("SQLite store " + _fullPath + ": could not " + what + " it: " + ex.Message, ex);
+                }
+                catch (IOException ex)
+                {
+                    CloseConnection();
+                    throw new StoreUnavailableException(
+                        "SQLite store " + _fullPath + " is unavailable; could not " + what + " it: " + ex.Message, ex);
+                }
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }
+
+        /// <summary>SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL,
+        /// including their extended codes (the primary code is the low byte).</summary>
+        internal static bool IsTransient(int sqliteErrorCode)
+        {
+            switch (sqliteErrorCode & 0xFF)
+            {
+                case 5:  // SQLITE_BUSY
+                case 6:  // SQLITE_LOCKED
+                case 10: // SQLITE_IOERR
+                case 13: // SQLITE_FULL
+                case 14: // SQLITE_CANTOPEN
+                case 15: // SQLITE_PROTOCOL
+                    return true;
+                default:
+                    return false;
+            }
+        }
+
+        /// <summary>Opens the connection and brings the schema up to date; caller holds the gate.</summary>
+        private SqliteConnection EnsureOpen()
+        {
+            if (_connection != null)
+                return _connection;
+
+            try
+            {
+                SqliteNative.EnsureLoaded();
+            }
+            catch (Exception ex) when (ex is TypeInitializationException || ex is DllNotFoundException
+                                       || ex is EntryPointNotFoundException || ex is BadImageFormatException)
+            {
+                throw new StoreException(
+                    "The native SQLite library (e_sqlite3) could not be loaded for " + SqliteNative.CurrentRid() + ": " + ex.Message, ex);
+            }
+
+            string directory = Path.GetDirectoryName(_fullPath);
+            if (!string.IsNullOrEmpty(directory))
+                Directory.CreateDirectory(directory);
+
+            var builder = new SqliteConnectionStringBuilder
+            {
+                DataSource = _fullPath,
+                Mode = SqliteOpenMode.ReadWriteCreate,
+                Cache = SqliteCacheMode.Private,
+                // One long-lived connection per store: no pool, so Dispose really closes the file.
+                Pooling = false,
+            };
+
+            var connection = new SqliteConnection(builder.ToString());
+            try
+            {
+                // Microsoft.Data.Sqlite retries busy/locked statements itself until the command timeout
+                // (whole seconds, 0 = forever); keep that bound in step with busy_timeout.
+                connection.DefaultTimeout = Math.Max(1, (int)Math.Ceiling(_busyTimeoutMs / 1000.0));
+                connection.Open();
+
+                Execute(connection, "PRAGMA busy_timeout = " + _busyTimeoutMs.ToString(CultureInfo.InvariantCulture));
+                Execute(connection, "PRAGMA journal_mode = WAL");
+                Execute(connection, "PRAGMA synchronous = NORMAL");
+
+                EnsureSchema(connection);
+            }
+            catch
+            {
+                connection.Dispose();
+                throw;
+            }
+
+            _connection = connection;
+            return connection;
+        }
+
+        private void EnsureSchema(SqliteConnection connection)
+        {
+            long version = ReadSchemaVersion(connection);
+            CheckSchemaVersion(version);
+            if (version == CurrentSchemaVersion)
+                return;
+
+            using (SqliteTransaction transaction = connection.BeginTransaction())
+            {
+                // Another process may have got there first.
+                version = ReadSchemaVersion(connection, transaction);
+                CheckSchemaVersion(version);
+                if (version < 1)
+                {
+                    Execute(connection, CreateSchemaSql, transaction);
+                    Execute(connection, "DELETE FROM wb_schema", transaction);
+                    Execute(connection, "INSERT INTO wb_schema(version) VALUES(1)", transaction);
+                }
+                // Future migrations: if (version < 2) { ...; UPDATE wb_schema SET version = 2 }
+                transaction.Commit();
+            }
+        }
+
+        private void CheckSchemaVersion(long version)
+        {
+            if (version > CurrentSchemaVersion)
+            {
+                throw new InvalidOperationException(
+                    "SQLite store " + _fullPath + " has schema version " + version.ToString(CultureInfo.InvariantCulture) +
+                    ", newer than the version " + CurrentSchemaVersion.ToString(CultureInfo.InvariantCulture) +
+                    " this WriteBehind understands. Upgrade WriteBehind or point it at another file.");
+            }
+        }
+
+        /// <summary>The version in wb_schema, or 0 when the table is missing or empty.</summary>
+        private static long ReadSchemaVersion(SqliteConnection connection, SqliteTransaction transaction = null)
+        {
+            using (SqliteCommand command = connection.CreateCommand())
+            {
+                command.Transaction = transaction;
+                command.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'wb_schema'";
+                if (Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture) == 0)
+                    return 0;
+
+                command.CommandText = "SELECT MAX(version) FROM wb_schema";
+                object value = command.ExecuteScalar();
+                return value == null || value is DBNull ? 0 : Convert.ToInt64(value, CultureInfo.InvariantCulture);
+            }
+        }
+
+        private static void Execute(SqliteConnection connection, string sql, SqliteTransaction transaction = null)
+        {
+            using (SqliteCommand command = connection.CreateCommand())
+            {
+                command.Transaction = transaction;
+                command.CommandText = sql;
+                command.ExecuteNonQuery();
+            }
+        }
+
+        private void CloseConnection()
+        {
+            SqliteConnection connection = _connection;
+            _connection = null;
+            if (connection == null)
+                return;
+            try
+            {
+                connection.Dispose();
+            }
+            catch (Exception)
+            {
+                // Closing a broken connection must not hide the error that broke it.
+            }
+        }
+
+        private void ThrowIfDisposed()
+        {
+            if (_disposed)
+                throw new ObjectDisposedException(nameof(SqliteProfileStore));
+        }
+    }
+}

@@ -1,0 +1,375 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Net;
+using System.Threading;
+using System.Threading.Tasks;
+using StackExchange.Redis;
+using WriteBehind.Engine.Redis;
+using WriteBehind.Engine.Store;
+
+namespace WriteBehind.Engine
+{
+    /// <summary>An open connection to the cache/queue (Redis) and, opened on first use, the store. All the
+    /// module's Redis work goes through here; every multi-key change is one Lua script.</summary>
+    public sealed class WriteBehindConnection : IDisposable
+    {
+        private readonly ConnectionMultiplexer _mux;
+        private readonly object _storeLock = new object();
+        private IProfileStore _store;
+
+        private WriteBehindConnection(ConnectionMultiplexer mux, WriteBehindOptions options, string endpoint)
+        {
+            _mux = mux;
+            Options = options;
+            RedisEndpoint = endpoint;
+            Keys = new KeyNames(options.KeyPrefix);
+            Database = mux.GetDatabase();
+        }
+
+        public WriteBehindOptions Options { get; }
+        public KeyNames Keys { get; }
+        /// <summary>The Redis endpoint(s), safe to print: never the password.</summary>
+        public string RedisEndpoint { get; }
+        public string StoreUri => Options.Store;
+        public bool IsConnected => _mux.IsConnected;
+        internal IDatabase Database { get; }
+
+        public static async Task<WriteBehindConnection> ConnectAsync(WriteBehindOptions options)
+        {
+            options = options?.Clone() ?? WriteBehindOptions.FromEnvironment();
+            ConfigurationOptions config;
+            try
+            {
+                config = ConfigurationOptions.Parse(options.Redis ?? WriteBehindOptions.DefaultRedis);
+            }
+            catch (Exception ex) when (ex is ArgumentException || ex is FormatException)
+            {
+                throw new WriteBehindException(ErrorIds.InvalidConfiguration,
+                    "The Redis configuration string could not be parsed: " + Scrub(ex.Message, options), null);
+            }
+            if (options.RedisUser != null) config.User = options.RedisUser;
+            if (options.RedisPassword != null) config.Password = options.RedisPassword;
+            if ((options.Redis ?? "").IndexOf("connectTimeout", StringComparison.OrdinalIgnoreCase) < 0)
+                config.ConnectTimeout = (int)options.ConnectTimeout.TotalMilliseconds;
+            config.AbortOnConnectFail = true;
+            config.ConnectRetry = 1;
+            config.ClientName = "WriteBehind";
+            if (config.EndPoints.Count == 0) config.EndPoints.Add("localhost", 6379);
+            string endpoint = string.Join(",", config.EndPoints.Select(FormatEndPoint));
+            try
+            {
+                var mux = await ConnectionMultiplexer.ConnectAsync(config).ConfigureAwait(false);
+                return new WriteBehindConnection(mux, options, endpoint);
+            }
+            catch (Exception ex) when (ex is RedisException || ex is TimeoutException || ex is System.Net.Sockets.SocketException)
+            {
+                throw new WriteBehindException(ErrorIds.RedisUnavailable,
+                    $"Cannot connect to Redis at {endpoint}: {Reason(ex, options)}", null);
+            }
+        }
+
+        private static string FormatEndPoint(EndPoint ep)
+        {
+            switch (ep)
+            {
+                case DnsEndPoint dns: return dns.Host + ":" + dns.Port.ToString(CultureInfo.InvariantCulture);
+                case IPEndPoint ip: return ip.ToString();
+                default: return ep.ToString();
+            }
+        }
+
+        private static string Reason(Exception ex, WriteBehindOptions options)
+        {
+            string msg = ex.Message;
+            if (msg.IndexOf("NOAUTH", StringComparison.Ordinal) >= 0 || msg.IndexOf("WRONGPASS", StringComparison.Ordinal) >= 0
+                || msg.IndexOf("AuthenticationFailure", StringComparison.Ordinal) >= 0)
+                return "authentication failed (check the user name and password)";
+            int cut = msg.IndexOf(" on ", StringComparison.Ordinal);
+            if (msg.StartsWith("It was not possible to connect", StringComparison.Ordinal))
+                return "the server did not answer (is it running, and is the port right?)";
+            return Scrub(cut > 0 ? msg.Substring(0, cut) : msg, options);
+        }
+
+        /// <summary>Removes the password from a message, whatever the message is.</summary>
+        internal static string Scrub(string message, WriteBehindOptions options)
+        {
+            if (string.IsNullOrEmpty(message)) return message;
+            if (!string.IsNullOrEmpty(options?.RedisPassword)) message = message.Replace(options.RedisPassword, "***");
+            try
+            {
+                var parsed = ConfigurationOptions.Parse(options?.Redis ?? "", ignoreUnknown: true);
+                if (!string.IsNullOrEmpty(parsed.Password)) message = message.Replace(parsed.Password, "***");
+            }
+            catch (Exception) { /* an unparsable string has no password to hide beyond the option itself */ }
+            return message;
+        }
+
+        /// <summary>The store, opened on first use.</summary>
+        public IProfileStore Store
+        {
+            get
+            {
+                lock (_storeLock)
+                {
+                    if (_store == null) _store = StoreFactory.Open(Options.Store);
+                    return _store;
+                }
+            }
+        }
+
+        public string StoreDescription
+        {
+            get { try { return Store.Description; } catch (WriteBehindException) { return Options.Store; } }
+        }
+
+        internal async Task<T> RedisAsync<T>(Func<IDatabase, Task<T>> call)
+        {
+            try
+            {
+                return await call(Database).ConfigureAwait(false);
+            }
+            catch (RedisServerException ex) when (ex.Message.StartsWith("WB_QUEUE_FULL", StringComparison.Ordinal)
+                                                  || ex.Message.IndexOf("WB_QUEUE_FULL", StringComparison.Ordinal) >= 0)
+            {
+                string msg = ex.Message.Substring(ex.Message.IndexOf("WB_QUEUE_FULL", StringComparison.Ordinal) + "WB_QUEUE_FULL ".Length);
+                throw new WriteBehindException(ErrorIds.QueueFull, "The write queue is full: " + msg + ". Run Invoke-WriteBehindFlush or raise -HighWaterMark.");
+            }
+            catch (Exception ex) when (ex is RedisConnectionException || ex is RedisTimeoutException || ex is ObjectDisposedException)
+            {
+                throw new WriteBehindException(ErrorIds.RedisUnavailable,
+                    $"Lost the connection to Redis at {RedisEndpoint}: {Scrub(FirstLine(ex.Message), Options)}", null);
+            }
+            catch (RedisServerException ex)
+            {
+                throw new WriteBehindException(ErrorIds.RedisCommandFailed,
+                    $"Redis at {RedisEndpoint} refused a command: {Scrub(FirstLine(ex.Message), Options)}", null);
+            }
+        }
+
+        private static string FirstLine(string s)
+        {
+            int nl = s.IndexOf('\n');
+            return nl < 0 ? s : s.Substring(0, nl).TrimEnd('\r');
+        }
+
+        private RedisValue HighWater => Options.HighWaterMark;
+
+        /// <summary>Writes profiles (already validated JSON) to the cache, bumps their versions and queues
+        /// their persists, in one script per call. Returns the new versions.</summary>
+        public Task<long[]> SetProfilesAsync(IReadOnlyList<KeyValuePair<string, string>> profiles, bool queue)
+        {
+            var args = new RedisValue[2 + profiles.Count * 2];
+            args[0] = queue ? "1" : "0";
+            args[1] = HighWater;
+            for (int i = 0; i < profiles.Count; i++)
+            {
+                args[2 + 2 * i] = KeyNames.Field(profiles[i].Key);
+                args[3 + 2 * i] = profiles[i].Value;
+            }
+            var keys = new RedisKey[] { Keys.Cache, Keys.Versions, Keys.Queue };
+            return RedisAsync(async db => (long[])await Scripts.SetProfiles.EvaluateAsync(db, keys, args).ConfigureAwait(false));
+        }
+
+        /// <summary>Removes profiles from the cache and queues their versioned tombstones, atomically.
+        /// Returns for each id whether a cached profile was removed.</summary>
+        public Task<bool[]> RemoveProfilesAsync(IReadOnlyList<string> userIds)
+        {
+            var args = new RedisValue[1 + userIds.Count];
+            args[0] = HighWater;
+            for (int i = 0; i < userIds.Count; i++) args[1 + i] = KeyNames.Field(userIds[i]);
+            var keys = new RedisKey[] { Keys.Cache, Keys.Versions, Keys.Queue };
+            return RedisAsync(async db =>
+                ((long[])await Scripts.RemoveProfiles.EvaluateAsync(db, keys, args).ConfigureAwait(false)).Select(x => x == 1).ToArray());
+        }
+
+        /// <summary>LPUSHes items (already checked against the grammar). Returns the queue depth after.</summary>
+        public Task<long> EnqueueAsync(IReadOnlyList<string> items)
+        {
+            var args = new RedisValue[1 + items.Count];
+            args[0] = HighWater;
+            for (int i = 0; i < items.Count; i++) args[1 + i] = items[i];
+            var keys = new RedisKey[] { Keys.Queue };
+            return RedisAsync(async db => (long)await Scripts.Enqueue.EvaluateAsync(db, keys, args).ConfigureAwait(false));
+        }
+
+        public Task<long> ClearQueueAsync() =>
+            RedisAsync(async db => (long)await Scripts.ClearQueue.EvaluateAsync(db, new RedisKey[] { Keys.Queue }, Array.Empty<RedisValue>()).ConfigureAwait(false));
+
+        public Task<long> GetQueueDepthAsync() => RedisAsync(db => db.ListLengthAsync(Keys.Queue));
+
+        /// <summary>The pending items, oldest first.</summary>
+        public Task<string[]> GetQueueItemsAsync(long max = 1000) =>
+            RedisAsync(async db =>
+            {
+                var values = await db.ListRangeAsync(Keys.Queue, -max, -1).ConfigureAwait(false);
+                Array.Reverse(values);
+                return values.Select(v => (string)v).ToArray();
+            });
+
+        /// <summary>Cached state of profiles (null entries for ids not in the cache).</summary>
+        public Task<ProfileState[]> GetCachedAsync(IReadOnlyList<string> userIds) =>
+            RedisAsync(async db =>
+            {
+                var fields = userIds.Select(id => (RedisValue)KeyNames.Field(id)).ToArray();
+                var raw = (RedisResult[])await Scripts.ReadState.EvaluateAsync(db, new RedisKey[] { Keys.Cache, Keys.Versions }, fields).ConfigureAwait(false);
+                var result = new ProfileState[userIds.Count];
+                for (int i = 0; i < userIds.Count; i++)
+                {
+                    if (raw[2 * i].IsNull) continue;
+                    long version = raw[2 * i + 1].IsNull ? 0 : (long)raw[2 * i + 1];
+                    result[i] = new ProfileState(userIds[i], (string)raw[2 * i], version, ProfileSource.Cache);
+                }
+                return result;
+            });
+
+        /// <summary>Versions known to the cache (also for deleted profiles: the tombstones).</summary>
+        public Task<long?[]> GetVersionsAsync(IReadOnlyList<string> userIds) =>
+            RedisAsync(async db =>
+            {
+                var values = await db.HashGetAsync(Keys.Versions, userIds.Select(id => (RedisValue)KeyNames.Field(id)).ToArray()).ConfigureAwait(false);
+                return values.Select(v => v.IsNull ? (long?)null : (long)v).ToArray();
+            });
+
+        /// <summary>Streams every cached profile (HSCAN), with versions fetched page by page.</summary>
+        public IEnumerable<ProfileState> ScanCached(string userIdPattern = "*", int pageSize = 1000)
+        {
+            var page = new List<HashEntry>(pageSize);
+            IEnumerable<HashEntry> scan;
+            try
+            {
+                scan = Database.HashScan(Keys.Cache, "user:" + (userIdPattern ?? "*"), pageSize);
+            }
+            catch (Exception ex) when (ex is RedisConnectionException || ex is RedisTimeoutException)
+            {
+                throw new WriteBehindException(ErrorIds.RedisUnavailable, $"Lost the connection to Redis at {RedisEndpoint}.", null);
+            }
+            foreach (var entry in scan)
+            {
+                page.Add(entry);
+                if (page.Count == pageSize)
+                {
+                    foreach (var p in VersionPage(page)) yield return p;
+                    page.Clear();
+                }
+            }
+            foreach (var p in VersionPage(page)) yield return p;
+        }
+
+        private IEnumerable<ProfileState> VersionPage(List<HashEntry> page)
+        {
+            if (page.Count == 0) yield break;
+            var versions = Database.HashGet(Keys.Versions, page.Select(e => e.Name).ToArray());
+            for (int i = 0; i < page.Count; i++)
+            {
+                string field = page[i].Name;
+                yield return new ProfileState(field.Substring(5), page[i].Value, versions[i].IsNull ? 0 : (long)versions[i], ProfileSource.Cache);
+            }
+        }
+
+        /// <summary>Puts a store row back into the cache after a miss unless the cache knows newer state.
+        /// Returns the JSON now cached, or null when the cache has newer state (e.g. a newer delete).</summary>
+        public Task<string> ReadThroughAsync(string userId, string json, long version) =>
+            RedisAsync(async db =>
+            {
+                var r = await Scripts.ReadThrough.EvaluateAsync(db, new RedisKey[] { Keys.Cache, Keys.Versions },
+                    new RedisValue[] { KeyNames.Field(userId), json, version }).ConfigureAwait(false);
+                return r.IsNull ? null : (string)r;
+            });
+
+        public async Task<DeadLetter[]> GetDeadLettersAsync(long max = long.MaxValue)
+        {
+            return await RedisAsync(async db =>
+            {
+                var items = await db.ListRangeAsync(Keys.DeadLetters, max == long.MaxValue ? 0 : -max, -1).ConfigureAwait(false);
+                // LPUSHed: the right end is the oldest
+                Array.Reverse(items);
+                var infos = items.Length == 0 ? Array.Empty<RedisValue>() : await db.HashGetAsync(Keys.DeadLetterInfo, items).ConfigureAwait(false);
+                var result = new DeadLetter[items.Length];
+                for (int i = 0; i < items.Length; i++) result[i] = ParseDeadLetter(i, items[i], infos[i]);
+                return result;
+            }).ConfigureAwait(false);
+        }
+
+        private static DeadLetter ParseDeadLetter(long index, RedisValue item, RedisValue info)
+        {
+            string reason = null;
+            int attempts = 0;
+            DateTimeOffset? first = null, last = null;
+            if (!info.IsNull)
+            {
+                string[] parts = ((string)info).Split(new[] { '|' }, 4);
+                if (parts.Length == 4)
+                {
+                    int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out attempts);
+                    if (long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out long f)) first = DateTimeOffset.FromUnixTimeMilliseconds(f);
+                    if (long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out long l)) last = DateTimeOffset.FromUnixTimeMilliseconds(l);
+                    reason = parts[3];
+                }
+            }
+            return new DeadLetter(index, item, reason, attempts, first, last);
+        }
+
+        public async Task<WriteBehindStatus> GetStatusAsync(bool includeStore, CancellationToken cancellationToken)
+        {
+            var status = await RedisAsync(async db =>
+            {
+                var batch = db.CreateBatch();
+                var depth = batch.ListLengthAsync(Keys.Queue);
+                var dead = batch.ListLengthAsync(Keys.DeadLetters);
+                var cached = batch.HashLengthAsync(Keys.Cache);
+                var leases = batch.SortedSetRangeByScoreWithScoresAsync(Keys.Leases);
+                var stats = batch.HashGetAllAsync(Keys.Stats);
+                batch.Execute();
+                await Task.WhenAll(depth, dead, cached, leases, stats).ConfigureAwait(false);
+                long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                long inFlight = 0;
+                foreach (var lease in leases.Result)
+                    inFlight += await db.ListLengthAsync((string)lease.Element).ConfigureAwait(false);
+                var s = stats.Result.ToDictionary(e => (string)e.Name, e => e.Value);
+                var st = new WriteBehindStatus
+                {
+                    Redis = RedisEndpoint,
+                    Store = Options.Store,
+                    KeyPrefix = Keys.Prefix,
+                    QueueDepth = depth.Result,
+                    DeadLetters = dead.Result,
+                    CachedProfiles = cached.Result,
+                    Leases = leases.Result.Length,
+                    ExpiredLeases = leases.Result.Count(l => l.Score < now),
+                    InFlight = inFlight,
+                    HighWaterMark = Options.HighWaterMark,
+                };
+                if (s.TryGetValue("lastFlushAt", out var at)) st.LastFlushAt = DateTimeOffset.FromUnixTimeMilliseconds((long)at);
+                if (s.TryGetValue("lastFlushDequeued", out var dq)) st.LastFlushDequeued = (long)dq;
+                if (s.TryGetValue("lastFlushRate", out var rate)) st.LastFlushItemsPerSecond = double.Parse(rate, CultureInfo.InvariantCulture);
+                if (s.TryGetValue("lastFlushError", out var err) && !err.IsNullOrEmpty) st.LastFlushError = err;
+                if (st.QueueDepth == 0 && st.InFlight == 0) st.Lag = TimeSpan.Zero;
+                else if (s.TryGetValue("lastDrainedAt", out var drained))
+                    st.Lag = TimeSpan.FromMilliseconds(Math.Max(0, now - (long)drained));
+                return st;
+            }).ConfigureAwait(false);
+            if (includeStore)
+            {
+                try
+                {
+                    status.Store = Store.Description;
+                    status.StoredProfiles = await Store.CountAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (StoreException) { status.StoredProfiles = null; }
+            }
+            return status;
+        }
+
+        public void Dispose()
+        {
+            lock (_storeLock)
+            {
+                _store?.Dispose();
+                _store = null;
+            }
+            _mux.Dispose();
+        }
+    }
+}

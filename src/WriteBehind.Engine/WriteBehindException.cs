@@ -1,0 +1,30 @@
+using System;
+
+namespace WriteBehind.Engine
+{
+    /// <summary>Stable error ids; the cmdlets put them into ErrorRecord.FullyQualifiedErrorId.</summary>
+    public static class ErrorIds
+    {
+        public const string InvalidUserId = "InvalidUserId";
+        public const string InvalidProfileJson = "InvalidProfileJson";
+        public const string InvalidQueueItem = "InvalidQueueItem";
+        public const string QueueFull = "QueueFull";
+        public const string RedisUnavailable = "RedisUnavailable";
+        public const string RedisCommandFailed = "RedisCommandFailed";
+        public const string StoreUnavailable = "StoreUnavailable";
+        public const string StoreFailed = "StoreFailed";
+        public const string InvalidStoreUri = "InvalidStoreUri";
+        public const string InvalidConfiguration = "InvalidConfiguration";
+    }
+
+    /// <summary>An error the engine explains itself; <see cref="ErrorId"/> is stable across versions.</summary>
+    public class WriteBehindException : Exception
+    {
+        public WriteBehindException(string errorId, string message, Exception inner = null) : base(message, inner)
+        {
+            ErrorId = errorId;
+        }
+
+        public string ErrorId { get; }
+    }
+}

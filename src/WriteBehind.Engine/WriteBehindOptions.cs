@@ -1,0 +1,55 @@
+using System;
+using System.Globalization;
+using System.IO;
+
+namespace WriteBehind.Engine
+{
+    /// <summary>Where the cache, queue and store are, and the limits. Built by Connect-WriteBehind or from
+    /// the environment (WRITEBEHIND_REDIS, WRITEBEHIND_STORE, WRITEBEHIND_KEY_PREFIX, WRITEBEHIND_HIGH_WATER_MARK).</summary>
+    public sealed class WriteBehindOptions
+    {
+        public const string DefaultRedis = "localhost:6379";
+        public const long DefaultHighWaterMark = 10_000_000;
+
+        /// <summary>A StackExchange.Redis configuration string (endpoints and options). May hold a
+        /// password; it is never printed.</summary>
+        public string Redis { get; set; } = DefaultRedis;
+        public string RedisUser { get; set; }
+        public string RedisPassword { get; set; }
+        /// <summary>Store URI: <c>sqlite:///abs/path.db</c>, <c>sqlite:relative.db</c> or a plain path.</summary>
+        public string Store { get; set; } = DefaultStoreUri;
+        public string KeyPrefix { get; set; } = string.Empty;
+        /// <summary>Producers fail with QueueFull when the queue would pass this depth (0: unbounded).</summary>
+        public long HighWaterMark { get; set; } = DefaultHighWaterMark;
+        public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+        /// <summary>The default store file: &lt;LocalApplicationData&gt;/WriteBehind/writebehind.db
+        /// (~/.local/share/WriteBehind/writebehind.db on Linux, %LOCALAPPDATA%\WriteBehind\writebehind.db on Windows).</summary>
+        public static string DefaultStorePath =>
+            Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify),
+                         "WriteBehind", "writebehind.db");
+
+        public static string DefaultStoreUri => "sqlite://" + (DefaultStorePath.StartsWith("/") ? "" : "/") + DefaultStorePath.Replace('\\', '/');
+
+        public static WriteBehindOptions FromEnvironment()
+        {
+            var o = new WriteBehindOptions();
+            string redis = Environment.GetEnvironmentVariable("WRITEBEHIND_REDIS");
+            if (!string.IsNullOrWhiteSpace(redis)) o.Redis = redis;
+            string store = Environment.GetEnvironmentVariable("WRITEBEHIND_STORE");
+            if (!string.IsNullOrWhiteSpace(store)) o.Store = store;
+            string prefix = Environment.GetEnvironmentVariable("WRITEBEHIND_KEY_PREFIX");
+            if (!string.IsNullOrEmpty(prefix)) o.KeyPrefix = prefix;
+            string hw = Environment.GetEnvironmentVariable("WRITEBEHIND_HIGH_WATER_MARK");
+            if (!string.IsNullOrWhiteSpace(hw))
+            {
+                if (!long.TryParse(hw, NumberStyles.None, CultureInfo.InvariantCulture, out long mark))
+                    throw new WriteBehindException(ErrorIds.InvalidConfiguration, "WRITEBEHIND_HIGH_WATER_MARK must be a non-negative integer.");
+                o.HighWaterMark = mark;
+            }
+            return o;
+        }
+
+        public WriteBehindOptions Clone() => (WriteBehindOptions)MemberwiseClone();
+    }
+}

@@ -1,0 +1,84 @@
+using System;
+using System.Management.Automation;
+using System.Net;
+using WriteBehind.Engine;
+
+namespace WriteBehind.Commands
+{
+    /// <summary>Opens the connection the other cmdlets use by default.</summary>
+    [Cmdlet(VerbsCommunications.Connect, "WriteBehind")]
+    [OutputType(typeof(WriteBehindConnection))]
+    public sealed class ConnectWriteBehindCommand : PSCmdlet
+    {
+        /// <summary>StackExchange.Redis configuration, e.g. "localhost:6379" or "host:6380,ssl=true".</summary>
+        [Parameter(Position = 0)]
+        [ValidateNotNullOrEmpty]
+        public string Redis { get; set; }
+
+        [Parameter]
+        [Credential]
+        public PSCredential Credential { get; set; }
+
+        /// <summary>Store URI, e.g. sqlite:///var/lib/app/profiles.db.</summary>
+        [Parameter(Position = 1)]
+        [ValidateNotNullOrEmpty]
+        public string Store { get; set; }
+
+        /// <summary>Prefix for every key (e.g. "app1:" or a cluster hash tag "{wb}").</summary>
+        [Parameter]
+        [AllowEmptyString]
+        public string KeyPrefix { get; set; }
+
+        /// <summary>Queue depth past which producers get QueueFull (0: unbounded).</summary>
+        [Parameter]
+        [ValidateRange(0, long.MaxValue)]
+        public long HighWaterMark { get; set; } = -1;
+
+        [Parameter]
+        public SwitchParameter PassThru { get; set; }
+
+        protected override void EndProcessing()
+        {
+            WriteBehindOptions options;
+            try
+            {
+                options = WriteBehindOptions.FromEnvironment();
+                if (Redis != null) options.Redis = Redis;
+                if (Store != null) options.Store = Store;
+                if (KeyPrefix != null) options.KeyPrefix = KeyPrefix;
+                if (HighWaterMark >= 0) options.HighWaterMark = HighWaterMark;
+                if (Credential != null && Credential != PSCredential.Empty)
+                {
+                    if (!string.IsNullOrEmpty(Credential.UserName) && Credential.UserName != "default") options.RedisUser = Credential.UserName;
+                    options.RedisPassword = new NetworkCredential(string.Empty, Credential.Password).Password;
+                }
+                // Fail now on a malformed store URI rather than at the first flush.
+                WriteBehind.Engine.Store.StoreFactory.SqlitePath(options.Store);
+                new KeyNames(options.KeyPrefix);
+            }
+            catch (WriteBehindException ex)
+            {
+                ThrowTerminatingError(new ErrorRecord(ex, ex.ErrorId, WriteBehindCmdlet.CategoryOf(ex.ErrorId), Store));
+                return;
+            }
+            catch (ArgumentException ex)
+            {
+                ThrowTerminatingError(new ErrorRecord(ex, ErrorIds.InvalidConfiguration, ErrorCategory.InvalidArgument, KeyPrefix));
+                return;
+            }
+            WriteBehindConnection connection;
+            try
+            {
+                connection = WriteBehindConnection.ConnectAsync(options).GetAwaiter().GetResult();
+            }
+            catch (WriteBehindException ex)
+            {
+                ThrowTerminatingError(new ErrorRecord(ex, ex.ErrorId, WriteBehindCmdlet.CategoryOf(ex.ErrorId), null));
+                return;
+            }
+            ConnectionRegistry.SetDefault(connection);
+            WriteVerbose($"Connected to Redis at {connection.RedisEndpoint}; store {connection.StoreUri}; key prefix '{connection.Keys.Prefix}'.");
+            if (PassThru) WriteObject(connection);
+        }
+    }
+}

@@ -1,0 +1,124 @@
+using System.Collections.Generic;
+using System.Linq;
+using System.Management.Automation;
+using WriteBehind.Engine;
+using WriteBehind.Engine.Store;
+
+namespace WriteBehind.Commands
+{
+    /// <summary>Reads profiles: cache first, then the store on a miss (which repopulates the cache).</summary>
+    [Cmdlet(VerbsCommon.Get, "UserProfile")]
+    [OutputType(typeof(UserProfile))]
+    public sealed class GetUserProfileCommand : WriteBehindCmdlet
+    {
+        private const int ChunkSize = 500;
+        private readonly List<string> _buffer = new List<string>();
+
+        /// <summary>Ids to read; without it, every cached profile (streamed with HSCAN).</summary>
+        [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [Alias("Id")]
+        [ValidateNotNullOrEmpty]
+        public string[] UserId { get; set; }
+
+        /// <summary>Read the store (the system of record) directly, bypassing the cache.</summary>
+        [Parameter]
+        public SwitchParameter FromStore { get; set; }
+
+        protected override void ProcessRecord()
+        {
+            if (UserId == null) return;
+            foreach (var id in UserId)
+            {
+                if (!UserIds.IsValid(id))
+                {
+                    try { UserIds.Validate(id); } catch (WriteBehindException ex) { WriteFailure(ex, id); }
+                    continue;
+                }
+                _buffer.Add(id);
+                if (_buffer.Count >= ChunkSize) Send();
+            }
+        }
+
+        protected override void EndProcessing()
+        {
+            if (UserId == null && !MyInvocation.ExpectingInput)
+            {
+                if (FromStore)
+                {
+                    ThrowTerminatingError(new ErrorRecord(new PSArgumentException("-FromStore needs -UserId."),
+                        "FromStoreNeedsUserId", ErrorCategory.InvalidArgument, null));
+                }
+                try
+                {
+                    foreach (var p in ResolvedConnection.ScanCached())
+                    {
+                        if (Stopping.IsCancellationRequested) return;
+                        WriteObject(new UserProfile(p.UserId, p.Json, p.Version, p.Source));
+                    }
+                }
+                catch (WriteBehindException ex) { ThrowFailure(ex, null); }
+                return;
+            }
+            Send();
+        }
+
+        private void Send()
+        {
+            if (_buffer.Count == 0) return;
+            var ids = _buffer.ToArray();
+            _buffer.Clear();
+            var connection = ResolvedConnection;
+            ProfileState[] cached;
+            try
+            {
+                cached = FromStore ? new ProfileState[ids.Length] : Run(_ => connection.GetCachedAsync(ids));
+            }
+            catch (WriteBehindException ex)
+            {
+                ThrowFailure(ex, null);
+                return;
+            }
+            var misses = ids.Where((id, i) => cached[i] == null).Distinct().ToList();
+            IReadOnlyDictionary<string, StoredProfile> stored = null;
+            if (misses.Count > 0)
+            {
+                try
+                {
+                    stored = Run(ct => connection.Store.GetAsync(misses, ct));
+                }
+                catch (System.Exception ex) when (ex is WriteBehindException || ex is StoreException)
+                {
+                    WriteFailure(ex, connection.StoreUri);
+                }
+            }
+            for (int i = 0; i < ids.Length; i++)
+            {
+                if (cached[i] != null)
+                {
+                    WriteObject(new UserProfile(ids[i], cached[i].Json, cached[i].Version, ProfileSource.Cache));
+                    continue;
+                }
+                if (stored != null && stored.TryGetValue(ids[i], out var row) && !row.IsDeleted)
+                {
+                    if (FromStore)
+                    {
+                        WriteObject(new UserProfile(ids[i], row.Json, row.Version, ProfileSource.Store));
+                        continue;
+                    }
+                    string json;
+                    try { json = Run(_ => connection.ReadThroughAsync(ids[i], row.Json, row.Version)); }
+                    catch (WriteBehindException ex) { WriteFailure(ex, ids[i]); continue; }
+                    // null: the cache knows a newer state (a delete), which wins over the store's copy.
+                    if (json != null)
+                    {
+                        WriteObject(new UserProfile(ids[i], row.Json, row.Version, ProfileSource.Store));
+                        continue;
+                    }
+                }
+                WriteError(new ErrorRecord(
+                    new ItemNotFoundException($"No profile for user id '{ids[i]}' in the cache or the store."),
+                    "UserProfileNotFound", ErrorCategory.ObjectNotFound, ids[i]));
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+using System;
+using System.Diagnostics;
+using System.Management.Automation;
+using WriteBehind.Engine;
+
+namespace WriteBehind.Commands
+{
+    /// <summary>Drains the write queue into the store, oldest first, in batches.</summary>
+    [Cmdlet(VerbsLifecycle.Invoke, "WriteBehindFlush", SupportsShouldProcess = true)]
+    [OutputType(typeof(FlushResult))]
+    public sealed class InvokeWriteBehindFlushCommand : WriteBehindCmdlet
+    {
+        [Parameter]
+        [ValidateRange(1, 5000)]
+        public int BatchSize { get; set; } = 1000;
+
+        /// <summary>Stop after this many items (default: until the queue is empty).</summary>
+        [Parameter]
+        [ValidateRange(1, long.MaxValue)]
+        public long MaxItems { get; set; }
+
+        /// <summary>Take no new batch after this long.</summary>
+        [Parameter]
+        public TimeSpan MaxDuration { get; set; }
+
+        /// <summary>How long a batch is safe from recovery by other flushers (renewed while it runs).</summary>
+        [Parameter]
+        public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(60);
+
+        /// <summary>How long transient store errors are retried before the flush fails.</summary>
+        [Parameter]
+        public TimeSpan RetryTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+        /// <summary>Only re-persist expired leases of crashed flushers; take nothing new.</summary>
+        [Parameter]
+        public SwitchParameter RecoverOnly { get; set; }
+
+        protected override void EndProcessing()
+        {
+            var connection = ResolvedConnection;
+            if (!ShouldProcess($"{connection.Keys.Queue} -> {connection.StoreUri}", "Flush the write queue into the store")) return;
+            var options = new FlushOptions
+            {
+                BatchSize = BatchSize,
+                MaxItems = MaxItems,
+                MaxDuration = MyInvocation.BoundParameters.ContainsKey(nameof(MaxDuration)) ? MaxDuration : (TimeSpan?)null,
+                LeaseDuration = LeaseDuration,
+                RetryTimeout = RetryTimeout,
+                RecoverOnly = RecoverOnly,
+            };
+            var activity = "Flushing " + connection.Keys.Queue;
+            var progressRecord = new ProgressRecord(1, activity, "Starting");
+            var throttle = Stopwatch.StartNew();
+            bool progressShown = false;
+            FlushResult result;
+            try
+            {
+                result = RunPumping((ct, post) =>
+                {
+                    var flusher = new Flusher(connection);
+                    flusher.Log += message => post(() => WriteVerbose(message));
+                    var progress = new SynchronousProgress<FlushProgress>(p =>
+                    {
+                        if (throttle.ElapsedMilliseconds < 250) return;
+                        throttle.Restart();
+                        post(() =>
+                        {
+                            long total = p.Dequeued + p.Remaining;
+                            progressRecord.StatusDescription = $"{p.Dequeued:N0} done, {p.Remaining:N0} remaining, {p.ItemsPerSecond:N0} items/s";
+                            progressRecord.PercentComplete = total > 0 ? (int)Math.Min(100, p.Dequeued * 100 / total) : 100;
+                            WriteProgress(progressRecord);
+                            progressShown = true;
+                        });
+                    });
+                    return flusher.FlushAsync(options, progress, ct);
+                });
+            }
+            catch (FlushFailedException ex)
+            {
+                CompleteProgress(progressRecord, progressShown);
+                WriteObject(ex.Result);
+                ThrowFailure(ex, connection.Keys.Queue);
+                return;
+            }
+            catch (WriteBehindException ex)
+            {
+                CompleteProgress(progressRecord, progressShown);
+                ThrowFailure(ex, connection.Keys.Queue);
+                return;
+            }
+            CompleteProgress(progressRecord, progressShown);
+            WriteObject(result);
+        }
+
+        private void CompleteProgress(ProgressRecord record, bool shown)
+        {
+            if (!shown) return;
+            record.RecordType = ProgressRecordType.Completed;
+            WriteProgress(record);
+        }
+
+        /// <summary>IProgress that reports on the caller's thread (Progress&lt;T&gt; would post to the pool).</summary>
+        private sealed class SynchronousProgress<T> : IProgress<T>
+        {
+            private readonly Action<T> _report;
+            public SynchronousProgress(Action<T> report) => _report = report;
+            public void Report(T value) => _report(value);
+        }
+    }
+}

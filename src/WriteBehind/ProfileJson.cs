@@ -1,0 +1,217 @@
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Management.Automation;
+using System.Text;
+using WriteBehind.Engine;
+using WriteBehind.Engine.Json;
+
+namespace WriteBehind.Commands
+{
+    /// <summary>Turns what users pass as a profile or patch (JSON text, a dictionary, or any object) into
+    /// JSON text, and JSON text back into an object for output.</summary>
+    internal static class ProfileJson
+    {
+        private static readonly string[] IdPropertyNames = { "UserId", "Id" };
+
+        /// <summary>JSON text is validated and kept byte for byte; anything else is serialized compactly
+        /// with its properties in order (an Id/UserId property names the profile and is left out).</summary>
+        public static string FromInput(object input)
+        {
+            object value = input is PSObject pso ? pso.BaseObject : input;
+            if (value == null)
+                throw new WriteBehindException(ErrorIds.InvalidProfileJson, "The profile is null.");
+            if (value is string text)
+            {
+                if (!JsonText.TryValidateObject(text, out string reason))
+                    throw new WriteBehindException(ErrorIds.InvalidProfileJson, "The profile is not a valid JSON object: " + reason);
+                return text;
+            }
+            if (value is PSCustomObject && input is PSObject custom)
+            {
+                // An object piped as { UserId; Profile } carries its profile in one property.
+                PSPropertyInfo inner = null;
+                int others = 0;
+                foreach (var p in custom.Properties)
+                {
+                    if (IsIdProperty(p.Name)) continue;
+                    if (string.Equals(p.Name, "Profile", StringComparison.OrdinalIgnoreCase) || string.Equals(p.Name, "Update", StringComparison.OrdinalIgnoreCase)) inner = p;
+                    else others++;
+                }
+                if (inner != null && others == 0) return FromInput(inner.Value);
+            }
+            try
+            {
+                return JsonText.Serialize(input, v => Normalize(v, topLevel: ReferenceEquals(v, input)));
+            }
+            catch (ArgumentException ex)
+            {
+                throw new WriteBehindException(ErrorIds.InvalidProfileJson, "The profile cannot be written as JSON: " + ex.Message);
+            }
+        }
+
+        private static bool IsIdProperty(string name)
+        {
+            foreach (var n in IdPropertyNames)
+                if (string.Equals(n, name, StringComparison.OrdinalIgnoreCase)) return true;
+            return false;
+        }
+
+        private static object Normalize(object value, bool topLevel)
+        {
+            if (value is PSObject pso)
+            {
+                object baseObject = pso.BaseObject;
+                if (!(baseObject is PSCustomObject)) return Normalize(baseObject, topLevel);
+                var members = new List<KeyValuePair<string, object>>();
+                foreach (var p in pso.Properties)
+                {
+                    if (topLevel && IsIdProperty(p.Name)) continue;
+                    object v;
+                    try { v = p.Value; } catch (GetValueException) { continue; }
+                    members.Add(new KeyValuePair<string, object>(p.Name, v));
+                }
+                return members;
+            }
+            if (value == null || value is string || value is IDictionary || value is IEnumerable || value is DateTime || value is DateTimeOffset
+                || value is Guid || value is Enum || value is Uri || value is TimeSpan || value.GetType().IsPrimitive || value is decimal)
+            {
+                if (topLevel && value is IDictionary dict) return WithoutIds(dict);
+                return value;
+            }
+            // Any other object: its public properties, in declaration order.
+            var wrapped = PSObject.AsPSObject(value);
+            var list = new List<KeyValuePair<string, object>>();
+            foreach (var p in wrapped.Properties)
+            {
+                if (topLevel && IsIdProperty(p.Name)) continue;
+                object v;
+                try { v = p.Value; } catch (GetValueException) { continue; }
+                list.Add(new KeyValuePair<string, object>(p.Name, v));
+            }
+            return list;
+        }
+
+        private static object WithoutIds(IDictionary dict)
+        {
+            bool hasId = false;
+            foreach (var k in dict.Keys) if (k is string s && IsIdProperty(s)) hasId = true;
+            if (!hasId) return dict;
+            var list = new List<KeyValuePair<string, object>>();
+            foreach (DictionaryEntry e in dict)
+            {
+                string name = Convert.ToString(e.Key, CultureInfo.InvariantCulture);
+                if (IsIdProperty(name)) continue;
+                list.Add(new KeyValuePair<string, object>(name, e.Value));
+            }
+            return list;
+        }
+
+        /// <summary>The id of a piped object: its UserId or Id property, if any.</summary>
+        public static string IdOf(object input)
+        {
+            if (!(input is PSObject pso)) return null;
+            foreach (var n in IdPropertyNames)
+            {
+                var p = pso.Properties[n];
+                if (p != null && p.Value != null) return Convert.ToString(p.Value, CultureInfo.InvariantCulture);
+            }
+            return null;
+        }
+
+        /// <summary>Reads JSON text (already valid) into PSObjects, arrays and scalars for display.</summary>
+        public static object ToObject(string json)
+        {
+            if (json == null) return null;
+            int i = 0;
+            try
+            {
+                return ReadValue(json, ref i);
+            }
+            catch (Exception ex) when (ex is FormatException || ex is IndexOutOfRangeException || ex is ArgumentException)
+            {
+                return null; // a profile some raw writer stored as non-JSON: the Json property still shows it
+            }
+        }
+
+        private static void SkipWs(string s, ref int i)
+        {
+            while (i < s.Length && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
+        }
+
+        private static object ReadValue(string s, ref int i)
+        {
+            SkipWs(s, ref i);
+            char c = s[i];
+            if (c == '{')
+            {
+                var obj = new PSObject();
+                i++;
+                SkipWs(s, ref i);
+                if (s[i] == '}') { i++; return obj; }
+                while (true)
+                {
+                    SkipWs(s, ref i);
+                    string name = ReadString(s, ref i);
+                    SkipWs(s, ref i);
+                    i++; // ':'
+                    object v = ReadValue(s, ref i);
+                    if (obj.Properties[name] == null) obj.Properties.Add(new PSNoteProperty(name, v));
+                    SkipWs(s, ref i);
+                    if (s[i++] == '}') return obj;
+                }
+            }
+            if (c == '[')
+            {
+                var list = new List<object>();
+                i++;
+                SkipWs(s, ref i);
+                if (s[i] == ']') { i++; return list.ToArray(); }
+                while (true)
+                {
+                    list.Add(ReadValue(s, ref i));
+                    SkipWs(s, ref i);
+                    if (s[i++] == ']') return list.ToArray();
+                }
+            }
+            if (c == '"') return ReadString(s, ref i);
+            if (string.CompareOrdinal(s, i, "true", 0, 4) == 0) { i += 4; return true; }
+            if (string.CompareOrdinal(s, i, "false", 0, 5) == 0) { i += 5; return false; }
+            if (string.CompareOrdinal(s, i, "null", 0, 4) == 0) { i += 4; return null; }
+            int start = i;
+            while (i < s.Length && "+-0123456789.eE".IndexOf(s[i]) >= 0) i++;
+            string num = s.Substring(start, i - start);
+            if (num.IndexOfAny(new[] { '.', 'e', 'E' }) < 0)
+            {
+                if (long.TryParse(num, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long l)) return l;
+                if (decimal.TryParse(num, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out decimal d)) return d;
+            }
+            return double.Parse(num, NumberStyles.Float, CultureInfo.InvariantCulture);
+        }
+
+        private static string ReadString(string s, ref int i)
+        {
+            if (s[i] != '"') throw new FormatException("expected a string");
+            i++;
+            var sb = new StringBuilder();
+            while (true)
+            {
+                char c = s[i++];
+                if (c == '"') return sb.ToString();
+                if (c != '\\') { sb.Append(c); continue; }
+                char e = s[i++];
+                switch (e)
+                {
+                    case 'b': sb.Append('\b'); break;
+                    case 'f': sb.Append('\f'); break;
+                    case 'n': sb.Append('\n'); break;
+                    case 'r': sb.Append('\r'); break;
+                    case 't': sb.Append('\t'); break;
+                    case 'u': sb.Append((char)int.Parse(s.Substring(i, 4), NumberStyles.HexNumber, CultureInfo.InvariantCulture)); i += 4; break;
+                    default: sb.Append(e); break;
+                }
+            }
+        }
+    }
+}

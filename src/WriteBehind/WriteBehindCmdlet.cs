@@ -1,0 +1,101 @@
+using System;
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using System.Threading;
+using System.Threading.Tasks;
+using WriteBehind.Engine;
+using WriteBehind.Engine.Store;
+
+namespace WriteBehind.Commands
+{
+    /// <summary>Shared plumbing: connection resolution, running engine work on the pipeline thread with
+    /// Ctrl+C observed, and ErrorRecords with stable ids.</summary>
+    public abstract class WriteBehindCmdlet : PSCmdlet
+    {
+        private readonly CancellationTokenSource _stop = new CancellationTokenSource();
+        private WriteBehindConnection _connection;
+
+        /// <summary>A connection from Connect-WriteBehind -PassThru; by default the session's connection,
+        /// else one made from $env:WRITEBEHIND_REDIS / $env:WRITEBEHIND_STORE.</summary>
+        [Parameter]
+        [ValidateNotNull]
+        public WriteBehindConnection Connection { get; set; }
+
+        protected CancellationToken Stopping => _stop.Token;
+
+        protected WriteBehindConnection ResolvedConnection
+        {
+            get
+            {
+                if (_connection != null) return _connection;
+                try
+                {
+                    _connection = Connection ?? ConnectionRegistry.Resolve();
+                }
+                catch (WriteBehindException ex)
+                {
+                    ThrowTerminatingError(ToErrorRecord(ex, null));
+                }
+                return _connection;
+            }
+        }
+
+        protected override void StopProcessing() => _stop.Cancel();
+
+        /// <summary>Runs engine work and waits for it here, on the pipeline thread.</summary>
+        protected T Run<T>(Func<CancellationToken, Task<T>> work)
+        {
+            return work(_stop.Token).GetAwaiter().GetResult();
+        }
+
+        /// <summary>Runs long engine work on the thread pool while this (pipeline) thread writes what it
+        /// reports: Write* is never called from another thread.</summary>
+        protected T RunPumping<T>(Func<CancellationToken, Action<Action>, Task<T>> work)
+        {
+            var pending = new BlockingCollection<Action>();
+            var task = Task.Run(() => work(_stop.Token, a => pending.Add(a)));
+            task.ContinueWith(_ => pending.CompleteAdding(), TaskScheduler.Default);
+            foreach (var action in pending.GetConsumingEnumerable()) action();
+            return task.GetAwaiter().GetResult();
+        }
+
+        internal static ErrorCategory CategoryOf(string errorId)
+        {
+            switch (errorId)
+            {
+                case ErrorIds.InvalidUserId:
+                case ErrorIds.InvalidStoreUri:
+                case ErrorIds.InvalidConfiguration: return ErrorCategory.InvalidArgument;
+                case ErrorIds.InvalidProfileJson:
+                case ErrorIds.InvalidQueueItem: return ErrorCategory.InvalidData;
+                case ErrorIds.QueueFull: return ErrorCategory.LimitsExceeded;
+                case ErrorIds.RedisUnavailable: return ErrorCategory.ConnectionError;
+                case ErrorIds.StoreUnavailable: return ErrorCategory.ResourceUnavailable;
+                case ErrorIds.StoreFailed: return ErrorCategory.WriteError;
+                default: return ErrorCategory.InvalidOperation;
+            }
+        }
+
+        protected ErrorRecord ToErrorRecord(Exception ex, object target)
+        {
+            if (ex is AggregateException agg && agg.InnerExceptions.Count == 1) ex = agg.InnerException;
+            switch (ex)
+            {
+                case WriteBehindException wbe:
+                    return new ErrorRecord(wbe, wbe.ErrorId, CategoryOf(wbe.ErrorId), target);
+                case StoreUnavailableException sue:
+                    return new ErrorRecord(sue, ErrorIds.StoreUnavailable, ErrorCategory.ResourceUnavailable, target);
+                case StoreException se:
+                    return new ErrorRecord(se, ErrorIds.StoreFailed, ErrorCategory.WriteError, target);
+                case OperationCanceledException oce:
+                    return new ErrorRecord(oce, "OperationStopped", ErrorCategory.OperationStopped, target);
+                default:
+                    return new ErrorRecord(ex, "UnexpectedError", ErrorCategory.NotSpecified, target);
+            }
+        }
+
+        protected void WriteFailure(Exception ex, object target) => WriteError(ToErrorRecord(ex, target));
+
+        protected void ThrowFailure(Exception ex, object target) => ThrowTerminatingError(ToErrorRecord(ex, target));
+    }
+}

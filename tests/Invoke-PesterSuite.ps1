@@ -1,0 +1,22 @@
+# Runs the Pester suite in this (child) pwsh against the built module and writes the counts as JSON.
+param(
+    [Parameter(Mandatory)] [string] $PesterPath,
+    [Parameter(Mandatory)] [string] $ModulePath,
+    [Parameter(Mandatory)] [string] $Redis,
+    [string] $ServerKind = 'Redis',
+    [Parameter(Mandatory)] [string] $ResultPath,
+    [string[]] $ExcludeTag = @()
+)
+$ErrorActionPreference = 'Stop'
+Import-Module $PesterPath -Force
+$env:WRITEBEHIND_TEST_MODULE = $ModulePath
+$env:WRITEBEHIND_TEST_REDIS = $Redis
+$env:WRITEBEHIND_TEST_SERVER_KIND = $ServerKind
+$config = New-PesterConfiguration
+$config.Run.Path = Join-Path $PSScriptRoot 'cmdlets'
+$config.Run.PassThru = $true
+$config.Output.Verbosity = 'Normal'
+if ($ExcludeTag) { $config.Filter.ExcludeTag = $ExcludeTag }
+$result = Invoke-Pester -Configuration $config
+[pscustomobject]@{ Passed = $result.PassedCount; Failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount; Skipped = $result.SkippedCount } |
+    ConvertTo-Json | Set-Content -Path $ResultPath
