@@ -9,7 +9,7 @@ param(
 )
 $ErrorActionPreference = 'Stop'
 Import-Module $PesterPath -Force
-$env:WRITEBEHIND_TEST_MODULE = $ModulePath
+$env:WRITEBEHIND_TEST_MODULE = (Resolve-Path $ModulePath).Path
 $env:WRITEBEHIND_TEST_REDIS = $Redis
 $env:WRITEBEHIND_TEST_SERVER_KIND = $ServerKind
 $config = New-PesterConfiguration

@@ -1,0 +1,266 @@
+# Cmdlet behaviour on a private key prefix per test: interop with raw Redis, byte-exactness, pipelines,
+# poison items, bad input, and connection failures.
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+}
+
+Describe 'Interop with raw Redis commands' {
+    BeforeEach {
+        $script:P = New-TestPrefix
+        $script:StorePath = New-TestStore
+        $script:C = Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P -PassThru
+    }
+    AfterEach { Disconnect-WriteBehind; Remove-TestKeys $script:P }
+
+    It 'flushes an item LPUSHed with a raw command exactly like one the module queued' {
+        Set-UserProfile -UserId u1 -Profile '{"name":"Alice","age":"30"}'
+        Set-UserProfile -UserId u2 -Profile '{"name":"Bob","age":"25"}'
+        $null = Invoke-Raw 'LPUSH' @("$($script:P)write_queue", 'update:user:u1:{"age":"31"}')
+        Add-WriteQueueItem -UserId u2 -Update '{"age":"26"}'
+        $r = Invoke-WriteBehindFlush
+        $r.DeadLettered | Should -Be 0
+        Get-RawString "$($script:P)user_profiles" 'user:u1' | Should -BeExactly '{"name":"Alice","age":"31"}'
+        Get-RawString "$($script:P)user_profiles" 'user:u2' | Should -BeExactly '{"name":"Bob","age":"26"}'
+        (Get-StoreRow $script:StorePath 'u1').Json | Should -BeExactly '{"name":"Alice","age":"31"}'
+    }
+    It 'a profile HSET raw is read by Get-UserProfile, and a module write reads back with raw HGET' {
+        $null = Invoke-Raw 'HSET' @("$($script:P)user_profiles", 'user:raw1', '{"x":1}')
+        (Get-UserProfile -UserId raw1).Json | Should -BeExactly '{"x":1}'
+        Set-UserProfile -UserId m1 -Profile '{"a": [1, 2], "b" : "c"}'
+        Get-RawString "$($script:P)user_profiles" 'user:m1' | Should -BeExactly '{"a": [1, 2], "b" : "c"}'
+    }
+    It 'every key carries the prefix and none of the default names is touched' {
+        Set-UserProfile -UserId k1 -Profile '{"a":1}'
+        Invoke-WriteBehindFlush | Out-Null
+        $script:Db.KeyExists("$($script:P)user_profiles") | Should -BeTrue
+        $script:Db.KeyExists("$($script:P)user_profiles:versions") | Should -BeTrue
+        $script:Db.HashExists('user_profiles', 'user:k1') | Should -BeFalse
+    }
+}
+
+Describe 'Byte-exact values' {
+    BeforeAll {
+        $script:P = New-TestPrefix
+        $script:StorePath = New-TestStore
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P
+    }
+    AfterAll { Disconnect-WriteBehind; Remove-TestKeys $script:P }
+
+    It 'patching one field keeps every other byte of the profile' {
+        $profile = '{"big":12345678901234567890,"f":1.0,"e":1e3,"nested":{"a":[1,{"b":"c"}],"d":null},"arr":[1.50,"x",true],"u":"é ü 🙂 \u00e9","q":"say \"hi\"\n","age":"30"}'
+        Set-UserProfile -UserId bx -Profile $profile
+        Add-WriteQueueItem -UserId bx -Update '{"age":"31"}'
+        Invoke-WriteBehindFlush | Out-Null
+        $expected = $profile.Replace('"age":"30"', '"age":"31"')
+        Get-RawString "$($script:P)user_profiles" 'user:bx' | Should -BeExactly $expected
+        (Get-StoreRow $script:StorePath 'bx').Json | Should -BeExactly $expected
+    }
+    It 'a new field is appended after the others' {
+        Set-UserProfile -UserId by -Profile '{"name":"Alice","age":"30"}'
+        Add-WriteQueueItem -UserId by -Update '{"city":"Oslo","age":"31"}'
+        Invoke-WriteBehindFlush | Out-Null
+        Get-RawString "$($script:P)user_profiles" 'user:by' | Should -BeExactly '{"name":"Alice","age":"31","city":"Oslo"}'
+    }
+}
+
+Describe 'Pipelines' {
+    BeforeEach {
+        $script:P = New-TestPrefix
+        $script:StorePath = New-TestStore
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P
+    }
+    AfterEach { Disconnect-WriteBehind; Remove-TestKeys $script:P }
+
+    It 'Import-Csv | Set-UserProfile makes a profile of the other columns, in their order' {
+        $csv = Join-Path ([IO.Path]::GetTempPath()) "users-$([guid]::NewGuid().ToString('N')).csv"
+        "Id,name,age`n2001,Carol,41`n2002,Dan,52" | Set-Content -Path $csv
+        Import-Csv $csv | Set-UserProfile
+        Get-RawString "$($script:P)user_profiles" 'user:2001' | Should -BeExactly '{"name":"Carol","age":"41"}'
+        Get-RawString "$($script:P)user_profiles" 'user:2002' | Should -BeExactly '{"name":"Dan","age":"52"}'
+        $script:Db.ListLength("$($script:P)write_queue") | Should -Be 2
+        Remove-Item $csv
+    }
+    It 'a dictionary profile is written as compact JSON in key order' {
+        Set-UserProfile -UserId d1 -Profile ([ordered]@{ name = 'Eve'; age = '33'; tags = @('a', 'b'); n = 5 })
+        Get-RawString "$($script:P)user_profiles" 'user:d1' | Should -BeExactly '{"name":"Eve","age":"33","tags":["a","b"],"n":5}'
+    }
+    It 'pipes 5000 profiles in one go, versions bumped and one persist queued each' {
+        1..5000 | ForEach-Object { [pscustomobject]@{ UserId = "p$_"; Profile = "{`"n`":$_}" } } | Set-UserProfile
+        $script:Db.HashLength("$($script:P)user_profiles") | Should -Be 5000
+        $script:Db.ListLength("$($script:P)write_queue") | Should -Be 5000
+        Get-RawString "$($script:P)user_profiles" 'user:p4321' | Should -BeExactly '{"n":4321}'
+        $r = Invoke-WriteBehindFlush -BatchSize 700
+        $r.Dequeued | Should -Be 5000
+        $r.Persisted | Should -Be 5000
+        (Get-WriteBehindStatus).StoredProfiles | Should -Be 5000
+    }
+    It '-CacheOnly warms the cache and queues nothing' {
+        Set-UserProfile -UserId w1 -Profile '{"a":1}' -CacheOnly
+        Get-RawString "$($script:P)user_profiles" 'user:w1' | Should -BeExactly '{"a":1}'
+        $script:Db.ListLength("$($script:P)write_queue") | Should -Be 0
+    }
+    It 'Get-UserProfile reads through from the store on a cache miss and repopulates the cache' {
+        Set-UserProfile -UserId rt -Profile '{"a":"from-store"}'
+        Invoke-WriteBehindFlush | Out-Null
+        $null = $script:Db.HashDelete("$($script:P)user_profiles", 'user:rt')
+        $p = Get-UserProfile -UserId rt
+        $p.Source | Should -Be 'Store'
+        $p.Json | Should -BeExactly '{"a":"from-store"}'
+        Get-RawString "$($script:P)user_profiles" 'user:rt' | Should -BeExactly '{"a":"from-store"}'
+    }
+    It 'Get-UserProfile without -UserId streams every cached profile' {
+        1..25 | ForEach-Object { Set-UserProfile -UserId "s$_" -Profile "{`"i`":$_}" -CacheOnly }
+        $all = @(Get-UserProfile)
+        $all.Count | Should -Be 25
+        ($all | Where-Object UserId -eq 's7').Json | Should -BeExactly '{"i":7}'
+    }
+    It 'a deleted profile is gone from the cache at once and a tombstone reaches the store' {
+        Set-UserProfile -UserId del1 -Profile '{"a":1}'
+        Invoke-WriteBehindFlush | Out-Null
+        Remove-UserProfile -UserId del1 -Confirm:$false
+        Get-RawString "$($script:P)user_profiles" 'user:del1' | Should -BeNullOrEmpty
+        Invoke-WriteBehindFlush | Out-Null
+        $row = Get-StoreRow $script:StorePath 'del1'
+        $row.Deleted | Should -BeTrue
+        $row.Json | Should -BeNullOrEmpty
+        { Get-UserProfile -UserId del1 -ErrorAction Stop } | Should -Throw -ErrorId 'UserProfileNotFound,WriteBehind.Commands.GetUserProfileCommand'
+    }
+}
+
+Describe 'Poison items go to the dead-letter list' {
+    BeforeAll {
+        $script:P = New-TestPrefix
+        $script:StorePath = New-TestStore
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P
+        $script:Poison = @(
+            'updat:user:1001:{"a":1}'
+            'update:user::{"a":1}'
+            'update:user:10 01:{"a":1}'
+            'update:user:1001:{"a":}'
+            'update:user:1001:[1,2]'
+            ''
+            'update:user:1001:{"a":1} trailing'
+            'update:user:1001:{"a":1,"a":2}'
+        )
+        Set-UserProfile -UserId 1001 -Profile '{"name":"Alice","age":"30"}'
+        Set-UserProfile -UserId 1002 -Profile '{"name":"Bob","age":"25"}'
+        Clear-WriteQueue -Confirm:$false | Out-Null
+        $i = 0
+        foreach ($item in $script:Poison) {
+            $null = Invoke-Raw 'LPUSH' @("$($script:P)write_queue", $item)
+            $i++
+            $null = Invoke-Raw 'LPUSH' @("$($script:P)write_queue", "update:user:100$(1 + $i % 2):{`"n`":`"$i`"}")
+        }
+        $script:Result = Invoke-WriteBehindFlush -BatchSize 5
+    }
+    AfterAll { Disconnect-WriteBehind; Remove-TestKeys $script:P }
+
+    It 'dead-letters every malformed item with its original text' {
+        $dead = @(Get-WriteBehindDeadLetter)
+        $dead.Count | Should -Be $script:Poison.Count
+        # oldest first, exactly as pushed
+        @($dead | ForEach-Object Item) | Should -BeExactly $script:Poison
+        Get-RawList "$($script:P)write_queue:dead" | Sort-Object | Should -BeExactly ($script:Poison | Sort-Object)
+    }
+    It 'gives each a reason' {
+        foreach ($d in Get-WriteBehindDeadLetter) { $d.Reason | Should -Not -BeNullOrEmpty; $d.Attempts | Should -BeGreaterOrEqual 1 }
+    }
+    It 'persists the good items around them' {
+        Get-RawString "$($script:P)user_profiles" 'user:1001' | Should -BeExactly '{"name":"Alice","age":"30","n":"8"}'
+        Get-RawString "$($script:P)user_profiles" 'user:1002' | Should -BeExactly '{"name":"Bob","age":"25","n":"7"}'
+        (Get-StoreRow $script:StorePath '1001').Json | Should -BeExactly '{"name":"Alice","age":"30","n":"8"}'
+    }
+    It 'accounts for every item: dequeued = persisted + coalesced + dead-lettered' {
+        $r = $script:Result
+        $r.Dequeued | Should -Be 16
+        $r.DeadLettered | Should -Be 8
+        ($r.Persisted + $r.Coalesced + $r.DeadLettered) | Should -Be $r.Dequeued
+        $script:Db.ListLength("$($script:P)write_queue") | Should -Be 0
+    }
+}
+
+Describe 'Bad input is refused with a stable ErrorId and writes nothing' {
+    BeforeEach {
+        $script:P = New-TestPrefix
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $script:P
+    }
+    AfterEach { Disconnect-WriteBehind; Remove-TestKeys $script:P }
+
+    It 'invalid JSON profile' {
+        { Set-UserProfile -UserId 5 -Profile '{"name":' -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidProfileJson,WriteBehind.Commands.SetUserProfileCommand'
+        $script:Db.KeyExists("$($script:P)user_profiles") | Should -BeFalse
+        $script:Db.KeyExists("$($script:P)write_queue") | Should -BeFalse
+    }
+    It 'JSON that is not an object' {
+        { Set-UserProfile -UserId 5 -Profile '[1,2]' -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidProfileJson,WriteBehind.Commands.SetUserProfileCommand'
+    }
+    It 'user id with a colon' {
+        { Set-UserProfile -UserId 'a:b' -Profile '{"a":1}' -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidUserId,WriteBehind.Commands.SetUserProfileCommand'
+        { Add-WriteQueueItem -UserId 'a:b' -Update '{"a":1}' -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidUserId,WriteBehind.Commands.AddWriteQueueItemCommand'
+        $script:Db.KeyExists("$($script:P)user_profiles") | Should -BeFalse
+        $script:Db.KeyExists("$($script:P)write_queue") | Should -BeFalse
+    }
+    It 'a raw item that breaks the grammar' {
+        { Add-WriteQueueItem -Item 'update:user:1:{oops' -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidQueueItem,WriteBehind.Commands.AddWriteQueueItemCommand'
+        $script:Db.KeyExists("$($script:P)write_queue") | Should -BeFalse
+    }
+    It 'one bad record in a pipeline does not stop the good ones' {
+        $errs = $null
+        @(
+            [pscustomobject]@{ UserId = 'g1'; Profile = '{"a":1}' }
+            [pscustomobject]@{ UserId = 'bad id'; Profile = '{"a":1}' }
+            [pscustomobject]@{ UserId = 'g2'; Profile = '{"a":2}' }
+        ) | Set-UserProfile -ErrorVariable errs -ErrorAction SilentlyContinue
+        $errs.Count | Should -Be 1
+        $errs[0].FullyQualifiedErrorId | Should -Be 'InvalidUserId,WriteBehind.Commands.SetUserProfileCommand'
+        $script:Db.HashLength("$($script:P)user_profiles") | Should -Be 2
+    }
+    It 'a queue past its high-water mark refuses producers with LimitsExceeded and writes nothing' {
+        Disconnect-WriteBehind
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $script:P -HighWaterMark 3
+        1..3 | ForEach-Object { Add-WriteQueueItem -UserId "h$_" -Update '{"a":1}' }
+        $err = $null
+        Set-UserProfile -UserId h9 -Profile '{"a":1}' -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -Be 'QueueFull,WriteBehind.Commands.SetUserProfileCommand'
+        $err[0].CategoryInfo.Category | Should -Be 'LimitsExceeded'
+        $script:Db.HashExists("$($script:P)user_profiles", 'user:h9') | Should -BeFalse
+        $script:Db.ListLength("$($script:P)write_queue") | Should -Be 3
+    }
+}
+
+Describe 'Connection failures' {
+    It 'Redis unreachable: one terminating error naming the endpoint, never the password' {
+        $port = & { $l = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0); $l.Start(); $p = $l.LocalEndpoint.Port; $l.Stop(); $p }
+        $secret = 'Sup3r-S3cret-Pw'
+        $cred = [pscredential]::new('default', (ConvertTo-SecureString $secret -AsPlainText -Force))
+        $err = $null
+        try { Connect-WriteBehind -Redis "127.0.0.1:$port,connectTimeout=1500" -Credential $cred -ErrorAction Stop } catch { $err = $_ }
+        $err | Should -Not -BeNullOrEmpty
+        $err.FullyQualifiedErrorId | Should -Be 'RedisUnavailable,WriteBehind.Commands.ConnectWriteBehindCommand'
+        $err.CategoryInfo.Category | Should -Be 'ConnectionError'
+        $err.Exception.Message | Should -Match ([regex]::Escape("127.0.0.1:$port"))
+        ($err | Out-String) | Should -Not -Match $secret
+        $err.Exception.ToString() | Should -Not -Match $secret
+    }
+    It 'a password inside the configuration string is not shown either' {
+        $port = & { $l = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0); $l.Start(); $p = $l.LocalEndpoint.Port; $l.Stop(); $p }
+        $err = $null
+        try { Connect-WriteBehind -Redis "127.0.0.1:$port,password=Inline-Pw-42,connectTimeout=1500" -ErrorAction Stop } catch { $err = $_ }
+        $err.FullyQualifiedErrorId | Should -Be 'RedisUnavailable,WriteBehind.Commands.ConnectWriteBehindCommand'
+        ($err | Out-String) | Should -Not -Match 'Inline-Pw-42'
+    }
+    It 'cmdlets without a connection use $env:WRITEBEHIND_REDIS' {
+        $p = New-TestPrefix
+        $env:WRITEBEHIND_REDIS = $script:RedisEndpoint
+        $env:WRITEBEHIND_KEY_PREFIX = $p
+        $env:WRITEBEHIND_STORE = "sqlite://$(New-TestStore)"
+        try {
+            Disconnect-WriteBehind
+            Set-UserProfile -UserId e1 -Profile '{"env":true}'
+            Get-RawString "$($p)user_profiles" 'user:e1' | Should -BeExactly '{"env":true}'
+        } finally {
+            Remove-Item Env:WRITEBEHIND_REDIS, Env:WRITEBEHIND_KEY_PREFIX, Env:WRITEBEHIND_STORE
+            Remove-TestKeys $p
+        }
+    }
+}
