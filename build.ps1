@@ -106,7 +106,12 @@ function Invoke-Test {
     if (Test-Path $results) { Remove-Item -Recurse -Force $results }
     New-Item -ItemType Directory -Force -Path $results | Out-Null
     Invoke-Native 'restoring Pester' { dotnet restore (Join-Path $PSScriptRoot 'tests/pester/PesterRestore.csproj') --nologo -v quiet }
-    $pester = Join-Path (Get-PackageFolder (Join-Path $PSScriptRoot 'tests/pester/obj/project.assets.json') 'Pester') 'tools/Pester.psd1'
+    # PackageDownload puts Pester in the package folder without listing it as a library.
+    $pesterProject = Join-Path $PSScriptRoot 'tests/pester/PesterRestore.csproj'
+    $pesterVersion = ([xml](Get-Content $pesterProject -Raw)).Project.ItemGroup.PackageDownload.Version.Trim('[', ']')
+    $packageRoots = (Get-Content (Join-Path $PSScriptRoot 'tests/pester/obj/project.assets.json') -Raw | ConvertFrom-Json -AsHashtable)['packageFolders'].Keys
+    $pester = $packageRoots | ForEach-Object { Join-Path $_ "pester/$pesterVersion/tools/Pester.psd1" } | Where-Object { Test-Path $_ } | Select-Object -First 1
+    if (-not $pester) { throw "Pester $pesterVersion was not restored." }
 
     $passed = 0; $failed = 0; $skipped = 0
     $server = $null
