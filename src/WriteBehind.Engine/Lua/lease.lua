@@ -48,23 +48,22 @@ for k = count, 1, -1 do
     local field = 'user:' .. id
     if kind == 'update' then
       local st = load(field)
-      if not st.json and st.ver > 0 then
+      -- the patch is checked first: whether an item is poison never depends on the cache's state
+      local qm, err = parse_object(rest)
+      if not qm then
+        reason = 'invalid JSON patch: ' .. err
+      elseif not st.json and st.ver > 0 then
         -- deleted profile: a patch never revives it (only a new set does); the tombstone is re-persisted
         superseded = superseded + 1
       else
-        local qm, err = parse_object(rest)
-        if not qm then
-          reason = 'invalid JSON patch: ' .. err
+        local base = st.json or '{}'
+        local pm, perr = parse_object(base)
+        if not pm then
+          reason = 'cached profile is not a JSON object: ' .. perr
         else
-          local base = st.json or '{}'
-          local pm, perr = parse_object(base)
-          if not pm then
-            reason = 'cached profile is not a JSON object: ' .. perr
-          else
-            st.json = merge(base, pm, rest, qm)
-            st.ver = st.ver + 1
-            st.dirty = true
-          end
+          st.json = merge(base, pm, rest, qm)
+          st.ver = st.ver + 1
+          st.dirty = true
         end
       end
     elseif kind == 'delete' and not rest then

@@ -1,0 +1,130 @@
+# One measurement of build.ps1 Bench, run in a fresh `dotnet pwsh -NoProfile` so that each figure is one
+# process's own (throughput, peak RSS). Prints progress to the host and, last, one line
+#   BENCH-RESULT {json}
+# that Bench.ps1 parses. Only the measured part is timed: the module import, the connection and the
+# building of the input array happen before the clock starts.
+param(
+    [Parameter(Mandatory)] [ValidateSet('SetUserProfile', 'AddWriteQueueItem', 'Naive', 'Flush', 'PipelineFloor')] [string] $Mode,
+    [Parameter(Mandatory)] [string] $ModulePath,
+    [Parameter(Mandatory)] [string] $Redis,
+    [long] $Count = 0,
+    [string] $Store,
+    [int] $BatchSize = 2000
+)
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version 3.0
+
+function Get-PeakRssBytes {
+    # VmHWM of this process (Linux); 0 where /proc is missing.
+    $status = '/proc/self/status'
+    if (-not (Test-Path $status)) { return 0 }
+    $line = Get-Content $status | Where-Object { $_ -like 'VmHWM:*' } | Select-Object -First 1
+    if ($line -match '(\d+)\s*kB') { return [long]$Matches[1] * 1024 }
+    return 0
+}
+
+function Get-CpuSeconds { [Diagnostics.Process]::GetCurrentProcess().TotalProcessorTime.TotalSeconds }
+
+$result = [ordered]@{ mode = $Mode; count = $Count }
+$sw = $null
+switch ($Mode) {
+    'SetUserProfile' {
+        Import-Module $ModulePath
+        $null = Connect-WriteBehind -Redis $Redis
+        $items = [object[]]::new($Count)
+        for ($i = 0; $i -lt $Count; $i++) {
+            $items[$i] = [pscustomobject]@{ UserId = "$i"; Profile = '{"name":"u' + $i + '","age":"30"}' }
+        }
+        $cpu0 = Get-CpuSeconds
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $items | Set-UserProfile
+        $sw.Stop()
+        $result.cpuSeconds = (Get-CpuSeconds) - $cpu0
+        $result.seconds = $sw.Elapsed.TotalSeconds
+    }
+    'AddWriteQueueItem' {
+        Import-Module $ModulePath
+        $null = Connect-WriteBehind -Redis $Redis
+        $items = [object[]]::new($Count)
+        for ($i = 0; $i -lt $Count; $i++) {
+            $items[$i] = [pscustomobject]@{ UserId = "$i"; Update = '{"age":"31"}' }
+        }
+        $cpu0 = Get-CpuSeconds
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $items | Add-WriteQueueItem
+        $sw.Stop()
+        $result.cpuSeconds = (Get-CpuSeconds) - $cpu0
+        $result.seconds = $sw.Elapsed.TotalSeconds
+    }
+    'Naive' {
+        # The loop an admin would write today: per item, ConvertTo-Json of a hashtable, then HSET and LPUSH
+        # through StackExchange.Redis (the copy shipped in the module folder), synchronous calls.
+        Add-Type -Path (Join-Path (Split-Path $ModulePath) 'StackExchange.Redis.dll')
+        $mux = [StackExchange.Redis.ConnectionMultiplexer]::Connect($Redis)
+        $db = $mux.GetDatabase()
+        $items = [object[]]::new($Count)
+        for ($i = 0; $i -lt $Count; $i++) {
+            $items[$i] = [pscustomobject]@{ UserId = "$i"; Profile = '{"name":"u' + $i + '","age":"30"}' }
+        }
+        $cpu0 = Get-CpuSeconds
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        foreach ($p in $items) {
+            $json = @{ name = "u$($p.UserId)"; age = '30' } | ConvertTo-Json -Compress
+            $null = $db.HashSet('user_profiles', "user:$($p.UserId)", $json)
+            $null = $db.ListLeftPush('write_queue', "update:user:$($p.UserId):$json")
+        }
+        $sw.Stop()
+        $result.cpuSeconds = (Get-CpuSeconds) - $cpu0
+        $result.seconds = $sw.Elapsed.TotalSeconds
+        $result.queueDepth = [long]$db.ListLength('write_queue')
+        $mux.Dispose()
+    }
+    'PipelineFloor' {
+        # What PowerShell itself costs for the same input: a compiled cmdlet with Set-UserProfile's two
+        # pipeline parameters (by property name) that does nothing with them.
+        $type = Add-Type -PassThru -TypeDefinition @'
+using System.Management.Automation;
+[Cmdlet("Set", "BenchNoOp")]
+public sealed class SetBenchNoOpCommand : PSCmdlet
+{
+    public static long Seen;
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("Id")]
+    [ValidateNotNullOrEmpty]
+    public string UserId { get; set; }
+    [Parameter(Mandatory = true, Position = 1, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    public object Profile { get; set; }
+    protected override void ProcessRecord() { Seen++; }
+}
+'@
+        Import-Module -Assembly ($type | Select-Object -First 1).Assembly
+        $items = [object[]]::new($Count)
+        for ($i = 0; $i -lt $Count; $i++) {
+            $items[$i] = [pscustomobject]@{ UserId = "$i"; Profile = '{"name":"u' + $i + '","age":"30"}' }
+        }
+        $cpu0 = Get-CpuSeconds
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $items | Set-BenchNoOp
+        $sw.Stop()
+        $result.cpuSeconds = (Get-CpuSeconds) - $cpu0
+        $result.seconds = $sw.Elapsed.TotalSeconds
+    }
+    'Flush' {
+        Import-Module $ModulePath
+        $null = Connect-WriteBehind -Redis $Redis -Store $Store
+        $cpu0 = Get-CpuSeconds
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $flush = Invoke-WriteBehindFlush -BatchSize $BatchSize
+        $sw.Stop()
+        $result.cpuSeconds = (Get-CpuSeconds) - $cpu0
+        $result.seconds = $sw.Elapsed.TotalSeconds
+        foreach ($name in 'Dequeued', 'Persisted', 'Coalesced', 'DeadLettered', 'InFlight', 'Recovered', 'StaleSkipped', 'Batches', 'Error') {
+            $result[$name.Substring(0, 1).ToLowerInvariant() + $name.Substring(1)] = $flush.$name
+        }
+        $result.count = $flush.Dequeued
+    }
+}
+if ($result.seconds -gt 0) { $result.perSecond = $result.count / $result.seconds }
+[GC]::Collect()
+$result.peakRssBytes = Get-PeakRssBytes
+'BENCH-RESULT ' + ($result | ConvertTo-Json -Compress)
