@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Concurrent;
+using System.Collections.Generic;
 using System.Management.Automation;
 using System.Threading;
 using System.Threading.Tasks;
@@ -57,6 +58,29 @@ namespace WriteBehind.Commands
             task.ContinueWith(_ => pending.CompleteAdding(), TaskScheduler.Default);
             foreach (var action in pending.GetConsumingEnumerable()) action();
             return task.GetAwaiter().GetResult();
+        }
+
+        /// <summary>Sends one chunk of buffered records. QueueFull means the script wrote none of the chunk:
+        /// each record gets its own error and the pipeline goes on; any other failure ends the command.</summary>
+        protected bool TrySendChunk<TItem, TResult>(IReadOnlyList<TItem> chunk, Func<TItem, object> targetOf,
+            Func<WriteBehindConnection, Task<TResult>> send, out TResult result)
+        {
+            var connection = ResolvedConnection;
+            try
+            {
+                result = Run(_ => send(connection));
+                return true;
+            }
+            catch (WriteBehindException ex) when (ex.ErrorId == ErrorIds.QueueFull)
+            {
+                foreach (var item in chunk) WriteFailure(ex, targetOf(item));
+            }
+            catch (WriteBehindException ex)
+            {
+                ThrowFailure(ex, null);
+            }
+            result = default;
+            return false;
         }
 
         internal static ErrorCategory CategoryOf(string errorId)

@@ -78,23 +78,9 @@ namespace WriteBehind.Commands
             if (_buffer.Count == 0) return;
             var chunk = _buffer.ToArray();
             _buffer.Clear();
-            var connection = ResolvedConnection;
-            try
-            {
-                Run(_ => connection.EnqueueAsync(chunk));
-            }
-            catch (WriteBehindException ex) when (ex.ErrorId == ErrorIds.QueueFull)
-            {
-                foreach (var item in chunk) WriteFailure(ex, item);
-                return;
-            }
-            catch (WriteBehindException ex)
-            {
-                ThrowFailure(ex, null);
-                return;
-            }
+            if (!TrySendChunk(chunk, item => item, c => c.EnqueueAsync(chunk), out _)) return;
             if (PassThru)
-                foreach (var item in chunk) WriteObject(new WriteQueueItem(connection.Keys.Queue, item));
+                foreach (var item in chunk) WriteObject(new WriteQueueItem(ResolvedConnection.Keys.Queue, item));
         }
     }
 }

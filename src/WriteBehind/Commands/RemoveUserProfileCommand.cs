@@ -39,23 +39,9 @@ namespace WriteBehind.Commands
             if (_buffer.Count == 0) return;
             var chunk = _buffer.ToArray();
             _buffer.Clear();
-            var connection = ResolvedConnection;
-            try
-            {
-                Run(_ => connection.RemoveProfilesAsync(chunk));
-            }
-            catch (WriteBehindException ex) when (ex.ErrorId == ErrorIds.QueueFull)
-            {
-                foreach (var id in chunk) WriteFailure(ex, id);
-                return;
-            }
-            catch (WriteBehindException ex)
-            {
-                ThrowFailure(ex, null);
-                return;
-            }
+            if (!TrySendChunk(chunk, id => id, c => c.RemoveProfilesAsync(chunk), out _)) return;
             if (PassThru)
-                foreach (var id in chunk) WriteObject(new WriteQueueItem(connection.Keys.Queue, "delete:user:" + id));
+                foreach (var id in chunk) WriteObject(new WriteQueueItem(ResolvedConnection.Keys.Queue, "delete:user:" + id));
         }
     }
 }

@@ -55,22 +55,7 @@ namespace WriteBehind.Commands
             if (_buffer.Count == 0) return;
             var chunk = _buffer.ToArray();
             _buffer.Clear();
-            var connection = ResolvedConnection;
-            long[] versions;
-            try
-            {
-                versions = Run(_ => connection.SetProfilesAsync(chunk, queue: !CacheOnly));
-            }
-            catch (WriteBehindException ex) when (ex.ErrorId == ErrorIds.QueueFull)
-            {
-                foreach (var p in chunk) WriteFailure(ex, p.Key);
-                return;
-            }
-            catch (WriteBehindException ex)
-            {
-                ThrowFailure(ex, null);
-                return;
-            }
+            if (!TrySendChunk(chunk, p => p.Key, c => c.SetProfilesAsync(chunk, queue: !CacheOnly), out long[] versions)) return;
             if (!PassThru) return;
             for (int i = 0; i < chunk.Length; i++)
                 WriteObject(new UserProfile(chunk[i].Key, chunk[i].Value, versions[i], ProfileSource.Cache));
