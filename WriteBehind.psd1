@@ -23,6 +23,9 @@
         'Invoke-WriteBehindFlush'
         'Get-WriteBehindStatus'
         'Get-WriteBehindDeadLetter'
+        'Restore-WriteBehindDeadLetter'
+        'Remove-WriteBehindDeadLetter'
+        'Test-WriteBehindConsistency'
     )
     VariablesToExport    = @()
     AliasesToExport      = @()

@@ -1,13 +1,19 @@
 #!/usr/bin/env pwsh
-# WriteBehind build: Build | Demo | Test
+# WriteBehind build: Build | Demo | Test | Bench
 #   dotnet tool restore && dotnet pwsh ./build.ps1 Demo   builds, runs the seed's four steps against a throwaway server
 #   dotnet tool restore && dotnet pwsh ./build.ps1 Test   builds, runs xunit + Pester, prints "N passed, N failed"
+#   dotnet tool restore && dotnet pwsh ./build.ps1 Bench  builds, measures against a throwaway redis-server (issue 4),
+#                                                         prints one table, writes out/bench/bench-<timestamp>.json;
+#                                                         -BenchScale 0.05 multiplies every item count (a quick run)
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('Build', 'Demo', 'Test')]
+    [ValidateSet('Build', 'Demo', 'Test', 'Bench')]
     [string] $Task = 'Build',
-    [string] $Configuration = 'Release'
+    [string] $Configuration = 'Release',
+    # Bench only: multiplies every item count (1.0: 200k profiles, 1M queued items...).
+    [ValidateRange(0.0001, 100.0)]
+    [double] $BenchScale = 1.0
 )
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 3.0
@@ -160,8 +166,26 @@ function Invoke-Test {
     if ($failed -gt 0) { exit 1 }
 }
 
+function Invoke-Bench {
+    # Not part of Test. Always a throwaway redis-server (never $env:WRITEBEHIND_REDIS: the bench FLUSHALLs it).
+    $manifest = Invoke-Build
+    if (-not (Get-Command redis-server -ErrorAction SilentlyContinue)) {
+        throw 'Bench needs redis-server and redis-benchmark on PATH (on Debian: apt-get install -y redis-server redis-tools).'
+    }
+    $server = $null
+    try {
+        $server = Start-TestServer -Kind Redis -WorkDir (Join-Path $Out 'servers')
+        Write-Host "==> Started a throwaway $($server.Kind) on $($server.Endpoint)"
+        & (Join-Path $PSScriptRoot 'bench/Bench.ps1') -ModulePath $manifest -Server $server -Scale $BenchScale `
+            -OutDir (Join-Path $Out 'bench') -Configuration $Configuration
+    } finally {
+        if ($server) { Stop-TestServer $server; Write-Host "==> Stopped the $($server.Kind) server" }
+    }
+}
+
 switch ($Task) {
     'Build' { $null = Invoke-Build }
     'Demo' { Invoke-Demo }
     'Test' { Invoke-Test }
+    'Bench' { Invoke-Bench }
 }

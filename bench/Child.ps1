@@ -25,6 +25,26 @@ function Get-PeakRssBytes {
 
 function Get-CpuSeconds { [Diagnostics.Process]::GetCurrentProcess().TotalProcessorTime.TotalSeconds }
 
+# Where the time of the timed section goes, as far as this process can tell: CPU seconds (all threads),
+# bytes allocated, GC pause time and collections.
+function Get-ProcessCounters {
+    [ordered]@{
+        cpu    = Get-CpuSeconds
+        alloc  = [GC]::GetTotalAllocatedBytes($false)
+        pause  = [GC]::GetTotalPauseDuration().TotalSeconds
+        gen0   = [GC]::CollectionCount(0)
+        gen1   = [GC]::CollectionCount(1)
+        gen2   = [GC]::CollectionCount(2)
+    }
+}
+function Add-CounterDeltas($Result, $Before) {
+    $after = Get-ProcessCounters
+    $Result.cpuSeconds = $after.cpu - $Before.cpu
+    $Result.allocatedBytes = $after.alloc - $Before.alloc
+    $Result.gcPauseSeconds = $after.pause - $Before.pause
+    $Result.gcCollections = @(($after.gen0 - $Before.gen0), ($after.gen1 - $Before.gen1), ($after.gen2 - $Before.gen2))
+}
+
 $result = [ordered]@{ mode = $Mode; count = $Count }
 $sw = $null
 switch ($Mode) {
@@ -35,11 +55,11 @@ switch ($Mode) {
         for ($i = 0; $i -lt $Count; $i++) {
             $items[$i] = [pscustomobject]@{ UserId = "$i"; Profile = '{"name":"u' + $i + '","age":"30"}' }
         }
-        $cpu0 = Get-CpuSeconds
+        $cpu0 = Get-ProcessCounters
         $sw = [Diagnostics.Stopwatch]::StartNew()
         $items | Set-UserProfile
         $sw.Stop()
-        $result.cpuSeconds = (Get-CpuSeconds) - $cpu0
+        Add-CounterDeltas $result $cpu0
         $result.seconds = $sw.Elapsed.TotalSeconds
     }
     'AddWriteQueueItem' {
@@ -49,11 +69,11 @@ switch ($Mode) {
         for ($i = 0; $i -lt $Count; $i++) {
             $items[$i] = [pscustomobject]@{ UserId = "$i"; Update = '{"age":"31"}' }
         }
-        $cpu0 = Get-CpuSeconds
+        $cpu0 = Get-ProcessCounters
         $sw = [Diagnostics.Stopwatch]::StartNew()
         $items | Add-WriteQueueItem
         $sw.Stop()
-        $result.cpuSeconds = (Get-CpuSeconds) - $cpu0
+        Add-CounterDeltas $result $cpu0
         $result.seconds = $sw.Elapsed.TotalSeconds
     }
     'Naive' {
@@ -66,7 +86,7 @@ switch ($Mode) {
         for ($i = 0; $i -lt $Count; $i++) {
             $items[$i] = [pscustomobject]@{ UserId = "$i"; Profile = '{"name":"u' + $i + '","age":"30"}' }
         }
-        $cpu0 = Get-CpuSeconds
+        $cpu0 = Get-ProcessCounters
         $sw = [Diagnostics.Stopwatch]::StartNew()
         foreach ($p in $items) {
             $json = @{ name = "u$($p.UserId)"; age = '30' } | ConvertTo-Json -Compress
@@ -74,7 +94,7 @@ switch ($Mode) {
             $null = $db.ListLeftPush('write_queue', "update:user:$($p.UserId):$json")
         }
         $sw.Stop()
-        $result.cpuSeconds = (Get-CpuSeconds) - $cpu0
+        Add-CounterDeltas $result $cpu0
         $result.seconds = $sw.Elapsed.TotalSeconds
         $result.queueDepth = [long]$db.ListLength('write_queue')
         $mux.Dispose()
@@ -102,21 +122,21 @@ public sealed class SetBenchNoOpCommand : PSCmdlet
         for ($i = 0; $i -lt $Count; $i++) {
             $items[$i] = [pscustomobject]@{ UserId = "$i"; Profile = '{"name":"u' + $i + '","age":"30"}' }
         }
-        $cpu0 = Get-CpuSeconds
+        $cpu0 = Get-ProcessCounters
         $sw = [Diagnostics.Stopwatch]::StartNew()
         $items | Set-BenchNoOp
         $sw.Stop()
-        $result.cpuSeconds = (Get-CpuSeconds) - $cpu0
+        Add-CounterDeltas $result $cpu0
         $result.seconds = $sw.Elapsed.TotalSeconds
     }
     'Flush' {
         Import-Module $ModulePath
         $null = Connect-WriteBehind -Redis $Redis -Store $Store
-        $cpu0 = Get-CpuSeconds
+        $cpu0 = Get-ProcessCounters
         $sw = [Diagnostics.Stopwatch]::StartNew()
         $flush = Invoke-WriteBehindFlush -BatchSize $BatchSize
         $sw.Stop()
-        $result.cpuSeconds = (Get-CpuSeconds) - $cpu0
+        Add-CounterDeltas $result $cpu0
         $result.seconds = $sw.Elapsed.TotalSeconds
         foreach ($name in 'Dequeued', 'Persisted', 'Coalesced', 'DeadLettered', 'InFlight', 'Recovered', 'StaleSkipped', 'Batches', 'Error') {
             $result[$name.Substring(0, 1).ToLowerInvariant() + $name.Substring(1)] = $flush.$name

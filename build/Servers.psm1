@@ -26,12 +26,17 @@ function Start-TestServer {
     [CmdletBinding()]
     param(
         [ValidateSet('Auto', 'Redis', 'Garnet')] [string] $Kind = 'Auto',
-        [Parameter(Mandatory)] [string] $WorkDir
+        [Parameter(Mandatory)] [string] $WorkDir,
+        # Optional: more arguments for the server, after the defaults (a later redis-server option wins,
+        # e.g. '--appendonly', 'yes', '--appendfsync', 'always').
+        [string[]] $ExtraArguments = @(),
+        # Optional: this port instead of a free one, e.g. to restart a server on its port and WorkDir/<kind>-<port>.
+        [ValidateRange(0, 65535)] [int] $Port = 0
     )
     $redis = Get-Command redis-server -ErrorAction SilentlyContinue
     if ($Kind -eq 'Auto') { $Kind = if ($redis) { 'Redis' } else { 'Garnet' } }
     if ($Kind -eq 'Redis' -and -not $redis) { throw "redis-server is not on PATH (on Debian: apt-get install -y redis-server)." }
-    $port = Get-FreeTcpPort
+    $port = if ($Port -gt 0) { $Port } else { Get-FreeTcpPort }
     $dir = Join-Path $WorkDir "$($Kind.ToLowerInvariant())-$port"
     New-Item -ItemType Directory -Force -Path $dir | Out-Null
     $psi = [System.Diagnostics.ProcessStartInfo]::new()
@@ -47,6 +52,7 @@ function Start-TestServer {
         foreach ($a in @('garnet-server', '--port', "$port", '--bind', '127.0.0.1', '--lua', 'true', '--memory', '256m', '--index', '16m')) { $psi.ArgumentList.Add($a) }
         $psi.WorkingDirectory = $PSScriptRoot | Split-Path   # the tool manifest lives at the repo root
     }
+    foreach ($a in $ExtraArguments) { $psi.ArgumentList.Add($a) }
     $process = [System.Diagnostics.Process]::Start($psi)
     $null = $process.StandardOutput.ReadToEndAsync()
     $null = $process.StandardError.ReadToEndAsync()

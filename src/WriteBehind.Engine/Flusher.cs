@@ -85,8 +85,11 @@ namespace WriteBehind.Engine
                         var commit = await CommitAsync(store, batch.LeaseKey, batch.Rows, options, cancellationToken).ConfigureAwait(false);
                         await AckAsync(batch.LeaseKey).ConfigureAwait(false);
                         result.InFlight -= batch.Leased;
-                        result.Persisted += batch.Rows.Count;
-                        result.Coalesced += batch.Leased - batch.Rows.Count;
+                        // Rows the store refused for good took their items to the dead-letter list.
+                        int persistedRows = batch.Rows.Count - commit.Rejected.Count;
+                        result.Persisted += persistedRows;
+                        result.DeadLettered += commit.RejectedItems;
+                        result.Coalesced += batch.Leased - commit.RejectedItems - persistedRows;
                         result.StaleSkipped += commit.Stale;
                     }
                     result.Batches++;
@@ -155,21 +158,86 @@ namespace WriteBehind.Engine
             return batch;
         }
 
-        private async Task<StoreCommitResult> CommitAsync(IProfileStore store, string leaseKey, List<ProfileRow> rows,
+        private sealed class CommitOutcome
+        {
+            public int Applied;
+            public int Stale;
+            public readonly List<KeyValuePair<ProfileRow, string>> Rejected = new List<KeyValuePair<ProfileRow, string>>();
+            public long RejectedItems;
+        }
+
+        /// <summary>The store refused this commit for a reason retrying will not fix.</summary>
+        private sealed class StoreRejectedException : Exception
+        {
+            public StoreRejectedException(StoreException inner) : base(inner.InnerException?.Message ?? inner.Message, inner) { }
+        }
+
+        /// <summary>Commits a lease's rows while a background loop keeps the lease alive. A row the store
+        /// refuses for good is isolated by splitting the batch and dead-lettered with the store's message;
+        /// the rest is persisted. When no row of the batch goes in, the store itself is failing: the
+        /// flush fails and the lease is kept.</summary>
+        private async Task<CommitOutcome> CommitAsync(IProfileStore store, string leaseKey, List<ProfileRow> rows,
             FlushOptions options, CancellationToken cancellationToken)
         {
+            var outcome = new CommitOutcome();
             // A tombstone at version 0 is a delete of a profile nobody ever wrote: nothing to persist.
             var toWrite = rows.Where(r => !(r.IsDeleted && r.Version == 0)).ToList();
-            if (toWrite.Count == 0) return new StoreCommitResult(0, 0);
+            if (toWrite.Count == 0) return outcome;
+            using (StartRenewal(leaseKey, options))
+            {
+                await CommitIsolatingAsync(store, leaseKey, toWrite, options, cancellationToken, outcome).ConfigureAwait(false);
+                if (outcome.Rejected.Count == toWrite.Count)
+                {
+                    await ExpireNowAsync(leaseKey).ConfigureAwait(false);
+                    throw new WriteBehindException(ErrorIds.StoreFailed,
+                        $"The store ({store.Description}) refused every row of the batch: {outcome.Rejected[0].Value}");
+                }
+            }
+            long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            foreach (var rejected in outcome.Rejected)
+            {
+                string reason = "store rejected: " + rejected.Value;
+                outcome.RejectedItems += await _connection.RedisAsync(async db =>
+                    (long)await Scripts.Reject.EvaluateAsync(db, new RedisKey[] { leaseKey, _keys.DeadLetters, _keys.DeadLetterInfo },
+                        new RedisValue[] { now, rejected.Key.UserId, reason }).ConfigureAwait(false)).ConfigureAwait(false);
+                Log?.Invoke($"the store rejected the row of user '{rejected.Key.UserId}'; its items were dead-lettered: {rejected.Value}");
+            }
+            return outcome;
+        }
+
+        private async Task CommitIsolatingAsync(IProfileStore store, string leaseKey, List<ProfileRow> rows,
+            FlushOptions options, CancellationToken cancellationToken, CommitOutcome outcome)
+        {
+            try
+            {
+                var r = await CommitWithRetryAsync(store, leaseKey, rows, options, cancellationToken).ConfigureAwait(false);
+                outcome.Applied += r.Applied;
+                outcome.Stale += r.Stale;
+            }
+            catch (StoreRejectedException ex)
+            {
+                if (rows.Count == 1)
+                {
+                    outcome.Rejected.Add(new KeyValuePair<ProfileRow, string>(rows[0], ex.Message));
+                    return;
+                }
+                int half = rows.Count / 2;
+                await CommitIsolatingAsync(store, leaseKey, rows.GetRange(0, half), options, cancellationToken, outcome).ConfigureAwait(false);
+                await CommitIsolatingAsync(store, leaseKey, rows.GetRange(half, rows.Count - half), options, cancellationToken, outcome).ConfigureAwait(false);
+            }
+        }
+
+        private async Task<StoreCommitResult> CommitWithRetryAsync(IProfileStore store, string leaseKey, List<ProfileRow> rows,
+            FlushOptions options, CancellationToken cancellationToken)
+        {
             var retryClock = Stopwatch.StartNew();
             var delay = TimeSpan.FromMilliseconds(50);
-            var renewed = Stopwatch.StartNew();
             while (true)
             {
                 try
                 {
                     // The batch in hand is finished even when the caller asked to stop: it is not cancelled.
-                    return await store.CommitAsync(toWrite, CancellationToken.None).ConfigureAwait(false);
+                    return await store.CommitAsync(rows, CancellationToken.None).ConfigureAwait(false);
                 }
                 catch (StoreUnavailableException ex)
                 {
@@ -185,18 +253,40 @@ namespace WriteBehind.Engine
                     try { await Task.Delay(TimeSpan.FromMilliseconds(jittered), cancellationToken).ConfigureAwait(false); }
                     catch (OperationCanceledException) { /* give up on the next turn, leaving the lease for recovery */ }
                     delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 2000));
-                    if (renewed.Elapsed > TimeSpan.FromTicks(options.LeaseDuration.Ticks / 3))
-                    {
-                        await RenewAsync(leaseKey, options).ConfigureAwait(false);
-                        renewed.Restart();
-                    }
                 }
                 catch (StoreException ex)
                 {
-                    await ExpireNowAsync(leaseKey).ConfigureAwait(false);
-                    throw new WriteBehindException(ErrorIds.StoreFailed, $"The store ({store.Description}) failed: {ex.Message}", ex);
+                    throw new StoreRejectedException(ex);
                 }
             }
+        }
+
+        /// <summary>Keeps a lease from expiring while its commit runs (every third of the lease duration).</summary>
+        private IDisposable StartRenewal(string leaseKey, FlushOptions options)
+        {
+            var stop = new CancellationTokenSource();
+            var period = TimeSpan.FromTicks(Math.Max(options.LeaseDuration.Ticks / 3, TimeSpan.FromMilliseconds(50).Ticks));
+            Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    try
+                    {
+                        await Task.Delay(period, stop.Token).ConfigureAwait(false);
+                        await RenewAsync(leaseKey, options).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) { break; }
+                    catch (WriteBehindException) { /* Redis trouble surfaces at the ack */ }
+                }
+            });
+            return new Stopper(stop);
+        }
+
+        private sealed class Stopper : IDisposable
+        {
+            private readonly CancellationTokenSource _stop;
+            public Stopper(CancellationTokenSource stop) => _stop = stop;
+            public void Dispose() => _stop.Cancel();
         }
 
         private Task AckAsync(string leaseKey) =>
@@ -247,7 +337,7 @@ namespace WriteBehind.Engine
                 }
                 var commit = await CommitAsync(store, leaseKey, rows, options, cancellationToken).ConfigureAwait(false);
                 await AckAsync(leaseKey).ConfigureAwait(false);
-                result.Recovered += items.Length;
+                result.Recovered += items.Length - commit.RejectedItems;
                 result.StaleSkipped += commit.Stale;
                 Log?.Invoke($"recovered an expired lease: {items.Length} items, {rows.Count} profiles re-persisted");
             }

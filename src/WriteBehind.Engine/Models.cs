@@ -89,8 +89,10 @@ namespace WriteBehind.Engine
 
         /// <summary>Position in the dead-letter list, oldest first.</summary>
         public long Index { get; }
-        /// <summary>The original item text, byte for byte.</summary>
+        /// <summary>The original item text (bytes that are not UTF-8 show as U+FFFD; see ItemBytes).</summary>
         public string Item { get; }
+        /// <summary>The original item, byte for byte.</summary>
+        public byte[] ItemBytes { get; set; }
         public string Reason { get; }
         public int Attempts { get; }
         public DateTimeOffset? FirstFailure { get; }

@@ -148,6 +148,28 @@ namespace WriteBehind.Engine
             }
         }
 
+        /// <summary>A producer's write: at the high-water mark it fails with QueueFull, or under the Block
+        /// policy waits (backing off up to 500 ms) until the queue has room or the timeout passes.</summary>
+        internal async Task<T> ProduceAsync<T>(Func<IDatabase, Task<T>> call)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            int delay = 20;
+            while (true)
+            {
+                try
+                {
+                    return await RedisAsync(call).ConfigureAwait(false);
+                }
+                catch (WriteBehindException ex) when (ex.ErrorId == ErrorIds.QueueFull
+                                                      && Options.Backpressure == BackpressurePolicy.Block
+                                                      && clock.Elapsed < Options.BackpressureTimeout)
+                {
+                    await Task.Delay(delay).ConfigureAwait(false);
+                    delay = Math.Min(delay * 2, 500);
+                }
+            }
+        }
+
         private static string FirstLine(string s)
         {
             int nl = s.IndexOf('\n');
@@ -169,7 +191,7 @@ namespace WriteBehind.Engine
                 args[3 + 2 * i] = profiles[i].Value;
             }
             var keys = new RedisKey[] { Keys.Cache, Keys.Versions, Keys.Queue };
-            return RedisAsync(async db => (long[])await Scripts.SetProfiles.EvaluateAsync(db, keys, args).ConfigureAwait(false));
+            return ProduceAsync(async db => (long[])await Scripts.SetProfiles.EvaluateAsync(db, keys, args).ConfigureAwait(false));
         }
 
         /// <summary>Removes profiles from the cache and queues their versioned tombstones, atomically.
@@ -180,7 +202,7 @@ namespace WriteBehind.Engine
             args[0] = HighWater;
             for (int i = 0; i < userIds.Count; i++) args[1 + i] = KeyNames.Field(userIds[i]);
             var keys = new RedisKey[] { Keys.Cache, Keys.Versions, Keys.Queue };
-            return RedisAsync(async db =>
+            return ProduceAsync(async db =>
                 ((long[])await Scripts.RemoveProfiles.EvaluateAsync(db, keys, args).ConfigureAwait(false)).Select(x => x == 1).ToArray());
         }
 
@@ -191,7 +213,7 @@ namespace WriteBehind.Engine
             args[0] = HighWater;
             for (int i = 0; i < items.Count; i++) args[1 + i] = items[i];
             var keys = new RedisKey[] { Keys.Queue };
-            return RedisAsync(async db => (long)await Scripts.Enqueue.EvaluateAsync(db, keys, args).ConfigureAwait(false));
+            return ProduceAsync(async db => (long)await Scripts.Enqueue.EvaluateAsync(db, keys, args).ConfigureAwait(false));
         }
 
         public Task<long> ClearQueueAsync() =>
@@ -292,6 +314,36 @@ namespace WriteBehind.Engine
             }).ConfigureAwait(false);
         }
 
+        /// <summary>Requeues dead-lettered items. A poison item goes back as it was; the items of a row the
+        /// store refused go back as <c>set:user:&lt;id&gt;</c> (persist the cached state), because their
+        /// effect is already in the cache and must not be merged again. Returns per item whether it was found.</summary>
+        public Task<bool[]> RestoreDeadLettersAsync(IReadOnlyList<DeadLetter> entries) => TakeDeadLettersAsync(entries, restore: true);
+
+        /// <summary>Deletes dead-lettered items for good. Returns per item whether it was found.</summary>
+        public Task<bool[]> RemoveDeadLettersAsync(IReadOnlyList<DeadLetter> entries) => TakeDeadLettersAsync(entries, restore: false);
+
+        /// <summary>What Restore-WriteBehindDeadLetter pushes back for an entry.</summary>
+        public static string RequeueTextOf(DeadLetter entry)
+        {
+            if (entry.Reason != null && entry.Reason.StartsWith("store rejected", StringComparison.Ordinal))
+                return "set:user:" + QueueItem.UserIdOf(entry.Item);
+            return entry.Item;
+        }
+
+        private Task<bool[]> TakeDeadLettersAsync(IReadOnlyList<DeadLetter> entries, bool restore)
+        {
+            var args = new RedisValue[1 + entries.Count * 2];
+            args[0] = restore ? "restore" : "remove";
+            for (int i = 0; i < entries.Count; i++)
+            {
+                args[1 + 2 * i] = entries[i].ItemBytes ?? (RedisValue)entries[i].Item;
+                args[2 + 2 * i] = restore ? RequeueTextOf(entries[i]) : string.Empty;
+            }
+            var keys = new RedisKey[] { Keys.DeadLetters, Keys.DeadLetterInfo, Keys.Queue };
+            return RedisAsync(async db =>
+                ((long[])await Scripts.DeadLetters.EvaluateAsync(db, keys, args).ConfigureAwait(false)).Select(n => n == 1).ToArray());
+        }
+
         private static DeadLetter ParseDeadLetter(long index, RedisValue item, RedisValue info)
         {
             string reason = null;
@@ -308,7 +360,7 @@ namespace WriteBehind.Engine
                     reason = parts[3];
                 }
             }
-            return new DeadLetter(index, item, reason, attempts, first, last);
+            return new DeadLetter(index, item, reason, attempts, first, last) { ItemBytes = item };
         }
 
         public async Task<WriteBehindStatus> GetStatusAsync(bool includeStore, CancellationToken cancellationToken)

@@ -4,6 +4,8 @@ using System.IO;
 
 namespace WriteBehind.Engine
 {
+    public enum BackpressurePolicy { Fail, Block }
+
     /// <summary>Where the cache, queue and store are, and the limits. Built by Connect-WriteBehind or from
     /// the environment (WRITEBEHIND_REDIS, WRITEBEHIND_STORE, WRITEBEHIND_KEY_PREFIX, WRITEBEHIND_HIGH_WATER_MARK).</summary>
     public sealed class WriteBehindOptions
@@ -22,6 +24,10 @@ namespace WriteBehind.Engine
         /// <summary>Producers fail with QueueFull when the queue would pass this depth (0: unbounded).</summary>
         public long HighWaterMark { get; set; } = DefaultHighWaterMark;
         public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
+        /// <summary>What a producer does at the high-water mark: fail at once (QueueFull), or wait for the
+        /// flush to make room for up to <see cref="BackpressureTimeout"/>, then fail.</summary>
+        public BackpressurePolicy Backpressure { get; set; } = BackpressurePolicy.Fail;
+        public TimeSpan BackpressureTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
         /// <summary>The default store file: &lt;LocalApplicationData&gt;/WriteBehind/writebehind.db
         /// (~/.local/share/WriteBehind/writebehind.db on Linux, %LOCALAPPDATA%\WriteBehind\writebehind.db on Windows).</summary>

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Concurrent;
 using System.Management.Automation;
+using System.Management.Automation.Runspaces;
 using WriteBehind.Engine;
 
 namespace WriteBehind.Commands
@@ -13,14 +14,21 @@ namespace WriteBehind.Commands
         private static readonly ConcurrentDictionary<string, WriteBehindConnection> FromEnvironment =
             new ConcurrentDictionary<string, WriteBehindConnection>(StringComparer.Ordinal);
 
-        public static WriteBehindConnection Default { get; private set; }
+        // One default per runspace: Connect-WriteBehind in a thread job must not replace (and dispose)
+        // the connection of the runspace that started the job.
+        private static readonly ConcurrentDictionary<Guid, WriteBehindConnection> Defaults =
+            new ConcurrentDictionary<Guid, WriteBehindConnection>();
+
+        private static Guid RunspaceId => Runspace.DefaultRunspace?.InstanceId ?? Guid.Empty;
+
+        public static WriteBehindConnection Default => Defaults.TryGetValue(RunspaceId, out var c) ? c : null;
 
         public static void SetDefault(WriteBehindConnection connection)
         {
             lock (Gate)
             {
-                var old = Default;
-                Default = connection;
+                Defaults.TryGetValue(RunspaceId, out var old);
+                Defaults[RunspaceId] = connection;
                 if (old != null && !ReferenceEquals(old, connection)) old.Dispose();
             }
         }
@@ -29,9 +37,8 @@ namespace WriteBehind.Commands
         {
             lock (Gate)
             {
-                var old = Default;
-                if (old == null || (onlyIf != null && !ReferenceEquals(old, onlyIf))) return false;
-                Default = null;
+                if (!Defaults.TryGetValue(RunspaceId, out var old) || (onlyIf != null && !ReferenceEquals(old, onlyIf))) return false;
+                Defaults.TryRemove(RunspaceId, out _);
                 old.Dispose();
                 return true;
             }
@@ -54,22 +61,14 @@ namespace WriteBehind.Commands
                 return created;
             }
         }
-
-        public static void DisposeAll()
-        {
-            lock (Gate)
-            {
-                Default?.Dispose();
-                Default = null;
-                foreach (var c in FromEnvironment.Values) c.Dispose();
-                FromEnvironment.Clear();
-            }
+    }
         }
     }
 
-    /// <summary>Closes the connections when the module is removed.</summary>
+    /// <summary>Closes this runspace's connection when the module is removed (other runspaces keep theirs;
+    /// connections made from the environment live as long as the process).</summary>
     public sealed class ModuleCleanup : IModuleAssemblyCleanup
     {
-        public void OnRemove(PSModuleInfo psModuleInfo) => ConnectionRegistry.DisposeAll();
+        public void OnRemove(PSModuleInfo psModuleInfo) => ConnectionRegistry.ClearDefault();
     }
 }

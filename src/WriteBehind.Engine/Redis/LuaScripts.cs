@@ -61,6 +61,8 @@ namespace WriteBehind.Engine.Redis
         public static readonly LuaScript Renew = LuaScript.Load("renew", withPrelude: false);
         public static readonly LuaScript ReadState = LuaScript.Load("read_state", withPrelude: false);
         public static readonly LuaScript ReadThrough = LuaScript.Load("read_through", withPrelude: false);
+        public static readonly LuaScript Reject = LuaScript.Load("reject", withPrelude: false);
+        public static readonly LuaScript DeadLetters = LuaScript.Load("dead_letters", withPrelude: false);
         public static readonly LuaScript ClearQueue = LuaScript.Load("clear_queue", withPrelude: false);
     }
 }

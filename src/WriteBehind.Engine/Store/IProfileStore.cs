@@ -70,6 +70,11 @@ namespace WriteBehind.Engine.Store
         /// store never saw are absent from the result.</summary>
         Task<IReadOnlyDictionary<string, StoredProfile>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken);
 
+        /// <summary>Up to <paramref name="limit"/> rows (tombstones included) with user ids after
+        /// <paramref name="afterUserId"/> (null: from the start), in ordinal id order: a keyset page for
+        /// walking the whole store in constant memory.</summary>
+        Task<IReadOnlyList<StoredProfile>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken);
+
         /// <summary>Number of live (not deleted) profiles.</summary>
         Task<long> CountAsync(CancellationToken cancellationToken);
     }

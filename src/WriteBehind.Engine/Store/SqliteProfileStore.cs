@@ -104,6 +104,35 @@ namespace WriteBehind.Engine.Store
             return RunAsync("read " + distinct.Count + " row(s) from", cancellationToken, connection => Get(connection, distinct, cancellationToken));
         }
 
+        public Task<IReadOnlyList<StoredProfile>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken)
+        {
+            if (limit < 1)
+                throw new ArgumentOutOfRangeException(nameof(limit));
+            return RunAsync("read a page of", cancellationToken, connection =>
+            {
+                var page = new List<StoredProfile>(Math.Min(limit, 4096));
+                using (SqliteCommand command = connection.CreateCommand())
+                {
+                    // user_id is TEXT with the default BINARY collation: ordinal order, matching the keyset.
+                    command.CommandText = afterUserId == null
+                        ? "SELECT user_id, json, version, updated_at FROM user_profiles ORDER BY user_id LIMIT $limit"
+                        : "SELECT user_id, json, version, updated_at FROM user_profiles WHERE user_id > $after ORDER BY user_id LIMIT $limit";
+                    if (afterUserId != null)
+                        command.Parameters.Add("$after", SqliteType.Text).Value = afterUserId;
+                    command.Parameters.Add("$limit", SqliteType.Integer).Value = limit;
+                    using (SqliteDataReader reader = command.ExecuteReader())
+                    {
+                        while (reader.Read())
+                        {
+                            page.Add(new StoredProfile(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1),
+                                reader.GetInt64(2), ParseTimestamp(reader.GetString(3))));
+                        }
+                    }
+                }
+                return (IReadOnlyList<StoredProfile>)page;
+            });
+        }
+
         public Task<long> CountAsync(CancellationToken cancellationToken)
         {
             return RunAsync("count the rows of", cancellationToken, connection =>

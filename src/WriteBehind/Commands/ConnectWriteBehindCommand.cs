@@ -34,6 +34,14 @@ namespace WriteBehind.Commands
         [ValidateRange(0, long.MaxValue)]
         public long HighWaterMark { get; set; } = -1;
 
+        /// <summary>At the high-water mark: Fail at once (QueueFull), or Block until there is room.</summary>
+        [Parameter]
+        public BackpressurePolicy Backpressure { get; set; } = BackpressurePolicy.Fail;
+
+        /// <summary>How long a producer waits under -Backpressure Block before it fails with QueueFull.</summary>
+        [Parameter]
+        public TimeSpan BackpressureTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
         [Parameter]
         public SwitchParameter PassThru { get; set; }
 
@@ -47,6 +55,8 @@ namespace WriteBehind.Commands
                 if (Store != null) options.Store = Store;
                 if (KeyPrefix != null) options.KeyPrefix = KeyPrefix;
                 if (HighWaterMark >= 0) options.HighWaterMark = HighWaterMark;
+                options.Backpressure = Backpressure;
+                options.BackpressureTimeout = BackpressureTimeout;
                 if (Credential != null && Credential != PSCredential.Empty)
                 {
                     if (!string.IsNullOrEmpty(Credential.UserName) && Credential.UserName != "default") options.RedisUser = Credential.UserName;

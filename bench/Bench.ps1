@@ -1,0 +1,382 @@
+# build.ps1 Bench: the figures of issue 4, in one run, on one throwaway redis-server.
+# Called by Invoke-Bench in build.ps1 (which builds the module and starts/stops the server); prints one table
+# and writes the same figures as JSON to <OutDir>/bench-<timestamp>.json.
+#
+# Every measured figure comes from its own fresh child process (`dotnet pwsh -NoProfile -File Child.ps1`,
+# or the StoreLimit helper), with the server's data flushed (FLUSHALL) before it. Only the measured part is
+# timed (not the import, the connection or the building of the input array); see Child.ps1.
+param(
+    [Parameter(Mandatory)] [string] $ModulePath,
+    [Parameter(Mandatory)] $Server,
+    [double] $Scale = 1.0,
+    [Parameter(Mandatory)] [string] $OutDir,
+    [string] $Configuration = 'Release',
+    # Repetitions of each throughput figure (medians are reported); default 3 when Scale <= 0.1, else 1.
+    [int] $Runs = 0
+)
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version 3.0
+
+$benchDir = $PSScriptRoot
+$repoRoot = Split-Path $benchDir
+$child = Join-Path $benchDir 'Child.ps1'
+$tmp = Join-Path $OutDir 'tmp'
+$clock = [Diagnostics.Stopwatch]::StartNew()
+$startedAt = [DateTimeOffset]::Now
+$invariant = [Globalization.CultureInfo]::InvariantCulture
+
+if ($Runs -le 0) {
+    $Runs = if ($env:WRITEBEHIND_BENCH_RUNS) { [int]$env:WRITEBEHIND_BENCH_RUNS } elseif ($Scale -le 0.1) { 3 } else { 1 }
+}
+function Get-Scaled([double] $n) { [long][Math]::Max(1, [Math]::Round($n * $Scale)) }
+$counts = [ordered]@{
+    setUserProfile    = Get-Scaled 200000
+    naive             = Get-Scaled 10000
+    serverLua         = Get-Scaled 200000
+    addWriteQueueItem = Get-Scaled 200000
+    serverLpush       = Get-Scaled 200000
+    flushSmall        = Get-Scaled 100000
+    flush             = Get-Scaled 1000000
+    coldStartRuns     = 7
+}
+
+foreach ($tool in 'redis-benchmark', 'redis-cli') {
+    if (-not (Get-Command $tool -ErrorAction SilentlyContinue)) {
+        throw "$tool is not on PATH (on Debian: apt-get install -y redis-tools; it comes with redis-server)."
+    }
+}
+New-Item -ItemType Directory -Force -Path $OutDir, $tmp | Out-Null
+$redisHost = '127.0.0.1'
+$port = [string]$Server.Port
+$endpoint = $Server.Endpoint
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+function Invoke-Redis([string[]] $Arguments) {
+    $out = & redis-cli -h $redisHost -p $port @Arguments 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "redis-cli $($Arguments -join ' ') failed: $out" }
+    return $out
+}
+
+function Clear-Server {
+    $r = Invoke-Redis @('FLUSHALL')
+    if ("$r" -notmatch 'OK') { throw "FLUSHALL answered: $r" }
+}
+
+function Get-ServerCpuSeconds {
+    $Server.Process.Refresh()
+    return $Server.Process.TotalProcessorTime.TotalSeconds
+}
+
+function Get-Median([double[]] $Values) {
+    $v = @($Values | Where-Object { $null -ne $_ } | Sort-Object)
+    if ($v.Count -eq 0) { return $null }
+    if ($v.Count % 2 -eq 1) { return [double]$v[[int][Math]::Floor($v.Count / 2)] }
+    return ([double]$v[$v.Count / 2 - 1] + [double]$v[$v.Count / 2]) / 2
+}
+
+function Remove-Store([string] $Path) {
+    Remove-Item -Force -ErrorAction SilentlyContinue $Path, "$Path-wal", "$Path-shm"
+}
+
+# Runs Child.ps1 in a fresh `dotnet pwsh -NoProfile`; returns its BENCH-RESULT plus the server's CPU seconds.
+function Invoke-Child([string] $Mode, [hashtable] $Parameters) {
+    $arguments = @('pwsh', '-NoProfile', '-NonInteractive', '-File', $child, '-Mode', $Mode, '-ModulePath', $ModulePath, '-Redis', $endpoint)
+    foreach ($k in $Parameters.Keys) { $arguments += @("-$k", [string]$Parameters[$k]) }
+    $serverCpu0 = Get-ServerCpuSeconds
+    $output = & dotnet @arguments 2>&1 | ForEach-Object { "$_" }
+    $exit = $LASTEXITCODE
+    $serverCpu = (Get-ServerCpuSeconds) - $serverCpu0
+    $line = $output | Where-Object { $_ -like 'BENCH-RESULT *' } | Select-Object -Last 1
+    if ($exit -ne 0 -or -not $line) {
+        throw "The $Mode child failed (exit code $exit):`n$($output -join "`n")"
+    }
+    $result = $line.Substring('BENCH-RESULT '.Length) | ConvertFrom-Json
+    $result | Add-Member -NotePropertyName serverCpuSeconds -NotePropertyValue $serverCpu
+    return $result
+}
+
+$storeLimitDll = Join-Path $benchDir "StoreLimit/bin/$Configuration/net10.0/StoreLimit.dll"
+function Invoke-StoreLimitTool([string[]] $Arguments) {
+    $output = & dotnet $storeLimitDll @Arguments 2>&1 | ForEach-Object { "$_" }
+    if ($LASTEXITCODE -ne 0) { throw "StoreLimit $($Arguments -join ' ') failed (exit code $LASTEXITCODE):`n$($output -join "`n")" }
+    return ($output | Select-Object -Last 1 | ConvertFrom-Json)
+}
+
+# redis-benchmark pipelined (-P 64, default 50 clients); returns requests/s from its CSV line.
+function Invoke-RedisBenchmark([long] $Requests, [string[]] $Command) {
+    Clear-Server
+    $serverCpu0 = Get-ServerCpuSeconds
+    $output = & redis-benchmark -h $redisHost -p $port -n $Requests -P 64 -r 100000 --csv @Command 2>&1 | ForEach-Object { "$_" }
+    if ($LASTEXITCODE -ne 0) { throw "redis-benchmark failed (exit code $LASTEXITCODE):`n$($output -join "`n")" }
+    $serverCpu = (Get-ServerCpuSeconds) - $serverCpu0
+    # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+    # The test name holds the command with its own quotes, so the numbers are taken from the end of the line.
+    $line = $output | Where-Object { $_ -match '"([\d.]+)","([\d.]+)","([\d.]+)","([\d.]+)","([\d.]+)","([\d.]+)","([\d.]+)"\s*$' } | Select-Object -Last 1
+    if (-not $line) { throw "Could not read requests/s from redis-benchmark:`n$($output -join "`n")" }
+    $null = $line -match '"([\d.]+)","([\d.]+)","([\d.]+)","([\d.]+)","([\d.]+)","([\d.]+)","([\d.]+)"\s*$'
+    [pscustomobject]@{
+        requests         = $Requests
+        perSecond        = [double]::Parse($Matches[1], $invariant)
+        p50Ms            = [double]::Parse($Matches[4], $invariant)
+        serverCpuSeconds = $serverCpu
+    }
+}
+
+function Write-Step([string] $Text) { Write-Host ("    [{0,6:F0} s] {1}" -f $clock.Elapsed.TotalSeconds, $Text) }
+function Format-Diagnostics($r) {
+    '(wall {0:F1} s; client CPU {1:F1} s, {2:N0} B allocated/item, GC pause {3:F2} s; server CPU {4:F1} s)' -f `
+        $r.seconds, $r.cpuSeconds, ($r.allocatedBytes / [Math]::Max(1, $r.count)), $r.gcPauseSeconds, $r.serverCpuSeconds
+}
+function Format-Rate($v) { if ($null -eq $v) { 'n/a' } else { '{0:N0}/s' -f $v } }
+
+# ---------------------------------------------------------------------------------------------- set-up
+
+Write-Host "==> Building the bench helper (bench/StoreLimit)"
+& dotnet build (Join-Path $benchDir 'StoreLimit/StoreLimit.csproj') -c $Configuration --nologo -v quiet -clp:ErrorsOnly | Out-Host
+if ($LASTEXITCODE -ne 0) { throw "Building bench/StoreLimit failed with exit code $LASTEXITCODE." }
+
+$redisVersion = ((Invoke-Redis @('INFO', 'server')) | Where-Object { $_ -like 'redis_version:*' } | Select-Object -First 1) -replace '^redis_version:', ''
+$machine = [ordered]@{
+    cores                  = [Environment]::ProcessorCount
+    os                     = [Runtime.InteropServices.RuntimeInformation]::OSDescription
+    cpu                    = $(if (Test-Path /proc/cpuinfo) { ((Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '^model name\s*:\s*', '') } else { '' })
+    redisServer            = "$redisVersion".Trim()
+    redisBenchmark         = ((& redis-benchmark --version) -join ' ').Trim()
+    dotnetSdk              = ((& dotnet --version) -join '').Trim()
+    pwsh                   = ((& dotnet pwsh -NoProfile -Command '$PSVersionTable.PSVersion.ToString()') -join '').Trim()
+    # Other work on the machine skews every figure: the load averages before and after the bench say so.
+    loadAverageBefore      = $(if (Test-Path /proc/loadavg) { (Get-Content /proc/loadavg -Raw).Trim() } else { '' })
+}
+Write-Host ("==> Bench: scale {0}, {1} run(s) per throughput figure, redis-server {2} on {3}, {4} cores" -f $Scale, $Runs, $machine.redisServer, $endpoint, $machine.cores)
+
+$luaScript = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]); redis.call('HINCRBY', KEYS[2], ARGV[1], 1); return redis.call('LPUSH', KEYS[3], ARGV[1])"
+$raw = [ordered]@{
+    setUserProfile = @(); naive = @(); pipelineFloor = @(); serverLua = @()
+    addWriteQueueItem = @(); serverLpush = @()
+    enqueueSmall = @(); flushSmall = @(); enqueue = @(); flush = @(); storeLimit = @(); storeLimitKeyOrder = @()
+    coldStart = $null
+}
+
+# ---------------------------------------------------------------------------------------------- runs
+# The repetitions are interleaved (run 1 of everything, then run 2...) so that drift hits all figures alike.
+
+for ($run = 1; $run -le $Runs; $run++) {
+    Write-Host "==> Run $run of $Runs"
+
+    # 1. Set-UserProfile, the naive loop, PowerShell's own pipeline floor, the server's Lua limit
+    Clear-Server
+    $r = Invoke-Child 'SetUserProfile' @{ Count = $counts.setUserProfile }
+    $raw.setUserProfile += $r
+    Write-Step ("Set-UserProfile      {0,9:N0} profiles  {1,12}  {2}" -f $r.count, (Format-Rate $r.perSecond), (Format-Diagnostics $r))
+
+    Clear-Server
+    $r = Invoke-Child 'Naive' @{ Count = $counts.naive }
+    $raw.naive += $r
+    Write-Step ("naive loop           {0,9:N0} items     {1,12}  {2}" -f $r.count, (Format-Rate $r.perSecond), (Format-Diagnostics $r))
+
+    $r = Invoke-Child 'PipelineFloor' @{ Count = $counts.setUserProfile }
+    $raw.pipelineFloor += $r
+    Write-Step ("pipeline floor       {0,9:N0} items     {1,12}  no-op compiled cmdlet, same input; {2}" -f $r.count, (Format-Rate $r.perSecond), (Format-Diagnostics $r))
+
+    $r = Invoke-RedisBenchmark $counts.serverLua @('eval', $luaScript, '3', 'bench:h', 'bench:v', 'bench:q', 'user:__rand_int__', '{"name":"x","age":"30"}')
+    $raw.serverLua += $r
+    Write-Step ("redis-benchmark EVAL {0,9:N0} requests  {1,12}  (-P 64)" -f $r.requests, (Format-Rate $r.perSecond))
+
+    # 2. Add-WriteQueueItem and the server's LPUSH limit
+    Clear-Server
+    $r = Invoke-Child 'AddWriteQueueItem' @{ Count = $counts.addWriteQueueItem }
+    $raw.addWriteQueueItem += $r
+    Write-Step ("Add-WriteQueueItem   {0,9:N0} items     {1,12}  {2}" -f $r.count, (Format-Rate $r.perSecond), (Format-Diagnostics $r))
+
+    $r = Invoke-RedisBenchmark $counts.serverLpush @('lpush', 'bench:q', 'update:user:__rand_int__:{"age":"31"}')
+    $raw.serverLpush += $r
+    Write-Step ("redis-benchmark LPUSH{0,9:N0} requests  {1,12}  (-P 64)" -f $r.requests, (Format-Rate $r.perSecond))
+
+    # 3./4. Invoke-WriteBehindFlush at 100k and 1M (x scale) queued items, each into a fresh SQLite file
+    foreach ($size in @(@{ Name = 'flushSmall'; Enq = 'enqueueSmall'; Count = $counts.flushSmall }, @{ Name = 'flush'; Enq = 'enqueue'; Count = $counts.flush })) {
+        Clear-Server
+        $e = Invoke-StoreLimitTool @('enqueue', $endpoint, [string]$size.Count, [string](41 + $run))
+        $raw[$size.Enq] += $e
+        $store = Join-Path $tmp "flush-$($size.Count).db"
+        Remove-Store $store
+        $r = Invoke-Child 'Flush' @{ Store = "sqlite://$store"; BatchSize = 2000 }
+        $r | Add-Member -NotePropertyName queued -NotePropertyValue $e.items
+        $raw[$size.Name] += $r
+        Remove-Store $store
+        if ($r.dequeued -ne $e.items -or $r.error) { Write-Warning "The flush dequeued $($r.dequeued) of $($e.items) queued items (error: $($r.error))." }
+        Write-Step ("Invoke-WriteBehindFlush {0,6:N0} items  {1,12}  peak RSS {2:N0} MiB, persisted {3:N0}, coalesced {4:N0}; {5}" -f `
+            $r.dequeued, (Format-Rate $r.perSecond), ($r.peakRssBytes / 1MB), $r.persisted, $r.coalesced, (Format-Diagnostics $r))
+    }
+
+    # 3. the store's own limit: the same number of distinct rows, ids in random order (as the flush meets them)
+    $store = Join-Path $tmp 'store-limit.db'
+    $r = Invoke-StoreLimitTool @('store-limit', $store, [string]$counts.flush, '2000', 'shuffled')
+    $raw.storeLimit += $r
+    Remove-Store $store
+    Write-Step ("store limit, random id order  {0,9:N0} rows  {1,12}  (CPU {2:F1} s, {3:N0} bytes written per row, file {4:N0} MiB)" -f $r.rows, (Format-Rate $r.rowsPerSecond), $r.cpuSeconds, ($r.bytesWritten / $r.rows), ($r.fileBytes / 1MB))
+    # the same rows in key order (appends to the primary key): how much the id order costs the store
+    $r = Invoke-StoreLimitTool @('store-limit', $store, [string]$counts.flush, '2000', 'sequential')
+    $raw.storeLimitKeyOrder += $r
+    Remove-Store $store
+    Write-Step ("store limit, key order        {0,9:N0} rows  {1,12}  (CPU {2:F1} s, {3:N0} bytes written per row, file {4:N0} MiB)" -f $r.rows, (Format-Rate $r.rowsPerSecond), $r.cpuSeconds, ($r.bytesWritten / $r.rows), ($r.fileBytes / 1MB))
+}
+Clear-Server
+
+# ---------------------------------------------------------------------------------------------- cold start
+Write-Host "==> Cold start ($($counts.coldStartRuns) runs each, alternating, after one unmeasured warm-up of each)"
+$coldStore = Join-Path $tmp 'cold-start.db'
+Remove-Store $coldStore
+$savedRedis = $env:WRITEBEHIND_REDIS; $savedStore = $env:WRITEBEHIND_STORE
+$env:WRITEBEHIND_REDIS = $endpoint
+$env:WRITEBEHIND_STORE = "sqlite://$coldStore"
+$flushCommand = "Import-Module '$($ModulePath -replace "'", "''")'; Invoke-WriteBehindFlush"
+$importCommand = "Import-Module '$($ModulePath -replace "'", "''")'"
+$moduleTimes = @(); $bareTimes = @(); $importTimes = @()
+try {
+    function Measure-Launch([string] $Command) {
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $output = & dotnet pwsh -NoProfile -NonInteractive -Command $Command 2>&1 | ForEach-Object { "$_" }
+        $sw.Stop()
+        if ($LASTEXITCODE -ne 0) { throw "dotnet pwsh -Command `"$Command`" failed (exit code $LASTEXITCODE):`n$($output -join "`n")" }
+        return $sw.Elapsed.TotalSeconds
+    }
+    $null = Measure-Launch $flushCommand
+    $null = Measure-Launch 'exit'
+    for ($i = 0; $i -lt $counts.coldStartRuns; $i++) {
+        $moduleTimes += Measure-Launch $flushCommand
+        $bareTimes += Measure-Launch 'exit'
+        $importTimes += Measure-Launch $importCommand   # where the difference goes: the import alone
+    }
+} finally {
+    $env:WRITEBEHIND_REDIS = $savedRedis; $env:WRITEBEHIND_STORE = $savedStore
+    Remove-Store $coldStore
+}
+$raw.coldStart = [ordered]@{ importAndFlushSeconds = $moduleTimes; bareSeconds = $bareTimes; importOnlySeconds = $importTimes }
+Write-Step ("Import-Module + flush (empty queue): {0}" -f (($moduleTimes | ForEach-Object { '{0:F2}' -f $_ }) -join ' '))
+Write-Step ("bare pwsh -Command exit:             {0}" -f (($bareTimes | ForEach-Object { '{0:F2}' -f $_ }) -join ' '))
+Write-Step ("Import-Module only:                  {0}" -f (($importTimes | ForEach-Object { '{0:F2}' -f $_ }) -join ' '))
+
+# ---------------------------------------------------------------------------------------------- figures
+function Get-MedianOf([object[]] $Runs, [string] $Property) { Get-Median @($Runs | ForEach-Object { [double]$_.$Property }) }
+function Get-Ratio($a, $b) { if ($null -eq $a -or $null -eq $b -or $b -eq 0) { $null } else { [double]$a / [double]$b } }
+
+$m = [ordered]@{
+    setUserProfilePerSecond    = Get-MedianOf $raw.setUserProfile 'perSecond'
+    naivePerSecond             = Get-MedianOf $raw.naive 'perSecond'
+    pipelineFloorPerSecond     = Get-MedianOf $raw.pipelineFloor 'perSecond'
+    serverLuaPerSecond         = Get-MedianOf $raw.serverLua 'perSecond'
+    addWriteQueueItemPerSecond = Get-MedianOf $raw.addWriteQueueItem 'perSecond'
+    serverLpushPerSecond       = Get-MedianOf $raw.serverLpush 'perSecond'
+    flushPerSecond             = Get-MedianOf $raw.flush 'perSecond'
+    flushSmallPerSecond        = Get-MedianOf $raw.flushSmall 'perSecond'
+    storeLimitRowsPerSecond    = Get-MedianOf $raw.storeLimit 'rowsPerSecond'
+    storeLimitKeyOrderRowsPerSecond = Get-MedianOf $raw.storeLimitKeyOrder 'rowsPerSecond'
+    storeLimitBytesWrittenPerRow = (Get-MedianOf $raw.storeLimit 'bytesWritten') / $counts.flush
+    storeLimitKeyOrderBytesWrittenPerRow = (Get-MedianOf $raw.storeLimitKeyOrder 'bytesWritten') / $counts.flush
+    flushServerCpuSeconds      = Get-MedianOf $raw.flush 'serverCpuSeconds'
+    flushClientCpuSeconds      = Get-MedianOf $raw.flush 'cpuSeconds'
+    flushSeconds               = Get-MedianOf $raw.flush 'seconds'
+    flushPeakRssMiB            = (Get-MedianOf $raw.flush 'peakRssBytes') / 1MB
+    flushSmallPeakRssMiB       = (Get-MedianOf $raw.flushSmall 'peakRssBytes') / 1MB
+    flushCoalesced             = Get-MedianOf $raw.flush 'coalesced'
+    flushPersisted             = Get-MedianOf $raw.flush 'persisted'
+    coldStartModuleSeconds     = Get-Median $moduleTimes
+    coldStartBareSeconds       = Get-Median $bareTimes
+    coldStartImportOnlySeconds = Get-Median $importTimes
+}
+$m.setUserProfileVsNaive = Get-Ratio $m.setUserProfilePerSecond $m.naivePerSecond
+$m.setUserProfileVsServerLua = Get-Ratio $m.setUserProfilePerSecond $m.serverLuaPerSecond
+$m.setUserProfileVsPipelineFloor = Get-Ratio $m.setUserProfilePerSecond $m.pipelineFloorPerSecond
+$m.addWriteQueueItemVsServerLpush = Get-Ratio $m.addWriteQueueItemPerSecond $m.serverLpushPerSecond
+$m.flushVsStoreLimit = Get-Ratio $m.flushPerSecond $m.storeLimitRowsPerSecond
+$m.flushVsStoreLimitKeyOrder = Get-Ratio $m.flushPerSecond $m.storeLimitKeyOrderRowsPerSecond
+$m.flushRss1MVs100k = Get-Ratio $m.flushPeakRssMiB $m.flushSmallPeakRssMiB
+$m.coldStartRatio = Get-Ratio $m.coldStartModuleSeconds $m.coldStartBareSeconds
+$m.coldStartImportOnlyRatio = Get-Ratio $m.coldStartImportOnlySeconds $m.coldStartBareSeconds
+
+function Test-Target($value, [string] $op, [double] $limit) {
+    if ($null -eq $value) { return 'n/a' }
+    $ok = if ($op -eq '>=') { $value -ge $limit } else { $value -le $limit }
+    if ($ok) { 'met' } else { 'MISSED' }
+}
+function F0($v) { if ($null -eq $v) { 'n/a' } else { '{0:N0}' -f $v } }
+function F2x($v) { if ($null -eq $v) { 'n/a' } else { '{0:N2}x' -f $v } }
+
+$c = $counts
+$rows = @(
+    [ordered]@{ measure = 'Set-UserProfile, piped'; items = $c.setUserProfile; result = "$(F0 $m.setUserProfilePerSecond) profiles/s"; against = ''; ratio = ''
+        target = '>= 100,000/s'; status = Test-Target $m.setUserProfilePerSecond '>=' 100000 }
+    [ordered]@{ measure = '  vs the naive loop'; items = $c.naive; result = ''; against = "$(F0 $m.naivePerSecond) items/s"; ratio = F2x $m.setUserProfileVsNaive
+        target = '>= 40x'; status = Test-Target $m.setUserProfileVsNaive '>=' 40 }
+    [ordered]@{ measure = '  vs redis-benchmark Lua (EVAL -P 64)'; items = $c.serverLua; result = ''; against = "$(F0 $m.serverLuaPerSecond) req/s"; ratio = F2x $m.setUserProfileVsServerLua
+        target = '>= 0.3x'; status = Test-Target $m.setUserProfileVsServerLua '>=' 0.3 }
+    [ordered]@{ measure = '  vs no-op cmdlet, same input (info)'; items = $c.setUserProfile; result = ''; against = "$(F0 $m.pipelineFloorPerSecond) items/s"; ratio = F2x $m.setUserProfileVsPipelineFloor
+        target = '-'; status = '' }
+    [ordered]@{ measure = 'Add-WriteQueueItem, piped'; items = $c.addWriteQueueItem; result = "$(F0 $m.addWriteQueueItemPerSecond) items/s"; against = ''; ratio = ''
+        target = '>= 150,000/s'; status = Test-Target $m.addWriteQueueItemPerSecond '>=' 150000 }
+    [ordered]@{ measure = '  vs redis-benchmark LPUSH (-P 64)'; items = $c.serverLpush; result = ''; against = "$(F0 $m.serverLpushPerSecond) req/s"; ratio = F2x $m.addWriteQueueItemVsServerLpush
+        target = '-'; status = '' }
+    [ordered]@{ measure = 'Invoke-WriteBehindFlush -BatchSize 2000'; items = $c.flush; result = "$(F0 $m.flushPerSecond) items/s"; against = ''; ratio = ''
+        target = '>= 100,000/s'; status = Test-Target $m.flushPerSecond '>=' 100000 }
+    [ordered]@{ measure = '  vs store limit (CommitAsync, 2000/tx)'; items = $c.flush; result = ''; against = "$(F0 $m.storeLimitRowsPerSecond) rows/s"; ratio = F2x $m.flushVsStoreLimit
+        target = '>= 0.5x'; status = Test-Target $m.flushVsStoreLimit '>=' 0.5 }
+    [ordered]@{ measure = '  vs store limit, ids in key order (info)'; items = $c.flush; result = ''; against = "$(F0 $m.storeLimitKeyOrderRowsPerSecond) rows/s"; ratio = F2x $m.flushVsStoreLimitKeyOrder
+        target = '-'; status = '' }
+    [ordered]@{ measure = 'Flush peak RSS (VmHWM)'; items = $c.flush; result = ('{0:N0} MiB' -f $m.flushPeakRssMiB); against = ''; ratio = ''
+        target = '<= 300 MiB'; status = Test-Target $m.flushPeakRssMiB '<=' 300 }
+    [ordered]@{ measure = '  vs peak RSS at 100k x scale'; items = $c.flushSmall; result = ''; against = ('{0:N0} MiB' -f $m.flushSmallPeakRssMiB); ratio = F2x $m.flushRss1MVs100k
+        target = 'same (<= 1.10x)'; status = Test-Target $m.flushRss1MVs100k '<=' 1.10 }
+    [ordered]@{ measure = 'Cold start: Import-Module + flush'; items = $c.coldStartRuns; result = ('{0:N2} s' -f $m.coldStartModuleSeconds); against = ('{0:N2} s bare' -f $m.coldStartBareSeconds); ratio = F2x $m.coldStartRatio
+        target = '<= 1.5x'; status = Test-Target $m.coldStartRatio '<=' 1.5 }
+    [ordered]@{ measure = '  of which Import-Module alone (info)'; items = $c.coldStartRuns; result = ('{0:N2} s' -f $m.coldStartImportOnlySeconds); against = ('{0:N2} s bare' -f $m.coldStartBareSeconds); ratio = F2x $m.coldStartImportOnlyRatio
+        target = '-'; status = '' }
+)
+
+$headers = [ordered]@{ measure = 'Measure'; items = 'Items'; result = 'Result'; against = 'Beside it'; ratio = 'Ratio'; target = 'Target'; status = '' }
+$widths = @{}
+foreach ($k in $headers.Keys) {
+    $widths[$k] = (@($headers[$k]) + @($rows | ForEach-Object { if ($k -eq 'items') { '{0:N0}' -f $_[$k] } else { [string]$_[$k] } }) | Measure-Object -Property Length -Maximum).Maximum
+}
+$rightAligned = @('items', 'result', 'against', 'ratio')
+function Format-Line($cells) {
+    (@($headers.Keys | ForEach-Object {
+        $text = [string]$cells[$_]
+        if ($rightAligned -contains $_) { $text.PadLeft($widths[$_]) } else { $text.PadRight($widths[$_]) }
+    }) -join '  ').TrimEnd()
+}
+$title = "WriteBehind Bench  scale $Scale  ($Runs run(s), medians)  redis-server $($machine.redisServer)  $($machine.cores) cores  pwsh $($machine.pwsh)"
+$lines = @($title, (Format-Line $headers), (Format-Line ([ordered]@{ measure = '-' * $widths.measure; items = '-' * $widths.items; result = '-' * $widths.result; against = '-' * $widths.against; ratio = '-' * $widths.ratio; target = '-' * $widths.target; status = '' })))
+foreach ($row in $rows) {
+    $cells = [ordered]@{}
+    foreach ($k in $headers.Keys) { $cells[$k] = if ($k -eq 'items') { '{0:N0}' -f $row[$k] } else { $row[$k] } }
+    $lines += Format-Line $cells
+}
+$lines += ("Flush of {0:N0} mixed items: {1:N0} profiles persisted, {2:N0} coalesced (10% of items on 1% hot ids, ~5% set items, the rest patches over {0:N0} ids)." -f $c.flush, $m.flushPersisted, $m.flushCoalesced)
+$lines += ("Store limit rows: ids in random order, as the flush meets them; SQLite wrote {0:N0} bytes per row that way, {1:N0} in key order." -f $m.storeLimitBytesWrittenPerRow, $m.storeLimitKeyOrderBytesWrittenPerRow)
+$lines += ("Flush of {0:N0}: {1:N1} s wall; redis-server CPU meanwhile {2:N1} s (the lease scripts), flushing pwsh CPU {3:N1} s (SQLite, parsing, GC)." -f $c.flush, $m.flushSeconds, $m.flushServerCpuSeconds, $m.flushClientCpuSeconds)
+$lines += ("Bench took {0:N0} s. Reproduce: dotnet tool restore && dotnet pwsh ./build.ps1 Bench -BenchScale {1}" -f $clock.Elapsed.TotalSeconds, $Scale)
+
+Write-Host ''
+$lines | ForEach-Object { Write-Host $_ }
+Write-Host ''
+
+$stamp = $startedAt.ToString('yyyyMMdd-HHmmss', $invariant)
+$jsonPath = Join-Path $OutDir "bench-$stamp.json"
+$machine.loadAverageAfter = $(if (Test-Path /proc/loadavg) { (Get-Content /proc/loadavg -Raw).Trim() } else { '' })
+$report = [ordered]@{
+    startedAt       = $startedAt.ToString('o', $invariant)
+    durationSeconds = $clock.Elapsed.TotalSeconds
+    scale           = $Scale
+    runs            = $Runs
+    command         = "dotnet tool restore && dotnet pwsh ./build.ps1 Bench -BenchScale $Scale"
+    machine         = $machine
+    counts          = $counts
+    medians         = $m
+    table           = $rows
+    text            = $lines
+    raw             = $raw
+}
+$report | ConvertTo-Json -Depth 8 | Set-Content -Path $jsonPath -Encoding utf8NoBOM
+Remove-Item -Recurse -Force -ErrorAction SilentlyContinue $tmp
+Write-Host "==> Figures written to $jsonPath"

@@ -1,0 +1,166 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using StackExchange.Redis;
+using WriteBehind.Engine.Redis;
+
+namespace WriteBehind.Engine
+{
+    public enum DriftKind
+    {
+        /// <summary>The cache has the profile; the store has no row for it.</summary>
+        MissingInStore,
+        /// <summary>The store's row is older than (or differs from) the cache's state.</summary>
+        StaleInStore,
+        /// <summary>The cache deleted the profile (a newer tombstone); the store still has it live.</summary>
+        DeletedInCacheButInStore,
+        /// <summary>The store holds a newer version than the cache knows (the cache lost data).</summary>
+        StoreAheadOfCache,
+    }
+
+    public sealed class DriftRecord
+    {
+        public string UserId { get; set; }
+        public DriftKind Kind { get; set; }
+        public long CacheVersion { get; set; }
+        public long? StoreVersion { get; set; }
+        /// <summary>The id has items in the queue or in flight, so the drift may be the flush not done yet.</summary>
+        public bool Pending { get; set; }
+        public bool Repaired { get; set; }
+    }
+
+    public sealed class ConsistencyReport
+    {
+        public long ProfilesChecked { get; set; }
+        /// <summary>Drift not explained by pending items.</summary>
+        public int DriftCount { get; set; }
+        public int PendingCount { get; set; }
+        public int Repaired { get; set; }
+        public bool IsConsistent => DriftCount == 0;
+        public IReadOnlyList<DriftRecord> Drift { get; set; }
+        public string Summary => IsConsistent
+            ? $"consistent: {ProfilesChecked} profiles checked" + (PendingCount > 0 ? $", {PendingCount} with pending items" : "")
+            : $"{DriftCount} drifted of {ProfilesChecked}: " + string.Join(", ", Drift.Where(d => !d.Pending).GroupBy(d => d.Kind).Select(g => $"{g.Count()} {g.Key}"));
+    }
+
+    /// <summary>Compares every profile the cache knows (live or deleted) with the store, page by page.</summary>
+    public sealed class ConsistencyChecker
+    {
+        private const int PageSize = 1000;
+        private readonly WriteBehindConnection _connection;
+
+        public ConsistencyChecker(WriteBehindConnection connection) => _connection = connection;
+
+        public async Task<ConsistencyReport> CheckAsync(bool repair, CancellationToken cancellationToken)
+        {
+            var keys = _connection.Keys;
+            var db = _connection.Database;
+            var pending = await PendingIdsAsync().ConfigureAwait(false);
+            var drift = new List<DriftRecord>();
+            long checkedCount = 0;
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            var page = new List<string>(PageSize);
+
+            async Task CheckPage()
+            {
+                if (page.Count == 0) return;
+                var ids = page.ToArray();
+                page.Clear();
+                var state = await _connection.GetCachedAsync(ids).ConfigureAwait(false);
+                var versions = await _connection.GetVersionsAsync(ids).ConfigureAwait(false);
+                var stored = await _connection.Store.GetAsync(ids, cancellationToken).ConfigureAwait(false);
+                for (int i = 0; i < ids.Length; i++)
+                {
+                    checkedCount++;
+                    long cacheVersion = versions[i] ?? 0;
+                    stored.TryGetValue(ids[i], out var row);
+                    DriftKind? kind = null;
+                    if (state[i] != null)
+                    {
+                        if (row == null) kind = DriftKind.MissingInStore;
+                        else if (row.Version > cacheVersion) kind = DriftKind.StoreAheadOfCache;
+                        else if (row.Version < cacheVersion || row.IsDeleted || !string.Equals(row.Json, state[i].Json, StringComparison.Ordinal)) kind = DriftKind.StaleInStore;
+                    }
+                    else if (row != null && !row.IsDeleted)
+                    {
+                        kind = row.Version < cacheVersion ? DriftKind.DeletedInCacheButInStore : DriftKind.StoreAheadOfCache;
+                    }
+                    if (kind.HasValue)
+                        drift.Add(new DriftRecord { UserId = ids[i], Kind = kind.Value, CacheVersion = cacheVersion, StoreVersion = row?.Version, Pending = pending.Contains(ids[i]) });
+                }
+            }
+
+            // Every id with a version (live or tombstone), then cached profiles a raw writer left without one.
+            foreach (var key in new[] { keys.Versions, keys.Cache })
+            {
+                foreach (var entry in db.HashScan(key, "user:*", PageSize))
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    string id = ((string)entry.Name).Substring(5);
+                    if (!seen.Add(id)) continue;
+                    page.Add(id);
+                    if (page.Count == PageSize) await CheckPage().ConfigureAwait(false);
+                }
+                await CheckPage().ConfigureAwait(false);
+            }
+
+            var report = new ConsistencyReport
+            {
+                ProfilesChecked = checkedCount,
+                Drift = drift,
+                DriftCount = drift.Count(d => !d.Pending),
+                PendingCount = drift.Count(d => d.Pending),
+            };
+            if (repair) report.Repaired = await RepairAsync(drift).ConfigureAwait(false);
+            return report;
+        }
+
+        /// <summary>Queues a persist of the cache's current state for store drift, and reads the store's
+        /// newer copy back into the cache where the cache lost it.</summary>
+        private async Task<int> RepairAsync(List<DriftRecord> drift)
+        {
+            int repaired = 0;
+            var persist = drift.Where(d => !d.Pending && d.Kind != DriftKind.StoreAheadOfCache).ToList();
+            for (int start = 0; start < persist.Count; start += PageSize)
+            {
+                var chunk = persist.Skip(start).Take(PageSize).ToList();
+                await _connection.EnqueueAsync(chunk.Select(d => "set:user:" + d.UserId).ToList()).ConfigureAwait(false);
+                foreach (var d in chunk) d.Repaired = true;
+                repaired += chunk.Count;
+            }
+            foreach (var d in drift.Where(x => !x.Pending && x.Kind == DriftKind.StoreAheadOfCache))
+            {
+                var rows = await _connection.Store.GetAsync(new[] { d.UserId }, CancellationToken.None).ConfigureAwait(false);
+                if (!rows.TryGetValue(d.UserId, out var row) || row.IsDeleted) continue;
+                if (await _connection.ReadThroughAsync(d.UserId, row.Json, row.Version).ConfigureAwait(false) == row.Json)
+                {
+                    d.Repaired = true;
+                    repaired++;
+                }
+            }
+            return repaired;
+        }
+
+        private async Task<HashSet<string>> PendingIdsAsync()
+        {
+            var ids = new HashSet<string>(StringComparer.Ordinal);
+            var keys = _connection.Keys;
+            var lists = new List<RedisKey> { keys.Queue };
+            var leases = await _connection.RedisAsync(db => db.SortedSetRangeByRankAsync(keys.Leases)).ConfigureAwait(false);
+            lists.AddRange(leases.Select(l => (RedisKey)(string)l));
+            foreach (var list in lists)
+            {
+                for (long start = 0; ; start += 10000)
+                {
+                    var items = await _connection.RedisAsync(db => db.ListRangeAsync(list, start, start + 9999)).ConfigureAwait(false);
+                    foreach (var item in items)
+                        if (QueueItem.TryParse(item, out var parsed, out _)) ids.Add(parsed.UserId);
+                    if (items.Length < 10000) break;
+                }
+            }
+            return ids;
+        }
+    }
+}
