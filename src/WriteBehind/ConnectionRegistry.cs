@@ -62,8 +62,6 @@ namespace WriteBehind.Commands
             }
         }
     }
-        }
-    }
 
     /// <summary>Closes this runspace's connection when the module is removed (other runspaces keep theirs;
     /// connections made from the environment live as long as the process).</summary>
