@@ -13,7 +13,11 @@ namespace WriteBehind.Engine
 {
     public sealed class FlushOptions
     {
+        /// <summary>Items taken from the queue per lease (one Lua call).</summary>
         public int BatchSize { get; set; } = 1000;
+        /// <summary>Items per store transaction: several leases are committed together (random ids dirty a
+        /// B-tree page each, so bigger transactions write far fewer pages per row).</summary>
+        public int CommitSize { get; set; } = 20000;
         /// <summary>Stop after this many items (0: no limit).</summary>
         public long MaxItems { get; set; }
         /// <summary>Stop taking new batches after this long (null: no limit).</summary>
@@ -62,52 +66,57 @@ namespace WriteBehind.Engine
             options = options ?? new FlushOptions();
             if (options.BatchSize < 1 || options.BatchSize > 5000)
                 throw new WriteBehindException(ErrorIds.InvalidConfiguration, "BatchSize must be between 1 and 5000.");
+            if (options.CommitSize < 1)
+                throw new WriteBehindException(ErrorIds.InvalidConfiguration, "CommitSize must be at least 1.");
             var result = new FlushResult { StartedAt = DateTimeOffset.UtcNow };
             var clock = Stopwatch.StartNew();
             IProfileStore store = _connection.Store;
+            LeaseGroup next = null;
+            Task<LeaseGroup> leasing = null;
             try
             {
                 await RecoverAsync(store, options, result, cancellationToken).ConfigureAwait(false);
-                while (!options.RecoverOnly && !cancellationToken.IsCancellationRequested)
+                if (!options.RecoverOnly)
                 {
-                    if (options.MaxItems > 0 && result.Dequeued >= options.MaxItems) break;
-                    if (options.MaxDuration.HasValue && clock.Elapsed >= options.MaxDuration.Value) break;
-                    long want = options.BatchSize;
-                    if (options.MaxItems > 0) want = Math.Min(want, options.MaxItems - result.Dequeued);
-                    var batchClock = Stopwatch.StartNew();
-                    var batch = await LeaseAsync((int)want, options).ConfigureAwait(false);
-                    if (batch.Dequeued == 0) break;
-                    result.Dequeued += batch.Dequeued;
-                    result.DeadLettered += batch.DeadLettered;
-                    if (batch.Leased > 0)
+                    var group = await LeaseGroupAsync(options, result.Dequeued, clock, cancellationToken).ConfigureAwait(false);
+                    while (group.Dequeued > 0)
                     {
-                        result.InFlight += batch.Leased;
-                        var commit = await CommitAsync(store, batch.LeaseKey, batch.Rows, options, cancellationToken).ConfigureAwait(false);
-                        await AckAsync(batch.LeaseKey).ConfigureAwait(false);
-                        result.InFlight -= batch.Leased;
-                        // Rows the store refused for good took their items to the dead-letter list.
-                        int persistedRows = batch.Rows.Count - commit.Rejected.Count;
-                        result.Persisted += persistedRows;
-                        result.DeadLettered += commit.RejectedItems;
-                        result.Coalesced += batch.Leased - commit.RejectedItems - persistedRows;
-                        result.StaleSkipped += commit.Stale;
-                    }
-                    result.Batches++;
-                    Log?.Invoke(string.Format(CultureInfo.InvariantCulture,
-                        "batch {0}: {1} items, {2} profiles, {3} dead-lettered, {4:F1} ms",
-                        result.Batches, batch.Dequeued, batch.Rows.Count, batch.DeadLettered, batchClock.Elapsed.TotalMilliseconds));
-                    if (progress != null)
-                    {
-                        long remaining = await _connection.GetQueueDepthAsync().ConfigureAwait(false);
-                        progress.Report(new FlushProgress
+                        var groupClock = Stopwatch.StartNew();
+                        Absorb(result, group);
+                        // Lease the next group while this one commits: they hold different items, and the
+                        // store's version check makes their commit order irrelevant.
+                        leasing = group.Drained ? null : LeaseGroupAsync(options, result.Dequeued, clock, cancellationToken);
+                        if (group.Leased > 0)
                         {
-                            Dequeued = result.Dequeued,
-                            Remaining = remaining,
-                            Batches = result.Batches,
-                            BatchProfiles = batch.Rows.Count,
-                            BatchDuration = batchClock.Elapsed,
-                            ItemsPerSecond = clock.Elapsed.TotalSeconds > 0 ? result.Dequeued / clock.Elapsed.TotalSeconds : 0,
-                        });
+                            var commit = await CommitAsync(store, group.LeaseKeys, group.Rows, options, cancellationToken).ConfigureAwait(false);
+                            foreach (var key in group.LeaseKeys) await AckAsync(key).ConfigureAwait(false);
+                            result.InFlight -= group.Leased;
+                            // Rows the store refused for good took their items to the dead-letter list.
+                            int persistedRows = group.Rows.Count - commit.Rejected.Count;
+                            result.Persisted += persistedRows;
+                            result.DeadLettered += commit.RejectedItems;
+                            result.Coalesced += group.Leased - commit.RejectedItems - persistedRows;
+                            result.StaleSkipped += commit.Stale;
+                        }
+                        Log?.Invoke(string.Format(CultureInfo.InvariantCulture,
+                            "commit: {0} items in {1} lease(s), {2} profiles, {3} dead-lettered, {4:F1} ms",
+                            group.Dequeued, group.LeaseKeys.Count, group.Rows.Count, group.DeadLettered, groupClock.Elapsed.TotalMilliseconds));
+                        if (progress != null)
+                        {
+                            long remaining = await _connection.GetQueueDepthAsync().ConfigureAwait(false);
+                            progress.Report(new FlushProgress
+                            {
+                                Dequeued = result.Dequeued,
+                                Remaining = remaining,
+                                Batches = result.Batches,
+                                BatchProfiles = group.Rows.Count,
+                                BatchDuration = groupClock.Elapsed,
+                                ItemsPerSecond = clock.Elapsed.TotalSeconds > 0 ? result.Dequeued / clock.Elapsed.TotalSeconds : 0,
+                            });
+                        }
+                        if (leasing == null) break;
+                        group = await leasing.ConfigureAwait(false);
+                        leasing = null;
                     }
                 }
                 result.Duration = clock.Elapsed;
@@ -116,6 +125,16 @@ namespace WriteBehind.Engine
             }
             catch (Exception ex)
             {
+                if (leasing != null)
+                {
+                    // A group leased ahead of a failed commit waits for the next flush, like the failed one.
+                    try { next = await leasing.ConfigureAwait(false); } catch (Exception) { next = null; }
+                    if (next != null)
+                    {
+                        Absorb(result, next);
+                        foreach (var key in next.LeaseKeys) await ExpireNowAsync(key).ConfigureAwait(false);
+                    }
+                }
                 result.Duration = clock.Elapsed;
                 string errorId = ex is WriteBehindException wbe ? wbe.ErrorId : ErrorIds.StoreFailed;
                 result.Error = ex.Message;
@@ -125,6 +144,64 @@ namespace WriteBehind.Engine
                         " Nothing is lost: {0} item(s) stay in flight and the next flush re-persists them.", result.InFlight),
                     result, ex);
             }
+        }
+
+        /// <summary>Leases taken for one store transaction.</summary>
+        private sealed class LeaseGroup
+        {
+            public readonly List<string> LeaseKeys = new List<string>();
+            public readonly Dictionary<string, ProfileRow> Latest = new Dictionary<string, ProfileRow>(StringComparer.Ordinal);
+            public List<ProfileRow> Rows => Latest.Values.ToList();
+            public long Dequeued;
+            public long DeadLettered;
+            public long Leased;
+            public int Batches;
+            public bool Drained;
+        }
+
+        private static void Absorb(FlushResult result, LeaseGroup group)
+        {
+            result.Dequeued += group.Dequeued;
+            result.DeadLettered += group.DeadLettered;
+            result.InFlight += group.Leased;
+            result.Batches += group.Batches;
+        }
+
+        /// <summary>Leases batches until the group holds CommitSize items, the queue is drained, or a
+        /// limit is reached. Several changes to one profile across the group keep only the latest state.</summary>
+        private async Task<LeaseGroup> LeaseGroupAsync(FlushOptions options, long dequeuedBefore, Stopwatch clock, CancellationToken cancellationToken)
+        {
+            var group = new LeaseGroup();
+            while (group.Leased < options.CommitSize)
+            {
+                long dequeued = dequeuedBefore + group.Dequeued;
+                if (cancellationToken.IsCancellationRequested
+                    || (options.MaxItems > 0 && dequeued >= options.MaxItems)
+                    || (options.MaxDuration.HasValue && clock.Elapsed >= options.MaxDuration.Value))
+                {
+                    group.Drained = true;
+                    break;
+                }
+                long want = options.BatchSize;
+                if (options.MaxItems > 0) want = Math.Min(want, options.MaxItems - dequeued);
+                var batch = await LeaseAsync((int)want, options).ConfigureAwait(false);
+                group.Batches += batch.Dequeued > 0 ? 1 : 0;
+                group.Dequeued += batch.Dequeued;
+                group.DeadLettered += batch.DeadLettered;
+                group.Leased += batch.Leased;
+                if (batch.Leased > 0) group.LeaseKeys.Add(batch.LeaseKey);
+                foreach (var row in batch.Rows)
+                {
+                    if (!group.Latest.TryGetValue(row.UserId, out var known) || row.Version >= known.Version)
+                        group.Latest[row.UserId] = row;
+                }
+                if (batch.Dequeued < want)
+                {
+                    group.Drained = true;
+                    break;
+                }
+            }
+            return group;
         }
 
         private sealed class LeasedBatch
@@ -176,19 +253,19 @@ namespace WriteBehind.Engine
         /// refuses for good is isolated by splitting the batch and dead-lettered with the store's message;
         /// the rest is persisted. When no row of the batch goes in, the store itself is failing: the
         /// flush fails and the lease is kept.</summary>
-        private async Task<CommitOutcome> CommitAsync(IProfileStore store, string leaseKey, List<ProfileRow> rows,
+        private async Task<CommitOutcome> CommitAsync(IProfileStore store, IReadOnlyList<string> leaseKeys, List<ProfileRow> rows,
             FlushOptions options, CancellationToken cancellationToken)
         {
             var outcome = new CommitOutcome();
             // A tombstone at version 0 is a delete of a profile nobody ever wrote: nothing to persist.
             var toWrite = rows.Where(r => !(r.IsDeleted && r.Version == 0)).ToList();
             if (toWrite.Count == 0) return outcome;
-            using (StartRenewal(leaseKey, options))
+            using (StartRenewal(leaseKeys, options))
             {
-                await CommitIsolatingAsync(store, leaseKey, toWrite, options, cancellationToken, outcome).ConfigureAwait(false);
+                await CommitIsolatingAsync(store, leaseKeys, toWrite, options, cancellationToken, outcome).ConfigureAwait(false);
                 if (outcome.Rejected.Count == toWrite.Count)
                 {
-                    await ExpireNowAsync(leaseKey).ConfigureAwait(false);
+                    foreach (var key in leaseKeys) await ExpireNowAsync(key).ConfigureAwait(false);
                     throw new WriteBehindException(ErrorIds.StoreFailed,
                         $"The store ({store.Description}) refused every row of the batch: {outcome.Rejected[0].Value}");
                 }
@@ -197,20 +274,23 @@ namespace WriteBehind.Engine
             foreach (var rejected in outcome.Rejected)
             {
                 string reason = "store rejected: " + rejected.Value;
-                outcome.RejectedItems += await _connection.RedisAsync(async db =>
-                    (long)await Scripts.Reject.EvaluateAsync(db, new RedisKey[] { leaseKey, _keys.DeadLetters, _keys.DeadLetterInfo },
-                        new RedisValue[] { now, rejected.Key.UserId, reason }).ConfigureAwait(false)).ConfigureAwait(false);
+                foreach (var leaseKey in leaseKeys)
+                {
+                    outcome.RejectedItems += await _connection.RedisAsync(async db =>
+                        (long)await Scripts.Reject.EvaluateAsync(db, new RedisKey[] { leaseKey, _keys.DeadLetters, _keys.DeadLetterInfo },
+                            new RedisValue[] { now, rejected.Key.UserId, reason }).ConfigureAwait(false)).ConfigureAwait(false);
+                }
                 Log?.Invoke($"the store rejected the row of user '{rejected.Key.UserId}'; its items were dead-lettered: {rejected.Value}");
             }
             return outcome;
         }
 
-        private async Task CommitIsolatingAsync(IProfileStore store, string leaseKey, List<ProfileRow> rows,
+        private async Task CommitIsolatingAsync(IProfileStore store, IReadOnlyList<string> leaseKeys, List<ProfileRow> rows,
             FlushOptions options, CancellationToken cancellationToken, CommitOutcome outcome)
         {
             try
             {
-                var r = await CommitWithRetryAsync(store, leaseKey, rows, options, cancellationToken).ConfigureAwait(false);
+                var r = await CommitWithRetryAsync(store, leaseKeys, rows, options, cancellationToken).ConfigureAwait(false);
                 outcome.Applied += r.Applied;
                 outcome.Stale += r.Stale;
             }
@@ -222,12 +302,12 @@ namespace WriteBehind.Engine
                     return;
                 }
                 int half = rows.Count / 2;
-                await CommitIsolatingAsync(store, leaseKey, rows.GetRange(0, half), options, cancellationToken, outcome).ConfigureAwait(false);
-                await CommitIsolatingAsync(store, leaseKey, rows.GetRange(half, rows.Count - half), options, cancellationToken, outcome).ConfigureAwait(false);
+                await CommitIsolatingAsync(store, leaseKeys, rows.GetRange(0, half), options, cancellationToken, outcome).ConfigureAwait(false);
+                await CommitIsolatingAsync(store, leaseKeys, rows.GetRange(half, rows.Count - half), options, cancellationToken, outcome).ConfigureAwait(false);
             }
         }
 
-        private async Task<StoreCommitResult> CommitWithRetryAsync(IProfileStore store, string leaseKey, List<ProfileRow> rows,
+        private async Task<StoreCommitResult> CommitWithRetryAsync(IProfileStore store, IReadOnlyList<string> leaseKeys, List<ProfileRow> rows,
             FlushOptions options, CancellationToken cancellationToken)
         {
             var retryClock = Stopwatch.StartNew();
@@ -243,7 +323,7 @@ namespace WriteBehind.Engine
                 {
                     if (retryClock.Elapsed >= options.RetryTimeout || cancellationToken.IsCancellationRequested)
                     {
-                        await ExpireNowAsync(leaseKey).ConfigureAwait(false);
+                        foreach (var key in leaseKeys) await ExpireNowAsync(key).ConfigureAwait(false);
                         throw new WriteBehindException(ErrorIds.StoreUnavailable,
                             $"The store ({store.Description}) was unavailable for {retryClock.Elapsed.TotalSeconds:F1} s: {ex.InnerException?.Message ?? ex.Message}.", ex);
                     }
@@ -262,7 +342,7 @@ namespace WriteBehind.Engine
         }
 
         /// <summary>Keeps a lease from expiring while its commit runs (every third of the lease duration).</summary>
-        private IDisposable StartRenewal(string leaseKey, FlushOptions options)
+        private IDisposable StartRenewal(IReadOnlyList<string> leaseKeys, FlushOptions options)
         {
             var stop = new CancellationTokenSource();
             var period = TimeSpan.FromTicks(Math.Max(options.LeaseDuration.Ticks / 3, TimeSpan.FromMilliseconds(50).Ticks));
@@ -273,7 +353,7 @@ namespace WriteBehind.Engine
                     try
                     {
                         await Task.Delay(period, stop.Token).ConfigureAwait(false);
-                        await RenewAsync(leaseKey, options).ConfigureAwait(false);
+                        foreach (var key in leaseKeys) await RenewAsync(key, options).ConfigureAwait(false);
                     }
                     catch (OperationCanceledException) { break; }
                     catch (WriteBehindException) { /* Redis trouble surfaces at the ack */ }
@@ -335,7 +415,7 @@ namespace WriteBehind.Engine
                         rows.Add(new ProfileRow(chunk[i], raw[2 * i].IsNull ? null : (string)raw[2 * i], version));
                     }
                 }
-                var commit = await CommitAsync(store, leaseKey, rows, options, cancellationToken).ConfigureAwait(false);
+                var commit = await CommitAsync(store, new[] { leaseKey }, rows, options, cancellationToken).ConfigureAwait(false);
                 await AckAsync(leaseKey).ConfigureAwait(false);
                 result.Recovered += items.Length - commit.RejectedItems;
                 result.StaleSkipped += commit.Stale;

@@ -480,7 +480,8 @@ namespace WriteBehind.Engine.Tests
             for (int i = 1; i <= 10; i++)
                 await Db.ListLeftPushAsync(Keys.Queue, $"update:user:o1:{{\"v\":\"{i}\"}}");
 
-            var result = await FlushAsync(new FlushOptions { BatchSize = 3 });
+            // One lease per store commit: every batch is its own transaction.
+            var result = await FlushAsync(new FlushOptions { BatchSize = 3, CommitSize = 3 });
 
             Assert.Equal(10, result.Dequeued);
             Assert.Equal(4, result.Batches);
@@ -488,6 +489,23 @@ namespace WriteBehind.Engine.Tests
             Assert.Equal(6, result.Coalesced);
             await AssertPersistedAsync("o1", """{"v":"10"}""");
             Assert.Equal(10, await VersionAsync("o1"));
+        }
+
+        [Fact]
+        public async Task Leases_grouped_into_one_commit_coalesce_across_batches()
+        {
+            for (int i = 1; i <= 10; i++)
+                await Db.ListLeftPushAsync(Keys.Queue, $"update:user:o3:{{\"v\":\"{i}\"}}");
+
+            var result = await FlushAsync(new FlushOptions { BatchSize = 3, CommitSize = 1000 });
+
+            Assert.Equal(10, result.Dequeued);
+            Assert.Equal(4, result.Batches);
+            Assert.Equal(1, result.Persisted); // four leases, one store write of the latest state
+            Assert.Equal(9, result.Coalesced);
+            await AssertPersistedAsync("o3", """{"v":"10"}""");
+            Assert.Equal(10, await VersionAsync("o3"));
+            Assert.Equal(0, await Db.SortedSetLengthAsync(Keys.Leases));
         }
 
         [Fact]

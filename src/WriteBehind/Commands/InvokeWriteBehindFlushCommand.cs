@@ -14,6 +14,11 @@ namespace WriteBehind.Commands
         [ValidateRange(1, 5000)]
         public int BatchSize { get; set; } = 1000;
 
+        /// <summary>Items per store transaction (several leases are committed together).</summary>
+        [Parameter]
+        [ValidateRange(1, 1000000)]
+        public int CommitSize { get; set; } = 20000;
+
         /// <summary>Stop after this many items (default: until the queue is empty).</summary>
         [Parameter]
         [ValidateRange(1, long.MaxValue)]
@@ -42,6 +47,7 @@ namespace WriteBehind.Commands
             var options = new FlushOptions
             {
                 BatchSize = BatchSize,
+                CommitSize = CommitSize,
                 MaxItems = MaxItems,
                 MaxDuration = MyInvocation.BoundParameters.ContainsKey(nameof(MaxDuration)) ? MaxDuration : (TimeSpan?)null,
                 LeaseDuration = LeaseDuration,
