@@ -16,14 +16,25 @@ redis.call('LTRIM', KEYS[1], 0, -count - 1)
 local state, touched_order, touched = {}, {}, {}
 local leased, dead, superseded = {}, 0, 0
 
-local function load(field)
-  local st = state[field]
-  if not st then
-    local v = redis.call('HGET', KEYS[3], field)
-    st = { json = redis.call('HGET', KEYS[2], field), ver = tonumber(v) or 0, dirty = false, field = field }
-    state[field] = st
+-- Pass 1: parse every item and read the state of every profile they name, in a few HMGETs
+-- (one redis.call per item and field would cost more than the parsing).
+local kinds, ids, rests = {}, {}, {}
+local fields, seen = {}, {}
+for k = count, 1, -1 do
+  local kind, id, rest = parse_item(items[k])
+  kinds[k], ids[k], rests[k] = kind, id, rest
+  if kind and not seen[id] then
+    seen[id] = true
+    fields[#fields + 1] = 'user:' .. id
   end
-  return st
+end
+for c = 1, #fields, 1000 do
+  local last = math.min(c + 999, #fields)
+  local jsons = redis.call('HMGET', KEYS[2], unpack(fields, c, last))
+  local vers = redis.call('HMGET', KEYS[3], unpack(fields, c, last))
+  for i = c, last do
+    state[fields[i]] = { json = jsons[i - c + 1], ver = tonumber(vers[i - c + 1]) or 0, dirty = false }
+  end
 end
 
 local function dead_letter(item, reason)
@@ -38,16 +49,16 @@ local function dead_letter(item, reason)
   redis.call('HSET', KEYS[7], item, (attempts + 1) .. '|' .. first .. '|' .. ARGV[3] .. '|' .. reason)
 end
 
+-- Pass 2: apply, oldest first.
 for k = count, 1, -1 do
-  local item = items[k]
-  local kind, id, rest = parse_item(item)
+  local item, kind, id, rest = items[k], kinds[k], ids[k], rests[k]
   local reason
   if not kind then
     reason = id
   else
     local field = 'user:' .. id
+    local st = state[field]
     if kind == 'update' then
-      local st = load(field)
       -- the patch is checked first: whether an item is poison never depends on the cache's state
       local qm, err = parse_object(rest)
       if not qm then
@@ -68,7 +79,6 @@ for k = count, 1, -1 do
       end
     elseif kind == 'delete' and not rest then
       -- a deferred delete from a raw producer (the module's own deletes carry the version they made)
-      local st = load(field)
       if st.json then
         st.json = false
         st.ver = st.ver + 1
@@ -86,26 +96,36 @@ for k = count, 1, -1 do
   if reason then dead_letter(item, reason) end
 end
 
+local function call_chunked(cmd, key, args)
+  for c = 1, #args, 1000 do
+    redis.call(cmd, key, unpack(args, c, math.min(c + 999, #args)))
+  end
+end
+
 local out = { count, dead, #leased, superseded }
 if #leased > 0 then
-  for c = 1, #leased, 1000 do
-    redis.call('RPUSH', KEYS[4], unpack(leased, c, math.min(c + 999, #leased)))
-  end
+  call_chunked('RPUSH', KEYS[4], leased)
   redis.call('ZADD', KEYS[5], ARGV[2], KEYS[4])
 end
+local sets, dels, vers = {}, {}, {}
 for t = 1, #touched_order do
   local field = touched_order[t]
-  local st = load(field)
+  local st = state[field]
   if st.dirty then
     if st.json then
-      redis.call('HSET', KEYS[2], field, st.json)
+      sets[#sets + 1] = field
+      sets[#sets + 1] = st.json
     else
-      redis.call('HDEL', KEYS[2], field)
+      dels[#dels + 1] = field
     end
-    redis.call('HSET', KEYS[3], field, st.ver)
+    vers[#vers + 1] = field
+    vers[#vers + 1] = st.ver
   end
   out[#out + 1] = touched[field]
   out[#out + 1] = st.json
   out[#out + 1] = st.ver
 end
+call_chunked('HSET', KEYS[2], sets)
+call_chunked('HDEL', KEYS[2], dels)
+call_chunked('HSET', KEYS[3], vers)
 return out
