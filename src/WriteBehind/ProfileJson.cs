@@ -30,16 +30,9 @@ namespace WriteBehind.Commands
             }
             if (value is PSCustomObject && input is PSObject custom)
             {
-                // An object piped as { UserId; Profile } carries its profile in one property.
-                PSPropertyInfo inner = null;
-                int others = 0;
-                foreach (var p in custom.Properties)
-                {
-                    if (IsIdProperty(p.Name)) continue;
-                    if (string.Equals(p.Name, "Profile", StringComparison.OrdinalIgnoreCase) || string.Equals(p.Name, "Update", StringComparison.OrdinalIgnoreCase)) inner = p;
-                    else others++;
-                }
-                if (inner != null && others == 0) return FromInput(inner.Value);
+                // An object piped as { UserId; Profile } carries its profile in that one property.
+                var inner = custom.Properties["Profile"] ?? custom.Properties["Update"];
+                if (inner != null) return FromInput(inner.Value);
             }
             try
             {

@@ -94,6 +94,15 @@ Describe 'Pipelines' {
         $r.Persisted | Should -Be 5000
         (Get-WriteBehindStatus).StoredProfiles | Should -Be 5000
     }
+    It 'the same id twice in one pipeline gets two versions, in order, and the later profile wins' {
+        $out = @('{"v":1}', '{"v":2}') | Set-UserProfile -UserId twice -PassThru
+        @($out | ForEach-Object Version) | Should -Be @(1, 2)
+        Get-RawString "$($script:P)user_profiles" 'user:twice' | Should -BeExactly '{"v":2}'
+        Get-RawList "$($script:P)write_queue" | Should -BeExactly @('set:user:twice:2', 'set:user:twice:1')
+        @('twice', 'twice') | Remove-UserProfile -Confirm:$false
+        Get-RawString "$($script:P)user_profiles:versions" 'user:twice' | Should -Be '4'
+        (Get-RawList "$($script:P)write_queue")[0] | Should -BeExactly 'delete:user:twice:4'
+    }
     It '-CacheOnly warms the cache and queues nothing' {
         Set-UserProfile -UserId w1 -Profile '{"a":1}' -CacheOnly
         Get-RawString "$($script:P)user_profiles" 'user:w1' | Should -BeExactly '{"a":1}'

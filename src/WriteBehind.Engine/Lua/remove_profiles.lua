@@ -4,6 +4,7 @@
 -- ARGV[1] queue high-water mark (0 = none)   ARGV[2..] fields ('user:<id>')
 -- Returns for each field 1 when a cached profile was removed, 0 when none was cached (a tombstone is
 -- still versioned and queued, so a copy only the store holds is deleted too); or 'WB_QUEUE_FULL ...'.
+local unpack = unpack or table.unpack
 local hw = tonumber(ARGV[1])
 local n = #ARGV - 1
 if hw > 0 then
@@ -12,12 +13,26 @@ if hw > 0 then
     return redis.error_reply('WB_QUEUE_FULL queue depth ' .. depth .. ' + ' .. n .. ' exceeds the high-water mark ' .. hw)
   end
 end
-local out = {}
-for i = 2, #ARGV do
-  local field = ARGV[i]
-  local removed = redis.call('HDEL', KEYS[1], field)
-  local v = redis.call('HINCRBY', KEYS[2], field, 1)
-  redis.call('LPUSH', KEYS[3], 'delete:' .. field .. ':' .. v)
-  out[#out + 1] = removed
+local out, latest, vers, items = {}, {}, {}, {}
+for c = 2, #ARGV, 1000 do
+  local last = math.min(c + 999, #ARGV)
+  local cached = redis.call('HMGET', KEYS[1], unpack(ARGV, c, last))
+  local got = redis.call('HMGET', KEYS[2], unpack(ARGV, c, last))
+  for i = c, last do
+    local f = ARGV[i]
+    local v = (latest[f] or tonumber(got[i - c + 1]) or 0) + 1
+    out[#out + 1] = (cached[i - c + 1] and not latest[f]) and 1 or 0
+    latest[f] = v
+    vers[#vers + 1] = f
+    vers[#vers + 1] = v
+    items[#items + 1] = 'delete:' .. f .. ':' .. v
+  end
+  redis.call('HDEL', KEYS[1], unpack(ARGV, c, last))
+end
+for c = 1, #vers, 2000 do
+  redis.call('HSET', KEYS[2], unpack(vers, c, math.min(c + 1999, #vers)))
+end
+for c = 1, #items, 1000 do
+  redis.call('LPUSH', KEYS[3], unpack(items, c, math.min(c + 999, #items)))
 end
 return out

@@ -4,6 +4,8 @@
 -- ARGV[1] '1' to queue the persist, '0' to only warm the cache   ARGV[2] queue high-water mark (0 = none)
 -- ARGV[3], ARGV[4], ... pairs of field ('user:<id>') and JSON text (validated by the caller)
 -- Returns the new version of each profile, in order; or an error 'WB_QUEUE_FULL ...' and writes nothing.
+-- Work is done in a few multi-field calls per chunk, not three calls per profile.
+local unpack = unpack or table.unpack
 local queue = ARGV[1] == '1'
 local n = (#ARGV - 2) / 2
 local hw = tonumber(ARGV[2])
@@ -13,12 +15,33 @@ if queue and hw > 0 then
     return redis.error_reply('WB_QUEUE_FULL queue depth ' .. depth .. ' + ' .. n .. ' exceeds the high-water mark ' .. hw)
   end
 end
-local out = {}
-for i = 3, #ARGV, 2 do
-  local field = ARGV[i]
-  redis.call('HSET', KEYS[1], field, ARGV[i + 1])
-  local v = redis.call('HINCRBY', KEYS[2], field, 1)
-  if queue then redis.call('LPUSH', KEYS[3], 'set:' .. field .. ':' .. v) end
-  out[#out + 1] = v
+local fields = {}
+for i = 3, #ARGV, 2 do fields[#fields + 1] = ARGV[i] end
+local current = {}
+for c = 1, #fields, 1000 do
+  local got = redis.call('HMGET', KEYS[2], unpack(fields, c, math.min(c + 999, #fields)))
+  for i = 1, #got do current[c + i - 1] = tonumber(got[i]) or 0 end
+end
+-- the same id twice in one call gets two versions, in order
+local latest, out, vers, items = {}, {}, {}, {}
+for i = 1, #fields do
+  local f = fields[i]
+  local v = (latest[f] or current[i]) + 1
+  latest[f] = v
+  out[i] = v
+  vers[#vers + 1] = f
+  vers[#vers + 1] = v
+  items[i] = 'set:' .. f .. ':' .. v
+end
+for c = 3, #ARGV, 2000 do
+  redis.call('HSET', KEYS[1], unpack(ARGV, c, math.min(c + 1999, #ARGV)))
+end
+for c = 1, #vers, 2000 do
+  redis.call('HSET', KEYS[2], unpack(vers, c, math.min(c + 1999, #vers)))
+end
+if queue then
+  for c = 1, #items, 1000 do
+    redis.call('LPUSH', KEYS[3], unpack(items, c, math.min(c + 999, #items)))
+  end
 end
 return out

@@ -13,13 +13,16 @@ namespace WriteBehind.Commands
         private const int ChunkSize = 1000;
         private readonly List<KeyValuePair<string, string>> _buffer = new List<KeyValuePair<string, string>>(ChunkSize);
 
-        [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+        /// <summary>The profile's id. Without it, each piped object's UserId or Id property names its profile.</summary>
+        [Parameter(Position = 0)]
         [Alias("Id")]
         [ValidateNotNullOrEmpty]
         public string UserId { get; set; }
 
-        /// <summary>JSON text (stored byte for byte), a dictionary, or an object whose properties become the profile.</summary>
-        [Parameter(Mandatory = true, Position = 1, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        /// <summary>JSON text (stored byte for byte), a dictionary, or an object whose properties become the
+        /// profile (its UserId/Id property names it; an object of just UserId and Profile carries the profile
+        /// in Profile).</summary>
+        [Parameter(Mandatory = true, Position = 1, ValueFromPipeline = true)]
         [Alias("Json")]
         public object Profile { get; set; }
 
@@ -30,21 +33,27 @@ namespace WriteBehind.Commands
         [Parameter]
         public SwitchParameter PassThru { get; set; }
 
+        // The id comes from the piped object itself rather than from by-property-name binding, which
+        // costs PowerShell's binder more than the whole rest of the record's work.
         protected override void ProcessRecord()
         {
+            string userId = UserId ?? ProfileJson.IdOf(Profile);
             string json;
             try
             {
-                UserIds.Validate(UserId);
+                if (userId == null)
+                    throw new WriteBehindException(ErrorIds.InvalidUserId,
+                        "No user id: pass -UserId, or pipe objects with a UserId or Id property.");
+                UserIds.Validate(userId);
                 json = ProfileJson.FromInput(Profile);
             }
             catch (WriteBehindException ex)
             {
-                WriteFailure(ex, UserId);
+                WriteFailure(ex, userId);
                 return;
             }
-            if (!ShouldProcess(KeyNames.Field(UserId), CacheOnly ? "Set cached profile" : "Set profile and queue its persist")) return;
-            _buffer.Add(new KeyValuePair<string, string>(UserId, json));
+            if (!ShouldProcess(KeyNames.Field(userId), CacheOnly ? "Set cached profile" : "Set profile and queue its persist")) return;
+            _buffer.Add(new KeyValuePair<string, string>(userId, json));
             if (_buffer.Count >= ChunkSize) Send();
         }
 
