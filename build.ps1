@@ -168,6 +168,10 @@ function Invoke-Test {
 
 function Invoke-Bench {
     # Not part of Test. Always a throwaway redis-server (never $env:WRITEBEHIND_REDIS: the bench FLUSHALLs it).
+    # The module is laid out in a folder of the bench's own: this local $ModuleDir shadows the script's for
+    # Invoke-Build, so a concurrent `build.ps1 Build` (which deletes and re-copies out/WriteBehind/<version>)
+    # cannot pull the module from under the bench's child processes halfway through.
+    $ModuleDir = Join-Path $Out "bench/module/WriteBehind/$Version"
     $manifest = Invoke-Build
     if (-not (Get-Command redis-server -ErrorAction SilentlyContinue)) {
         throw 'Bench needs redis-server and redis-benchmark on PATH (on Debian: apt-get install -y redis-server redis-tools).'
