@@ -329,9 +329,10 @@ $rows = @(
         target = '-'; status = '' }
     [ordered]@{ measure = 'Invoke-WriteBehindFlush -BatchSize 2000'; items = $c.flush; result = "$(F0 $m.flushPerSecond) items/s"; against = ''; ratio = ''
         target = '>= 100,000/s'; status = Test-Target $m.flushPerSecond '>=' 100000 }
-    [ordered]@{ measure = '  vs store limit (CommitAsync, 2000/tx)'; items = $c.flush; result = ''; against = "$(F0 $m.storeLimitRowsPerSecond) rows/s"; ratio = F2x $m.flushVsStoreLimit
-        target = '>= 0.5x'; status = Test-Target $m.flushVsStoreLimit '>=' 0.5 }
-    [ordered]@{ measure = '  vs store limit, 20,000 rows/tx (info)'; items = $c.flush; result = ''; against = "$(F0 $m.storeLimitLargeTxRowsPerSecond) rows/s"; ratio = F2x $m.flushVsStoreLimitLargeTx
+    # The flush commits 20,000 items per store transaction (-CommitSize): its store limit is the same size.
+    [ordered]@{ measure = '  vs store limit (CommitAsync, 20,000/tx)'; items = $c.flush; result = ''; against = "$(F0 $m.storeLimitLargeTxRowsPerSecond) rows/s"; ratio = F2x $m.flushVsStoreLimitLargeTx
+        target = '>= 0.5x'; status = Test-Target $m.flushVsStoreLimitLargeTx '>=' 0.5 }
+    [ordered]@{ measure = '  vs store limit, 2,000 rows/tx (info)'; items = $c.flush; result = ''; against = "$(F0 $m.storeLimitRowsPerSecond) rows/s"; ratio = F2x $m.flushVsStoreLimit
         target = '-'; status = '' }
     [ordered]@{ measure = '  vs store limit, ids in key order (info)'; items = $c.flush; result = ''; against = "$(F0 $m.storeLimitKeyOrderRowsPerSecond) rows/s"; ratio = F2x $m.flushVsStoreLimitKeyOrder
         target = '-'; status = '' }
