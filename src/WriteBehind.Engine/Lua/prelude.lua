@@ -143,11 +143,12 @@ local function decode_name(raw)
 end
 
 -- Parses a text that must be exactly one JSON object (whitespace around allowed). Returns the members
--- as offsets into s: { n, open, index[name] = k, kraw[k], vs[k], ve[k] } (value k is s:sub(vs[k], ve[k] - 1)).
+-- as offsets into s: { n, open, index[name] = k, name[k] (decoded), kraw[k], vs[k], ve[k] }
+-- (value k is s:sub(vs[k], ve[k] - 1)).
 local function parse_object(s)
   local i = skip_ws(s, 1)
   if sbyte(s, i) ~= 123 then return nil, 'not a JSON object' end
-  local m = { n = 0, open = i, index = {}, kraw = {}, vs = {}, ve = {} }
+  local m = { n = 0, open = i, index = {}, name = {}, kraw = {}, vs = {}, ve = {} }
   local j = skip_ws(s, i + 1)
   if sbyte(s, j) == 125 then
     j = j + 1
@@ -167,6 +168,7 @@ local function parse_object(s)
       local k = m.n + 1
       m.n = k
       m.index[name] = k
+      m.name[k] = name
       m.kraw[k] = kraw
       m.vs[k] = j
       m.ve[k] = ve
@@ -186,7 +188,7 @@ end
 local function merge(profile, pm, patch, qm)
   local repl, adds = {}, {}
   for k = 1, qm.n do
-    local idx = pm.index[decode_name(qm.kraw[k])]
+    local idx = pm.index[qm.name[k]]
     if idx then repl[idx] = k else adds[#adds + 1] = k end
   end
   local out, last = {}, 1
