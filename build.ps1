@@ -147,8 +147,12 @@ function Invoke-Test {
             }
             Write-Host "==> Pester (cmdlets, against $kind)"
             $json = Join-Path $results "pester-$kind.json"
+            # The fault-injection suite (child processes killed with SIGKILL, a Redis restart under AOF)
+            # runs once, against redis-server; the cmdlet suite runs against every server.
+            $suites = @((Join-Path $PSScriptRoot 'tests/cmdlets'))
+            if ($kind -eq 'Redis') { $suites += (Join-Path $PSScriptRoot 'tests/faults') }
             dotnet pwsh -NoProfile -File (Join-Path $PSScriptRoot 'tests/Invoke-PesterSuite.ps1') -PesterPath $pester -ModulePath $manifest `
-                -Redis $server.Endpoint -ServerKind $kind -ResultPath $json
+                -Redis $server.Endpoint -ServerKind $kind -ResultPath $json -Path ($suites -join ',')
             if (Test-Path $json) {
                 $c = Get-Content $json -Raw | ConvertFrom-Json
                 $passed += $c.Passed; $failed += $c.Failed; $skipped += $c.Skipped

@@ -1,4 +1,6 @@
 # Throwaway servers for Demo, Test and Bench: redis-server from PATH, else Garnet from the tool manifest.
+# Garnet runs with --lua-transaction-mode true: without it Garnet does not lock a script's keys, and
+# WriteBehind's scripts must run atomically (the fault suite's concurrency test fails without it).
 # Every server binds 127.0.0.1 on a free port and is stopped by Stop-TestServer.
 
 function Get-FreeTcpPort {
@@ -49,7 +51,7 @@ function Start-TestServer {
         foreach ($a in @('--port', "$port", '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', $dir, '--protected-mode', 'yes')) { $psi.ArgumentList.Add($a) }
     } else {
         $psi.FileName = 'dotnet'
-        foreach ($a in @('garnet-server', '--port', "$port", '--bind', '127.0.0.1', '--lua', 'true', '--memory', '256m', '--index', '16m')) { $psi.ArgumentList.Add($a) }
+        foreach ($a in @('garnet-server', '--port', "$port", '--bind', '127.0.0.1', '--lua', 'true', '--lua-transaction-mode', 'true', '--memory', '256m', '--index', '16m')) { $psi.ArgumentList.Add($a) }
         $psi.WorkingDirectory = $PSScriptRoot | Split-Path   # the tool manifest lives at the repo root
     }
     foreach ($a in $ExtraArguments) { $psi.ArgumentList.Add($a) }

@@ -5,7 +5,10 @@ param(
     [Parameter(Mandatory)] [string] $Redis,
     [string] $ServerKind = 'Redis',
     [Parameter(Mandatory)] [string] $ResultPath,
-    [string[]] $ExcludeTag = @()
+    [string[]] $ExcludeTag = @(),
+    # test folders, comma-separated (pwsh -File passes one string); build.ps1 adds the fault-injection
+    # suite (tests/faults) for the Redis run
+    [string] $Path = (Join-Path $PSScriptRoot 'cmdlets')
 )
 $ErrorActionPreference = 'Stop'
 Import-Module $PesterPath -Force
@@ -13,7 +16,7 @@ $env:WRITEBEHIND_TEST_MODULE = (Resolve-Path $ModulePath).Path
 $env:WRITEBEHIND_TEST_REDIS = $Redis
 $env:WRITEBEHIND_TEST_SERVER_KIND = $ServerKind
 $config = New-PesterConfiguration
-$config.Run.Path = Join-Path $PSScriptRoot 'cmdlets'
+$config.Run.Path = @($Path -split ',')
 $config.Run.PassThru = $true
 $config.Output.Verbosity = 'Normal'
 if ($ExcludeTag) { $config.Filter.ExcludeTag = $ExcludeTag }

@@ -28,8 +28,9 @@ function Get-RawList([string] $Key) {
 function New-TestPrefix { 'pt-' + [guid]::NewGuid().ToString('N').Substring(0, 12) + ':' }
 
 function Remove-TestKeys([string] $Prefix) {
-    $keys = [StackExchange.Redis.RedisResult[]]$script:Db.Execute('KEYS', [object[]]@("$Prefix*"))
-    foreach ($key in $keys) { $null = $script:Db.KeyDelete([string]$key) }
+    # A KEYS reply is read by index: casting it to RedisResult[] would wrap it, not convert it.
+    $reply = $script:Db.Execute('KEYS', [object[]]@("$Prefix*"))
+    for ($i = 0; $i -lt $reply.Length; $i++) { $null = $script:Db.KeyDelete([string]$reply[$i]) }
 }
 
 function New-TestStore {

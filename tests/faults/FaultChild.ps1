@@ -8,7 +8,7 @@
 #   ERROR <errorId> <text> a terminating error; the exit code is then 3
 #   DONE                   finished; exit code 0
 # Config (JSON): Mode (Flush | FlushLoop | Produce), ModulePath, Redis, Store, KeyPrefix, and per mode:
-#   Flush:     BatchSize, LeaseDuration, RetryTimeout (TimeSpan text), optional MaxItems
+#   Flush:     BatchSize, LeaseDuration, RetryTimeout (TimeSpan text), optional MaxItems, CommitSize
 #   FlushLoop: the same, plus StopFile: flush again and again until StopFile exists and the queue is empty
 #   Produce:   OpsFile (rounds written by Write-FaultRounds), optional DelayMs between rounds,
 #              optional StopOnError (stop at the first failed round instead of going on)
@@ -46,6 +46,7 @@ function Invoke-OneFlush {
         RetryTimeout = [TimeSpan]$cfg.RetryTimeout
     }
     if ($cfg.PSObject.Properties['MaxItems'] -and $cfg.MaxItems) { $p.MaxItems = [long]$cfg.MaxItems }
+    if ($cfg.PSObject.Properties['CommitSize'] -and $cfg.CommitSize) { $p.CommitSize = [int]$cfg.CommitSize }
     # Verbose (stream 4) comes out here as each batch ends; the result object last. On a terminating
     # error the FlushResult written before it still comes through the pipeline.
     Invoke-WriteBehindFlush @p -Verbose 4>&1 | ForEach-Object {

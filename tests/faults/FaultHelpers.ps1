@@ -9,157 +9,38 @@ $script:ChildScript = Join-Path $PSScriptRoot 'FaultChild.ps1'
 $script:FaultWork = Join-Path ([IO.Path]::GetTempPath()) ('wb-faults-' + [guid]::NewGuid().ToString('N').Substring(0, 12))
 New-Item -ItemType Directory -Force -Path $script:FaultWork | Out-Null
 
+# Raw SQLite reads below use Microsoft.Data.Sqlite beside the module; its native library is found by the
+# engine's loader, so let the engine open (and drop) a throwaway store once first.
+& {
+    $probe = Join-Path $script:FaultWork 'probe.db'
+    $store = [WriteBehind.Engine.Store.SqliteProfileStore]::new($probe)
+    try { $null = $store.CountAsync([Threading.CancellationToken]::None).GetAwaiter().GetResult() } finally { $store.Dispose() }
+}
+
 function Write-FaultLog([string] $Text) { Write-Host "    [fault] $Text" }
 
 # ---------------------------------------------------------------------------------------------------
 # Workloads and the model
 # ---------------------------------------------------------------------------------------------------
 
-function New-FieldMap { [System.Collections.Specialized.OrderedDictionary]::new([StringComparer]::Ordinal) }
+Add-Type -Path (Join-Path $PSScriptRoot 'FaultModel.cs')
 
-# Compact JSON object text of an ordered field map whose values are raw JSON value texts.
-function Format-FaultJson($Fields) {
-    $sb = [System.Text.StringBuilder]::new('{')
-    $first = $true
-    foreach ($k in $Fields.Keys) {
-        if (-not $first) { $null = $sb.Append(',') }
-        $first = $false
-        $null = $sb.Append('"').Append($k).Append('":').Append($Fields[$k])
-    }
-    $null = $sb.Append('}')
-    $sb.ToString()
-}
-
-function New-FaultOp([string] $Id, $Fields, [long] $Seq = 0) {
-    [pscustomobject]@{ Id = $Id; Fields = $Fields; Json = $(if ($null -ne $Fields) { Format-FaultJson $Fields } else { '' }); Seq = $Seq }
-}
-
-# Ids: mostly '<prefix><n>', every 97th one using the rest of the id alphabet ('.', '@', '-', '_').
-function Get-FaultIdName([string] $Prefix, [int] $N) {
-    if ($N % 97 -eq 13) { "$Prefix.$N@x-y_z" } else { "$Prefix$N" }
-}
-
-<#
- A queue of $Items mixed items over $Ids ids, in rounds of one kind (each round is one cmdlet call or one
- LPUSH, so the whole queue is produced in a few hundred calls while keeping its order):
-   set       Set-UserProfile: {"name":..,"gen":..,[f0..f5],[note]}         (applied at once, queues set:user:<id>:<v>)
-   patch     update:user:<id>:{"seq":"<n>","f<k>":"<v>"[,"f<j>":..]}        (merged when flushed)
-   remove    Remove-UserProfile                                               (applied at once, queues delete:user:<id>:<v>)
-   rawdelete delete:user:<id>, a raw producer's deferred delete               (applied when flushed)
- Half the picks go to a hot tenth of the ids, so one batch often holds several items of one id.
-#>
+# A queue of $Items mixed items over $Ids ids (FaultModel.cs: Generate says what each kind holds).
 function New-FaultWorkload {
     param(
         [Parameter(Mandatory)] [System.Random] $Random,
         [Parameter(Mandatory)] [int] $Items,
         [Parameter(Mandatory)] [int] $Ids,
         [string] $IdPrefix = 'c',
-        [hashtable] $Weights = @{ set = 30; patch = 50; remove = 12; rawdelete = 8 },
+        [int] $Set = 30, [int] $Patch = 50, [int] $Remove = 12, [int] $RawDelete = 8,
         [int] $MaxRound = 400
     )
-    $kinds = @('set', 'patch', 'remove', 'rawdelete') | Where-Object { $Weights[$_] -gt 0 }
-    $total = ($kinds | ForEach-Object { $Weights[$_] } | Measure-Object -Sum).Sum
-    $hot = [Math]::Max(1, [int]($Ids / 10))
-    $rounds = [System.Collections.Generic.List[object]]::new()
-    $n = 0; $seq = 0; $gen = 0
-    while ($n -lt $Items) {
-        $roll = $Random.Next($total); $kind = $null
-        foreach ($k in $kinds) { if ($roll -lt $Weights[$k]) { $kind = $k; break }; $roll -= $Weights[$k] }
-        $max = if ($kind -in 'remove', 'rawdelete') { [Math]::Max(1, [int]($MaxRound / 4)) } else { $MaxRound }
-        $size = [Math]::Min($Items - $n, 1 + $Random.Next($max))
-        $ops = [System.Collections.Generic.List[object]]::new($size)
-        for ($i = 0; $i -lt $size; $i++) {
-            $idn = if ($Random.Next(2) -eq 0) { $Random.Next($hot) } else { $Random.Next($Ids) }
-            $id = Get-FaultIdName $IdPrefix $idn
-            switch ($kind) {
-                'set' {
-                    $gen++
-                    $f = New-FieldMap
-                    $f['name'] = "`"$id`""
-                    $f['gen'] = "`"$gen`""
-                    foreach ($k in 0..5) { if ($Random.Next(3) -eq 0) { $f["f$k"] = "`"s$gen`"" } }
-                    if ($Random.Next(10) -eq 0) { $f['note'] = '"caf\u00e9 \"' + $gen + '\" ü 🙂 12345678901234567890"' }
-                    if ($Random.Next(10) -eq 0) { $f['big'] = '12345678901234567890' }
-                    $ops.Add((New-FaultOp $id $f))
-                }
-                'patch' {
-                    $seq++
-                    $f = New-FieldMap
-                    $f['seq'] = "`"$seq`""
-                    $f["f$($Random.Next(8))"] = "`"p$seq`""
-                    if ($Random.Next(4) -eq 0) { $f["f$($Random.Next(8))"] = "`"q$seq`"" }
-                    if ($Random.Next(20) -eq 0) { $f['num'] = '1.0e3' }
-                    $ops.Add((New-FaultOp $id $f $seq))
-                }
-                default { $ops.Add((New-FaultOp $id $null)) }
-            }
-        }
-        $rounds.Add([pscustomobject]@{ Kind = $kind; Ops = $ops })
-        $n += $size
-    }
-    [pscustomobject]@{ Rounds = $rounds; Items = $n; Ids = $Ids; IdPrefix = $IdPrefix }
+    [WriteBehindFaults.FaultModel]::Generate($Random, $Items, $Ids, $IdPrefix, $Set, $Patch, $Remove, $RawDelete, $MaxRound, 0, 0)
 }
 
-<#
- The state the cache must hold once every item of these rounds is flushed, computed independently of the
- engine. Valid when the rounds were all produced before the flushes that drain them began: sets and
- removes take effect in the cache when produced (in order); patches and raw deletes when flushed (in
- queue order), on the state the immediate writes left.
-   set / remove            the version goes up by one (always)
-   patch                   merged (named top-level fields replaced in place, new ones appended) and the
-                           version goes up by one, unless the profile is deleted (a tombstone): then nothing
-   rawdelete               deletes and bumps the version when the profile is cached; otherwise nothing
-   rawset / rawpersist     nothing (persist the current state)
- Returns id -> { Json (text, or $null when deleted / never written), Version (0: never written),
- LastPatchSeq (the seq of the id's last patch in queue order, applied or not), Patches (how many applied) }.
- $Initial (the same shape, with Fields) lets a model continue from an earlier one.
-#>
-function Get-FaultExpectation {
-    param([Parameter(Mandatory)] $Rounds, [hashtable] $Initial)
-    $state = @{}
-    if ($Initial) { foreach ($k in $Initial.Keys) { $state[$k] = $Initial[$k] } }
-    $get = {
-        param($id)
-        $st = $state[$id]
-        if ($null -eq $st) { $st = [pscustomobject]@{ Fields = $null; Version = 0; LastPatchSeq = $null; Patches = 0 }; $state[$id] = $st }
-        $st
-    }
-    foreach ($r in $Rounds) {
-        if ($r.Kind -notin 'set', 'remove') { continue }
-        foreach ($op in $r.Ops) {
-            $st = & $get $op.Id
-            if ($r.Kind -eq 'set') {
-                $copy = New-FieldMap
-                foreach ($k in $op.Fields.Keys) { $copy[$k] = $op.Fields[$k] }
-                $st.Fields = $copy
-            } else {
-                $st.Fields = $null
-            }
-            $st.Version++
-        }
-    }
-    foreach ($r in $Rounds) {
-        if ($r.Kind -notin 'patch', 'rawdelete') { continue }
-        foreach ($op in $r.Ops) {
-            $st = & $get $op.Id
-            if ($r.Kind -eq 'patch') {
-                $st.LastPatchSeq = $op.Seq
-                if ($null -eq $st.Fields -and $st.Version -gt 0) { continue }   # deleted: not revived, not bumped
-                if ($null -eq $st.Fields) { $st.Fields = New-FieldMap }
-                foreach ($k in $op.Fields.Keys) { $st.Fields[$k] = $op.Fields[$k] }
-                $st.Version++
-                $st.Patches++
-            } elseif ($null -ne $st.Fields) {
-                $st.Fields = $null
-                $st.Version++
-            }
-        }
-    }
-    foreach ($k in @($state.Keys)) {
-        $st = $state[$k]
-        $st | Add-Member -Force -NotePropertyName Json -NotePropertyValue $(if ($null -ne $st.Fields) { Format-FaultJson $st.Fields } else { $null })
-    }
-    $state
+# The end state the rounds must leave, computed without the engine (FaultModel.cs: Expect).
+function Get-FaultExpectation([Parameter(Mandatory)] $Rounds) {
+    [WriteBehindFaults.FaultModel]::Expect([WriteBehindFaults.FaultRound[]]@($Rounds), $null)
 }
 
 # Produces the rounds in this process, in order: Set-UserProfile, Remove-UserProfile, and patches / raw
@@ -189,11 +70,7 @@ function Invoke-FaultRounds {
 
 # Writes rounds for a FaultChild.ps1 producer: one line per round, '<kind> TAB [[id, json], ...]'.
 function Write-FaultRounds([Parameter(Mandatory)] $Rounds, [Parameter(Mandatory)] [string] $Path) {
-    $lines = foreach ($r in $Rounds) {
-        $arr = [string[][]]::new($r.Ops.Count)
-        for ($j = 0; $j -lt $r.Ops.Count; $j++) { $arr[$j] = [string[]]@($r.Ops[$j].Id, $r.Ops[$j].Json) }
-        $r.Kind + "`t" + [System.Text.Json.JsonSerializer]::Serialize($arr)
-    }
+    $lines = foreach ($r in $Rounds) { $r.Kind + "`t" + [WriteBehindFaults.FaultModel]::RoundJson($r) }
     [IO.File]::WriteAllLines($Path, [string[]]$lines)
 }
 
@@ -224,15 +101,27 @@ function Read-FaultCache([Parameter(Mandatory)] [string] $Prefix, $Database = $s
     [pscustomobject]@{ Cache = $cache; Versions = $versions }
 }
 
+# Key names matching a pattern. (A PowerShell cast [RedisResult[]] of a KEYS reply wraps the reply in a
+# one-element array instead of converting it, so the reply is read by index.)
+function Get-FaultKeys([Parameter(Mandatory)] [string] $Pattern, $Database = $script:Db) {
+    $r = $Database.Execute('KEYS', [object[]]@($Pattern))
+    for ($i = 0; $i -lt $r.Length; $i++) { [string]$r[$i] }
+}
+
+function Remove-FaultKeys([Parameter(Mandatory)] [string] $Prefix, $Database = $script:Db) {
+    foreach ($k in @(Get-FaultKeys "$Prefix*" -Database $Database)) { $null = $Database.KeyDelete($k) }
+}
+
 # Queue depth, leases (ZSET members and lease lists, with the items they hold) and dead letters.
 function Get-FaultQueueState([Parameter(Mandatory)] [string] $Prefix, $Database = $script:Db) {
-    $leaseKeys = @([StackExchange.Redis.RedisResult[]]$Database.Execute('KEYS', [object[]]@("$($Prefix)write_queue:lease:*")) | ForEach-Object { [string]$_ })
+    $leaseKeys = @(Get-FaultKeys "$($Prefix)write_queue:lease:*" -Database $Database)
     $leased = 0
     foreach ($k in $leaseKeys) { $leased += $Database.ListLength($k) }
     [pscustomobject]@{
         Depth = $Database.ListLength("$($Prefix)write_queue")
         Leases = $Database.SortedSetLength("$($Prefix)write_queue:leases")
         LeaseLists = $leaseKeys.Count
+        LeaseKeys = $leaseKeys
         Leased = $leased
         Dead = $Database.ListLength("$($Prefix)write_queue:dead")
     }
@@ -244,24 +133,21 @@ function Get-FaultQueueState([Parameter(Mandatory)] [string] $Prefix, $Database 
    store      live in the cache   -> store row with the same JSON and version, deleted = 0
               deleted (version>0) -> store tombstone: deleted = 1, JSON NULL, the same version
               never written (0)   -> no store row
- $Expected: id -> { Json, Version } or $null (then only store == cache is checked).
- $CheckJson: scriptblock (id, json, expectedEntry) -> $null or a drift text, for models that know the
- fields but not their order (used instead of the byte comparison when given).
+ $Expected: id -> { Json, [AltJson], Version } (FaultExpected) or $null (then only store == cache is checked).
  Returns { Ids, Live, Deleted, DriftCount, ByKind, Drift (first 25 lines) }.
 #>
 function Compare-FaultState {
     param(
         [Parameter(Mandatory)] [string] $Prefix,
         [Parameter(Mandatory)] [string] $StorePath,
-        [hashtable] $Expected,
-        [scriptblock] $CheckJson,
+        $Expected,
         $Database = $script:Db
     )
     $c = Read-FaultCache -Prefix $Prefix -Database $Database
     $store = Read-FaultStore $StorePath
     $ids = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::Ordinal)
     foreach ($set in @($c.Cache.Keys, $c.Versions.Keys, $store.Keys)) { foreach ($k in $set) { $null = $ids.Add($k) } }
-    if ($Expected) { foreach ($k in $Expected.Keys) { $null = $ids.Add($k) } }
+    if ($null -ne $Expected) { foreach ($k in $Expected.Keys) { $null = $ids.Add($k) } }
     $drift = [System.Collections.Generic.List[string]]::new()
     $byKind = [ordered]@{}
     $add = { param($kind, $text) $byKind[$kind] = 1 + [int]$byKind[$kind]; if ($drift.Count -lt 25) { $drift.Add("$kind $text") } }
@@ -270,16 +156,14 @@ function Compare-FaultState {
         $json = $c.Cache[$id]
         $ver = if ($c.Versions.ContainsKey($id)) { $c.Versions[$id] } else { 0 }
         if ($null -ne $json) { $live++ } elseif ($ver -gt 0) { $deleted++ }
-        if ($Expected) {
+        if ($null -ne $Expected) {
             $e = $Expected[$id]
             if ($null -eq $e) { & $add 'unexpected-id' "$id (cache version $ver)" }
             else {
                 if ($ver -ne $e.Version) { & $add 'version' "$id cache $ver, expected $($e.Version)" }
-                if ($CheckJson) {
-                    $why = & $CheckJson $id $json $e
-                    if ($why) { & $add 'cache-json' "$id $why" }
-                } elseif (-not [string]::Equals($json, $e.Json, [StringComparison]::Ordinal)) {
-                    & $add 'cache-json' "$id cache '$json', expected '$($e.Json)'"
+                if (-not [string]::Equals($json, $e.Json, [StringComparison]::Ordinal) -and
+                    -not ($null -ne $e.AltJson -and [string]::Equals($json, $e.AltJson, [StringComparison]::Ordinal))) {
+                    & $add 'cache-json' "$id cache '$json', expected '$($e.Json)'$(if ($e.AltJson) { " or '$($e.AltJson)'" })"
                 }
             }
         }
@@ -397,4 +281,82 @@ function Get-FaultChildResults($Child) {
 
 function Remove-FaultStore([string] $StorePath) {
     if ($StorePath) { Remove-Item -Recurse -Force -ErrorAction SilentlyContinue (Split-Path $StorePath) }
+}
+
+<#
+ Runs fresh flusher children one after another and SIGKILLs each at a random moment, until $MinKills
+ children were killed alive or the queue is empty. The moment is measured from the child's READY (module
+ loaded, connected; its flush starts next):
+   - one kill in four lands in the child's start-up (uniform in 0.05 s .. o, o = the time until its
+     flush first takes items from the queue: script loading, store opening, recovery of expired leases);
+   - the others land mid-flush: o + uniform(0, 2 * share / R), where share is the queue's depth divided
+     by (kills still to do + 3) and R the items per second the children were seen to take.
+ A flusher drains 10,000+ items/s, so fixed delays of 0.3-3 s would empty a 50,000-item queue after two
+ or three kills; this keeps every kill on a queue that still holds items. The delays and moments come
+ from $Random (so a seed replays them), the state each kill hits depends on timing. One record per child.
+#>
+function Invoke-FaultKillRun {
+    param(
+        [Parameter(Mandatory)] [System.Random] $Random,
+        [Parameter(Mandatory)] [hashtable] $ChildConfig,
+        [Parameter(Mandatory)] [string] $Prefix,
+        [int] $MinKills = 20,
+        [int] $MaxChildren = 60,
+        # merged into the config of every second child (e.g. a smaller -CommitSize, so kills also land
+        # around store commits and acks of a flusher's own leases, not only in its first big group)
+        [hashtable] $AlternateConfig = @{}
+    )
+    $overhead = 0.45; $rate = 10000.0
+    $records = [System.Collections.Generic.List[object]]::new()
+    $kills = 0; $n = 0
+    while ($kills -lt $MinKills -and $n -lt $MaxChildren) {
+        $before = Get-FaultQueueState $Prefix
+        if ($before.Depth -eq 0) { break }
+        $n++
+        $config = if ($n % 2 -eq 0) { $ChildConfig + $AlternateConfig } else { $ChildConfig.Clone() }
+        $child = Start-FaultChild -Name "kill-$n" -Config $config
+        $null = Wait-FaultChildReady $child
+        $startup = $Random.Next(4) -eq 0
+        $share = $before.Depth / ($MinKills - $kills + 3)
+        $delay = if ($startup) { 0.05 + $Random.NextDouble() * ([Math]::Max(0.06, $overhead) - 0.05) }
+                 else { $overhead + $Random.NextDouble() * 2 * $share / $rate }
+        $delay = [Math]::Min($delay, 3.0)
+        # Sleep until the moment, noting when the queue first shrinks (to learn the start-up time).
+        $queueKey = "$($Prefix)write_queue"
+        $firstTake = $null
+        while ($true) {
+            $elapsed = ([DateTime]::UtcNow - $child.ReadyAt).TotalSeconds
+            if ($elapsed -ge $delay) { break }
+            if ($null -eq $firstTake -and $script:Db.ListLength($queueKey) -lt $before.Depth) { $firstTake = $elapsed }
+            Start-Sleep -Milliseconds ([int][Math]::Max(1, [Math]::Min(10, 1000 * ($delay - $elapsed))))
+        }
+        $actual = ([DateTime]::UtcNow - $child.ReadyAt).TotalSeconds
+        $killed = Stop-FaultChildHard $child
+        $after = Get-FaultQueueState $Prefix
+        $lines = Read-FaultChildLines $child
+        # one verbose line per store commit (older engines: per batch)
+        $commits = @($lines | Where-Object { $_ -like 'V batch *' -or $_ -like 'V commit*' }).Count
+        $consumed = $before.Depth - $after.Depth
+        if ($null -ne $firstTake) { $overhead = 0.5 * $overhead + 0.5 * [Math]::Max(0.05, $firstTake) }
+        if ($killed -and $null -ne $firstTake -and $actual - $overhead -gt 0.1 -and $consumed -gt 0) { $rate = [Math]::Max(2000, 0.5 * $rate + 0.5 * $consumed / ($actual - $overhead)) }
+        $new = @($after.LeaseKeys | Where-Object { $_ -notin $before.LeaseKeys })
+        if ($killed) { $kills++ }
+        $records.Add([pscustomobject]@{
+            Child = $n; Killed = $killed; Moment = $(if ($startup) { 'start-up' } else { 'mid-flush' })
+            CommitSize = $(if ($config.ContainsKey('CommitSize')) { $config.CommitSize } else { 'default' })
+            DelayMs = [int]($actual * 1000); Commits = $commits
+            RecoveredLeases = @($lines | Where-Object { $_ -like 'V recovered*' }).Count
+            DepthBefore = $before.Depth; DepthAfter = $after.Depth
+            LeasesBefore = $before.Leases; LeasesAfter = $after.Leases
+            NewLeases = $new.Count; LeasedItemsAfter = $after.Leased
+        })
+    }
+    , $records
+}
+
+function Write-FaultKillTable($Records) {
+    Write-FaultLog 'child  killed  moment     commit_size  delay_ms  commits  leases_recovered  depth_before  depth_after  leases_after  new_leases  leased_items'
+    foreach ($k in $Records) {
+        Write-FaultLog ('{0,5}  {1,6}  {2,-9}  {11,11}  {3,8}  {4,7}  {5,16}  {6,12}  {7,11}  {8,12}  {9,10}  {10,12}' -f $k.Child, $k.Killed, $k.Moment, $k.DelayMs, $k.Commits, $k.RecoveredLeases, $k.DepthBefore, $k.DepthAfter, $k.LeasesAfter, $k.NewLeases, $k.LeasedItemsAfter, $k.CommitSize)
+    }
 }

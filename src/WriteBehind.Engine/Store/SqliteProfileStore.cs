@@ -28,7 +28,7 @@ namespace WriteBehind.Engine.Store
         /// <summary>Most parameters put in one IN (...) list.</summary>
         internal const int MaxParametersPerQuery = 500;
 
-        private static readonly TimeSpan DefaultBusyTimeout = TimeSpan.FromMilliseconds(5000);
+        private static readonly TimeSpan DefaultBusyTimeout = TimeSpan.FromMilliseconds(1000);
 
         private const string UpsertSql =
             "INSERT INTO user_profiles(user_id, json, version, deleted, updated_at) " +
