@@ -28,6 +28,8 @@ namespace WriteBehind.Engine
         public TimeSpan RetryTimeout { get; set; } = TimeSpan.FromSeconds(30);
         /// <summary>Only reclaim expired leases; take nothing new from the queue.</summary>
         public bool RecoverOnly { get; set; }
+
+        public FlushOptions Clone() => (FlushOptions)MemberwiseClone();
     }
 
     /// <summary>The flush ended on an error; <see cref="Result"/> says what it did before.</summary>
@@ -233,6 +235,60 @@ namespace WriteBehind.Engine
             for (int i = 4; i + 2 < raw.Length; i += 3)
                 batch.Rows.Add(new ProfileRow((string)raw[i], raw[i + 1].IsNull ? null : (string)raw[i + 1], (long)raw[i + 2]));
             return batch;
+        }
+
+        /// <summary>Flushes until cancelled or <see cref="FlushOptions.MaxDuration"/> passes: drains the queue,
+        /// then waits for new items with a blocking pop (no sleep-polling) and drains again. A stop request
+        /// lets the batch in hand finish; nothing is lost. Returns the totals of every pass.</summary>
+        public async Task<FlushResult> RunContinuousAsync(FlushOptions options, IProgress<FlushProgress> progress, CancellationToken cancellationToken)
+        {
+            options = options ?? new FlushOptions();
+            var total = new FlushResult { StartedAt = DateTimeOffset.UtcNow };
+            var clock = Stopwatch.StartNew();
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                var remaining = options.MaxDuration.HasValue ? options.MaxDuration.Value - clock.Elapsed : (TimeSpan?)null;
+                if (remaining.HasValue && remaining.Value <= TimeSpan.Zero) break;
+                var pass = options.Clone();
+                pass.MaxDuration = remaining;
+                if (options.MaxItems > 0)
+                {
+                    if (total.Dequeued >= options.MaxItems) break;
+                    pass.MaxItems = options.MaxItems - total.Dequeued;
+                }
+                FlushResult r;
+                try
+                {
+                    r = await FlushAsync(pass, progress, cancellationToken).ConfigureAwait(false);
+                }
+                catch (FlushFailedException ex)
+                {
+                    Add(total, ex.Result);
+                    total.Duration = clock.Elapsed;
+                    throw new FlushFailedException(ex.ErrorId, ex.Message, total, ex.InnerException);
+                }
+                Add(total, r);
+                if (r.Dequeued > 0 || cancellationToken.IsCancellationRequested) continue;
+                // Idle: block until an item arrives, waking at least every second to honour stop and MaxDuration.
+                var wait = TimeSpan.FromSeconds(1);
+                if (remaining.HasValue && remaining.Value < wait) wait = remaining.Value;
+                if (wait > TimeSpan.Zero) await _connection.WaitForItemsAsync(wait).ConfigureAwait(false);
+            }
+            total.Duration = clock.Elapsed;
+            return total;
+        }
+
+        private static void Add(FlushResult total, FlushResult r)
+        {
+            total.Dequeued += r.Dequeued;
+            total.Persisted += r.Persisted;
+            total.Coalesced += r.Coalesced;
+            total.DeadLettered += r.DeadLettered;
+            total.InFlight += r.InFlight;
+            total.Recovered += r.Recovered;
+            total.StaleSkipped += r.StaleSkipped;
+            total.Batches += r.Batches;
+            total.Error = r.Error ?? total.Error;
         }
 
         private sealed class CommitOutcome

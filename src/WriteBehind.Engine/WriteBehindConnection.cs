@@ -16,12 +16,15 @@ namespace WriteBehind.Engine
     public sealed class WriteBehindConnection : IDisposable
     {
         private readonly ConnectionMultiplexer _mux;
+        private readonly ConfigurationOptions _config;
         private readonly object _storeLock = new object();
+        private ConnectionMultiplexer _waiter;
         private IProfileStore _store;
 
-        private WriteBehindConnection(ConnectionMultiplexer mux, WriteBehindOptions options, string endpoint)
+        private WriteBehindConnection(ConnectionMultiplexer mux, ConfigurationOptions config, WriteBehindOptions options, string endpoint)
         {
             _mux = mux;
+            _config = config;
             Options = options;
             RedisEndpoint = endpoint;
             Keys = new KeyNames(options.KeyPrefix);
@@ -61,7 +64,7 @@ namespace WriteBehind.Engine
             try
             {
                 var mux = await ConnectionMultiplexer.ConnectAsync(config).ConfigureAwait(false);
-                return new WriteBehindConnection(mux, options, endpoint);
+                return new WriteBehindConnection(mux, config, options, endpoint);
             }
             catch (Exception ex) when (ex is RedisException || ex is TimeoutException || ex is System.Net.Sockets.SocketException)
             {
@@ -414,8 +417,41 @@ namespace WriteBehind.Engine
             return status;
         }
 
+        /// <summary>Blocks until the queue holds an item or the timeout passes, and takes nothing: BLMOVE from
+        /// the queue's right end to its right end leaves the list as it was. It runs on a connection of its
+        /// own (opened on first use), because a blocking command would stall every other command sharing one.</summary>
+        public async Task<bool> WaitForItemsAsync(TimeSpan timeout)
+        {
+            if (_waiter == null)
+            {
+                try
+                {
+                    var waiterConfig = _config.Clone();
+                    waiterConfig.ClientName = "WriteBehind-wait";
+                    _waiter = await ConnectionMultiplexer.ConnectAsync(waiterConfig).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is RedisException || ex is TimeoutException)
+                {
+                    throw new WriteBehindException(ErrorIds.RedisUnavailable, $"Cannot connect to Redis at {RedisEndpoint}: {Reason(ex, Options)}", null);
+                }
+            }
+            var waiter = _waiter;
+            try
+            {
+                var r = await waiter.GetDatabase().ExecuteAsync("BLMOVE", (RedisKey)Keys.Queue, (RedisKey)Keys.Queue, "RIGHT", "RIGHT",
+                    Math.Max(0.01, timeout.TotalSeconds).ToString("0.###", CultureInfo.InvariantCulture)).ConfigureAwait(false);
+                return !r.IsNull;
+            }
+            catch (Exception ex) when (ex is RedisConnectionException || ex is RedisTimeoutException)
+            {
+                throw new WriteBehindException(ErrorIds.RedisUnavailable,
+                    $"Lost the connection to Redis at {RedisEndpoint}: {Scrub(FirstLine(ex.Message), Options)}", null);
+            }
+        }
+
         public void Dispose()
         {
+            _waiter?.Dispose();
             lock (_storeLock)
             {
                 _store?.Dispose();

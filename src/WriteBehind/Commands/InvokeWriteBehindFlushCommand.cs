@@ -40,6 +40,11 @@ namespace WriteBehind.Commands
         [Parameter]
         public SwitchParameter RecoverOnly { get; set; }
 
+        /// <summary>Keep flushing until Ctrl+C (or -MaxDuration): drain, then wait for new items with a
+        /// blocking pop, and drain again. The batch in hand is finished on stop.</summary>
+        [Parameter]
+        public SwitchParameter Continuous { get; set; }
+
         protected override void EndProcessing()
         {
             var connection = ResolvedConnection;
@@ -78,7 +83,7 @@ namespace WriteBehind.Commands
                             progressShown = true;
                         });
                     });
-                    return flusher.FlushAsync(options, progress, ct);
+                    return Continuous ? flusher.RunContinuousAsync(options, progress, ct) : flusher.FlushAsync(options, progress, ct);
                 });
             }
             catch (FlushFailedException ex)
