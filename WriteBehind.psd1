@@ -2,6 +2,8 @@
 # out/WriteBehind/<version>/ next to the assemblies; import that one.
 @{
     RootModule           = 'WriteBehind.dll'
+    # Loaded before the root module: registers WriteBehind.dll's resolver for dependencies/ (ModuleInitializer.cs).
+    NestedModules        = @('WriteBehind.Init.psm1')
     ModuleVersion        = '0.0.0'
     GUID                 = '5b0e7f4e-3c2a-4d8e-9f5e-7a1c2b3d4e5f'
     Author               = 'WriteBehind contributors'

@@ -1,14 +1,16 @@
 #!/usr/bin/env pwsh
-# WriteBehind build: Build | Demo | Test | Bench
+# WriteBehind build: Build | Demo | Test | Bench | Package
 #   dotnet tool restore && dotnet pwsh ./build.ps1 Demo   builds, runs the seed's four steps against a throwaway server
 #   dotnet tool restore && dotnet pwsh ./build.ps1 Test   builds, runs xunit + Pester, prints "N passed, N failed"
 #   dotnet tool restore && dotnet pwsh ./build.ps1 Bench  builds, measures against a throwaway redis-server (issue 4),
 #                                                         prints one table, writes out/bench/bench-<timestamp>.json;
 #                                                         -BenchScale 0.05 multiplies every item count (a quick run)
+#   dotnet tool restore && dotnet pwsh ./build.ps1 Package builds, publishes the module with Publish-PSResource into
+#                                                         the local file repository out/repo/ (WriteBehind.<version>.nupkg)
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('Build', 'Demo', 'Test', 'Bench')]
+    [ValidateSet('Build', 'Demo', 'Test', 'Bench', 'Package')]
     [string] $Task = 'Build',
     [string] $Configuration = 'Release',
     # Bench only: multiplies every item count (1.0: 200k profiles, 1M queued items...).
@@ -25,9 +27,13 @@ $Version = ([xml](Get-Content (Join-Path $PSScriptRoot 'Directory.Build.props') 
 $ModuleDir = Join-Path $Out "WriteBehind/$Version"
 
 # The module's files, named one by one: nothing else from the build output is shipped
-# (System.Management.Automation.dll in particular must never be).
-$ModuleAssemblies = @(
-    'WriteBehind.dll', 'WriteBehind.Engine.dll',
+# (System.Management.Automation.dll in particular must never be). The cmdlet assembly sits next to the
+# manifest; the engine and everything it needs go to dependencies/, where WriteBehind.dll's resolver
+# (src/WriteBehind/ModuleInitializer.cs) loads them into a private AssemblyLoadContext on PowerShell 7, so
+# another StackExchange.Redis (or System.*) already in the session does not conflict.
+$ModuleAssemblies = @('WriteBehind.dll')
+$DependencyAssemblies = @(
+    'WriteBehind.Engine.dll',
     'StackExchange.Redis.dll', 'Pipelines.Sockets.Unofficial.dll', 'Microsoft.Extensions.Logging.Abstractions.dll',
     'Microsoft.Bcl.AsyncInterfaces.dll', 'System.IO.Pipelines.dll', 'System.Threading.Channels.dll',
     'System.Buffers.dll', 'System.Memory.dll', 'System.Numerics.Vectors.dll',
@@ -58,24 +64,30 @@ function Invoke-Build {
     Invoke-Native 'dotnet build' { dotnet build (Join-Path $PSScriptRoot 'src/WriteBehind/WriteBehind.csproj') -c $Configuration --nologo -v quiet -clp:ErrorsOnly }
     $bin = Join-Path $PSScriptRoot "src/WriteBehind/bin/$Configuration/netstandard2.0"
     if (Test-Path $ModuleDir) { Remove-Item -Recurse -Force $ModuleDir }
-    New-Item -ItemType Directory -Force -Path $ModuleDir | Out-Null
-    foreach ($file in $ModuleAssemblies) {
+    $dependencyDir = Join-Path $ModuleDir 'dependencies'
+    New-Item -ItemType Directory -Force -Path $dependencyDir | Out-Null
+    foreach ($file in $ModuleAssemblies + $DependencyAssemblies) {
         $source = Join-Path $bin $file
         if (-not (Test-Path $source)) { throw "Build output lacks $file." }
-        Copy-Item $source $ModuleDir
+        Copy-Item $source $(if ($file -in $ModuleAssemblies) { $ModuleDir } else { $dependencyDir })
     }
     $sqliteLib = Get-PackageFolder (Join-Path $PSScriptRoot 'src/WriteBehind.Engine/obj/project.assets.json') 'SQLitePCLRaw.lib.e_sqlite3'
     foreach ($rid in $NativeRuntimes) {
         $native = Join-Path $sqliteLib "runtimes/$rid/native"
         if (-not (Test-Path $native)) { throw "SQLite has no native library for $rid in $sqliteLib." }
-        $target = Join-Path $ModuleDir "runtimes/$rid/native"
+        # The engine's SqliteNative looks for runtimes/ next to its own assembly.
+        $target = Join-Path $dependencyDir "runtimes/$rid/native"
         New-Item -ItemType Directory -Force -Path $target | Out-Null
         Copy-Item (Join-Path $native '*') $target
     }
     Copy-Item (Join-Path $PSScriptRoot 'src/WriteBehind/WriteBehind.format.ps1xml') $ModuleDir
+    Copy-Item (Join-Path $PSScriptRoot 'src/WriteBehind/WriteBehind.Init.psm1') $ModuleDir
     $manifest = Get-Content (Join-Path $PSScriptRoot 'WriteBehind.psd1') -Raw
     $manifest = $manifest -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion        = '$Version'"
     Set-Content -Path (Join-Path $ModuleDir 'WriteBehind.psd1') -Value $manifest -Encoding utf8NoBOM
+    # Help: MAML + about topics from docs/ and the laid-out module's cmdlets (read in a child pwsh); fails on missing help.
+    Import-Module (Join-Path $PSScriptRoot 'build/Help.psm1') -Force
+    Export-WriteBehindHelp -Docs (Join-Path $PSScriptRoot 'docs') -Destination (Join-Path $ModuleDir 'en-US')
     Write-Host "    module: $ModuleDir"
     return (Join-Path $ModuleDir 'WriteBehind.psd1')
 }
@@ -191,9 +203,34 @@ function Invoke-Bench {
     }
 }
 
+function Invoke-Package {
+    # Publish-PSResource (PSResourceGet ships with pwsh 7.4+) into a local file repository registered under a
+    # throwaway name for this run only; the .nupkg installs with Install-PSResource / Save-PSResource from
+    # any repository that holds it.
+    $manifest = Invoke-Build
+    $repo = Join-Path $Out 'repo'
+    New-Item -ItemType Directory -Force -Path $repo | Out-Null
+    $package = Join-Path $repo "WriteBehind.$Version.nupkg"
+    if (Test-Path $package) { Remove-Item -Force $package }
+    # On Linux and macOS .NET names no LocalApplicationData folder that does not exist, and PSResourceGet then
+    # keeps its repository list in the current directory: make sure the folder is there.
+    $appData = [Environment]::GetFolderPath([Environment+SpecialFolder]::LocalApplicationData, [Environment+SpecialFolderOption]::DoNotVerify)
+    if ($appData) { New-Item -ItemType Directory -Force -Path $appData | Out-Null }
+    $name = 'WriteBehind-build-' + [guid]::NewGuid().ToString('N').Substring(0, 8)
+    Register-PSResourceRepository -Name $name -Uri $repo -Trusted
+    try {
+        Publish-PSResource -Path (Split-Path $manifest) -Repository $name
+    } finally {
+        Unregister-PSResourceRepository -Name $name
+    }
+    if (-not (Test-Path $package)) { throw "Publish-PSResource left no $package." }
+    Write-Host "    package: $package"
+}
+
 switch ($Task) {
     'Build' { $null = Invoke-Build }
     'Demo' { Invoke-Demo }
     'Test' { Invoke-Test }
     'Bench' { Invoke-Bench }
+    'Package' { Invoke-Package }
 }

@@ -282,6 +282,20 @@ namespace WriteBehind.Engine
             foreach (var p in VersionPage(page)) yield return p;
         }
 
+        /// <summary>Up to <paramref name="max"/> cached user ids that start with <paramref name="prefix"/>
+        /// (glob characters in it are matched literally).</summary>
+        public IEnumerable<string> ScanUserIds(string prefix, int max)
+        {
+            var escaped = new System.Text.StringBuilder("user:");
+            foreach (char c in prefix ?? string.Empty)
+            {
+                if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') escaped.Append('\\');
+                escaped.Append(c);
+            }
+            escaped.Append('*');
+            return Database.HashScan(Keys.Cache, escaped.ToString(), 250).Take(max).Select(e => ((string)e.Name).Substring(5));
+        }
+
         private IEnumerable<ProfileState> VersionPage(List<HashEntry> page)
         {
             if (page.Count == 0) yield break;
@@ -307,8 +321,8 @@ namespace WriteBehind.Engine
         {
             return await RedisAsync(async db =>
             {
-                var items = await db.ListRangeAsync(Keys.DeadLetters, max == long.MaxValue ? 0 : -max, -1).ConfigureAwait(false);
-                // LPUSHed: the right end is the oldest
+                // LPUSHed: the left end holds the newest, the right end the oldest
+                var items = await db.ListRangeAsync(Keys.DeadLetters, 0, max == long.MaxValue ? -1 : max - 1).ConfigureAwait(false);
                 Array.Reverse(items);
                 var infos = items.Length == 0 ? Array.Empty<RedisValue>() : await db.HashGetAsync(Keys.DeadLetterInfo, items).ConfigureAwait(false);
                 var result = new DeadLetter[items.Length];

@@ -136,6 +136,26 @@ Describe 'Pipelines' {
     }
 }
 
+Describe 'Argument completion' {
+    BeforeAll {
+        $script:P = New-TestPrefix
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $script:P
+        foreach ($id in 'comp-alpha', 'comp-beta', 'other-1') { Set-UserProfile -UserId $id -Profile '{"a":1}' -CacheOnly }
+    }
+    AfterAll { Disconnect-WriteBehind; Remove-TestKeys $script:P }
+
+    It 'completes -UserId from the cached ids that start with what was typed' {
+        $line = 'Get-UserProfile -UserId comp'
+        $matches = (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches
+        @($matches | ForEach-Object CompletionText) | Should -Be @('comp-alpha', 'comp-beta')
+    }
+    It 'takes a typed * literally, not as a pattern' {
+        $line = 'Remove-UserProfile -UserId co*'
+        $matches = (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches
+        @($matches | Where-Object CompletionText -like 'comp-*').Count | Should -Be 0
+    }
+}
+
 Describe 'Poison items go to the dead-letter list' {
     BeforeAll {
         $script:P = New-TestPrefix
@@ -208,6 +228,13 @@ Describe 'Bad input is refused with a stable ErrorId and writes nothing' {
         { Add-WriteQueueItem -UserId 'a:b' -Update '{"a":1}' -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidUserId,WriteBehind.Commands.AddWriteQueueItemCommand'
         $script:Db.KeyExists("$($script:P)user_profiles") | Should -BeFalse
         $script:Db.KeyExists("$($script:P)write_queue") | Should -BeFalse
+    }
+    It 'raw items piped as strings are checked and pushed; the bad one alone is refused' {
+        $err = $null
+        'update:user:p1:{"a":1}', 'nonsense', 'delete:user:p2' | Add-WriteQueueItem -ErrorVariable err -ErrorAction SilentlyContinue
+        $err.Count | Should -Be 1
+        $err[0].FullyQualifiedErrorId | Should -Be 'InvalidQueueItem,WriteBehind.Commands.AddWriteQueueItemCommand'
+        Get-RawList "$($script:P)write_queue" | Should -BeExactly @('delete:user:p2', 'update:user:p1:{"a":1}')
     }
     It 'a raw item that breaks the grammar' {
         { Add-WriteQueueItem -Item 'update:user:1:{oops' -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidQueueItem,WriteBehind.Commands.AddWriteQueueItemCommand'

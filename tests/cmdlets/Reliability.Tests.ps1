@@ -38,6 +38,11 @@ Describe 'Dead letters: list, restore, remove' {
         Get-RawList "$($script:P)write_queue" | Should -BeExactly @('update:user:7:[1]')
         $script:Db.HashLength("$($script:P)write_queue:dead:info") | Should -Be 0
     }
+    It '-Newest lists only the newest entries' {
+        foreach ($i in 1..5) { $null = Invoke-Raw 'LPUSH' @("$($script:P)write_queue", "junk-$i") }
+        Invoke-WriteBehindFlush | Out-Null
+        @(Get-WriteBehindDeadLetter -Newest 2 | ForEach-Object Item) | Should -Be @('junk-4', 'junk-5')
+    }
     It 'Remove -All deletes every entry and its info' {
         foreach ($i in 1..3) { $null = Invoke-Raw 'LPUSH' @("$($script:P)write_queue", "junk-$i") }
         Invoke-WriteBehindFlush | Out-Null

@@ -4,9 +4,23 @@ $script:ModulePath = $env:WRITEBEHIND_TEST_MODULE
 $script:RedisEndpoint = $env:WRITEBEHIND_TEST_REDIS
 if (-not $script:ModulePath -or -not $script:RedisEndpoint) { throw 'Run through build.ps1 Test (WRITEBEHIND_TEST_MODULE and WRITEBEHIND_TEST_REDIS are unset).' }
 Import-Module $script:ModulePath -Force
-# The same assembly files the module loads, for raw access beside it.
-$moduleDir = Split-Path $script:ModulePath
+# The same assembly files the module loads, for raw access beside it (the module itself loads them into a
+# private AssemblyLoadContext; these copies go to the default one).
+$moduleDir = Join-Path (Split-Path $script:ModulePath) 'dependencies'
 Add-Type -Path (Join-Path $moduleDir 'StackExchange.Redis.dll'), (Join-Path $moduleDir 'Microsoft.Data.Sqlite.dll')
+# The engine points only its own copy of SQLitePCLRaw at the module's native SQLite; point this copy there too.
+$sqliteProvider = [Reflection.Assembly]::LoadFrom((Join-Path $moduleDir 'SQLitePCLRaw.provider.e_sqlite3.dll'))
+$rid = '{0}-{1}' -f $(if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }),
+    [Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture.ToString().ToLowerInvariant()
+$sqliteNative = [Runtime.InteropServices.NativeLibrary]::Load(
+    (Get-ChildItem -File (Join-Path $moduleDir "runtimes/$rid/native") | Select-Object -First 1).FullName)
+try {
+    [Runtime.InteropServices.NativeLibrary]::SetDllImportResolver($sqliteProvider, [Runtime.InteropServices.DllImportResolver] {
+        param($name) if ($name -eq 'e_sqlite3') { $sqliteNative } else { [IntPtr]::Zero } }.GetNewClosure())
+} catch {
+    # An earlier test file in this process set it already.
+    if ($_.Exception.InnerException -isnot [InvalidOperationException]) { throw }
+}
 $script:Raw = [StackExchange.Redis.ConnectionMultiplexer]::Connect("$($script:RedisEndpoint),allowAdmin=true")
 $script:Db = $script:Raw.GetDatabase()
 

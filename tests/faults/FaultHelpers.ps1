@@ -9,13 +9,9 @@ $script:ChildScript = Join-Path $PSScriptRoot 'FaultChild.ps1'
 $script:FaultWork = Join-Path ([IO.Path]::GetTempPath()) ('wb-faults-' + [guid]::NewGuid().ToString('N').Substring(0, 12))
 New-Item -ItemType Directory -Force -Path $script:FaultWork | Out-Null
 
-# Raw SQLite reads below use Microsoft.Data.Sqlite beside the module; its native library is found by the
-# engine's loader, so let the engine open (and drop) a throwaway store once first.
-& {
-    $probe = Join-Path $script:FaultWork 'probe.db'
-    $store = [WriteBehind.Engine.Store.SqliteProfileStore]::new($probe)
-    try { $null = $store.CountAsync([Threading.CancellationToken]::None).GetAwaiter().GetResult() } finally { $store.Dispose() }
-}
+# Raw SQLite reads below use the Microsoft.Data.Sqlite that TestHelpers.ps1 loaded (and pointed at the
+# module's native library); the engine's own types live in the module's private AssemblyLoadContext and
+# cannot be named from PowerShell.
 
 function Write-FaultLog([string] $Text) { Write-Host "    [fault] $Text" }
 

@@ -5,7 +5,7 @@ using WriteBehind.Engine;
 namespace WriteBehind.Commands
 {
     /// <summary>Queues deferred patches (update:user:&lt;id&gt;:&lt;json&gt;) with LPUSH.</summary>
-    [Cmdlet(VerbsCommon.Add, "WriteQueueItem", SupportsShouldProcess = true, DefaultParameterSetName = UpdateSet)]
+    [Cmdlet(VerbsCommon.Add, "WriteQueueItem", SupportsShouldProcess = true, DefaultParameterSetName = ItemSet)]
     [OutputType(typeof(WriteQueueItem))]
     public sealed class AddWriteQueueItemCommand : WriteBehindCmdlet
     {
@@ -16,6 +16,7 @@ namespace WriteBehind.Commands
 
         [Parameter(Mandatory = true, Position = 0, ParameterSetName = UpdateSet, ValueFromPipelineByPropertyName = true)]
         [Alias("Id")]
+        [ArgumentCompleter(typeof(UserIdCompleter))]
         [ValidateNotNullOrEmpty]
         public string UserId { get; set; }
 

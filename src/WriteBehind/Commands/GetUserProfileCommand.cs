@@ -17,6 +17,7 @@ namespace WriteBehind.Commands
         /// <summary>Ids to read; without it, every cached profile (streamed with HSCAN).</summary>
         [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("Id")]
+        [ArgumentCompleter(typeof(UserIdCompleter))]
         [ValidateNotNullOrEmpty]
         public string[] UserId { get; set; }
 

@@ -14,6 +14,7 @@ namespace WriteBehind.Commands
 
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("Id")]
+        [ArgumentCompleter(typeof(UserIdCompleter))]
         [ValidateNotNullOrEmpty]
         public string[] UserId { get; set; }
 

@@ -16,6 +16,7 @@ namespace WriteBehind.Commands
         /// <summary>The profile's id. Without it, each piped object's UserId or Id property names its profile.</summary>
         [Parameter(Position = 0)]
         [Alias("Id")]
+        [ArgumentCompleter(typeof(UserIdCompleter))]
         [ValidateNotNullOrEmpty]
         public string UserId { get; set; }
 
