@@ -72,7 +72,12 @@ Describe 'Invoke-WriteBehindFlush -Continuous' {
         Start-Sleep -Seconds 2
         $clock = [Diagnostics.Stopwatch]::StartNew()
         1..10 | ForEach-Object { Add-WriteQueueItem -UserId "c$_" -Update "{`"n`":$_}" }
-        while ($null -eq (Get-StoreRow $script:StorePath 'c10') -and $clock.Elapsed.TotalSeconds -lt 6) { Start-Sleep -Milliseconds 100 }
+        # the flusher creates the store's schema on its first commit: until then the table is not there
+        $row = $null
+        while ($null -eq $row -and $clock.Elapsed.TotalSeconds -lt 6) {
+            try { $row = Get-StoreRow $script:StorePath 'c10' } catch { $row = $null }
+            if ($null -eq $row) { Start-Sleep -Milliseconds 100 }
+        }
         # persisted while the flusher still runs: it woke on the items instead of waiting for its end
         $job.State | Should -Be 'Running'
         (Get-StoreRow $script:StorePath 'c10').Json | Should -BeExactly '{"n":10}'
