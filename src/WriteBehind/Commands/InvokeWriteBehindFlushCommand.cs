@@ -62,6 +62,7 @@ namespace WriteBehind.Commands
             var activity = "Flushing " + connection.Keys.Queue;
             var progressRecord = new ProgressRecord(1, activity, "Starting");
             var throttle = Stopwatch.StartNew();
+            bool reported = false;
             bool progressShown = false;
             FlushResult result;
             try
@@ -72,7 +73,9 @@ namespace WriteBehind.Commands
                     flusher.Log += message => post(() => WriteVerbose(message));
                     var progress = new SynchronousProgress<FlushProgress>(p =>
                     {
-                        if (throttle.ElapsedMilliseconds < 250) return;
+                        // the first report at once, then at most four a second
+                        if (reported && throttle.ElapsedMilliseconds < 250) return;
+                        reported = true;
                         throttle.Restart();
                         post(() =>
                         {

@@ -1,0 +1,106 @@
+# PowerShell conventions: ShouldProcess on state changes, OutputType, format views, progress, verbose
+# batch logs, and the status figures a scheduler reads.
+BeforeDiscovery {
+    $manifest = Import-PowerShellDataFile $env:WRITEBEHIND_TEST_MODULE
+    $script:AllCmdlets = @($manifest.CmdletsToExport | ForEach-Object { @{ Name = $_ } })
+    $script:StateChanging = @('Set-UserProfile', 'Remove-UserProfile', 'Add-WriteQueueItem', 'Clear-WriteQueue', 'Invoke-WriteBehindFlush',
+        'Restore-WriteBehindDeadLetter', 'Remove-WriteBehindDeadLetter', 'Test-WriteBehindConsistency') | ForEach-Object { @{ Name = $_ } }
+}
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+}
+
+Describe 'Cmdlet conventions' {
+    It '<Name> declares its output type' -ForEach $AllCmdlets {
+        (Get-Command $Name).OutputType.Count | Should -BeGreaterThan 0
+    }
+    It '<Name> supports -WhatIf and -Confirm' -ForEach $StateChanging {
+        $p = (Get-Command $Name).Parameters
+        $p.ContainsKey('WhatIf') | Should -BeTrue
+        $p.ContainsKey('Confirm') | Should -BeTrue
+    }
+}
+
+Describe '-WhatIf changes nothing' {
+    BeforeAll {
+        $script:P = New-TestPrefix
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $script:P
+        Set-UserProfile -UserId keep -Profile '{"a":1}'
+    }
+    AfterAll { Disconnect-WriteBehind; Remove-TestKeys $script:P }
+
+    It 'for producers, Clear-WriteQueue and the flush' {
+        Set-UserProfile -UserId w1 -Profile '{"a":1}' -WhatIf
+        Add-WriteQueueItem -UserId w1 -Update '{"a":2}' -WhatIf
+        Remove-UserProfile -UserId keep -WhatIf
+        Clear-WriteQueue -WhatIf
+        Invoke-WriteBehindFlush -WhatIf
+        $script:Db.HashExists("$($script:P)user_profiles", 'user:w1') | Should -BeFalse
+        $script:Db.HashExists("$($script:P)user_profiles", 'user:keep') | Should -BeTrue
+        Get-RawList "$($script:P)write_queue" | Should -BeExactly @('set:user:keep:1')
+    }
+}
+
+Describe 'Format views' {
+    It 'has a view for <Type>' -ForEach @(
+        @{ Type = 'WriteBehind.Commands.UserProfile' }, @{ Type = 'WriteBehind.Engine.FlushResult' },
+        @{ Type = 'WriteBehind.Engine.WriteBehindStatus' }, @{ Type = 'WriteBehind.Engine.DeadLetter' }) {
+        @(Get-FormatData -TypeName $Type).Count | Should -Be 1
+    }
+    It 'shows a flush result as a table with its counts' {
+        $P = New-TestPrefix
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $P
+        try {
+            Set-UserProfile -UserId f1 -Profile '{"a":1}'
+            $text = Invoke-WriteBehindFlush | Out-String -Width 120
+            $text | Should -Match 'Dequeued\s+Persisted\s+Coalesced\s+DeadLettered'
+            $text | Should -Match 'PerSecond'
+        } finally { Disconnect-WriteBehind; Remove-TestKeys $P }
+    }
+}
+
+Describe 'Progress, verbose logs and status' {
+    BeforeAll {
+        $script:P = New-TestPrefix
+        $script:StoreUri = "sqlite://$(New-TestStore)"
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store $script:StoreUri -KeyPrefix $script:P
+        1..3000 | ForEach-Object { "update:user:v$($_):{`"n`":$_}" } | Add-WriteQueueItem
+    }
+    AfterAll { Disconnect-WriteBehind; Remove-TestKeys $script:P }
+
+    It 'reports progress with done, remaining and rate, completes it, and logs each commit with -Verbose' {
+        $ps = [powershell]::Create()
+        try {
+            $null = $ps.AddScript({
+                param($module, $redis, $store, $prefix)
+                Import-Module $module
+                Connect-WriteBehind -Redis $redis -Store $store -KeyPrefix $prefix
+                Invoke-WriteBehindFlush -BatchSize 250 -CommitSize 500 -Verbose
+            }).AddArgument($script:ModulePath).AddArgument($script:RedisEndpoint).AddArgument($script:StoreUri).AddArgument($script:P)
+            $result = $ps.Invoke()
+            $ps.Streams.Error.Count | Should -Be 0
+            $result[0].Dequeued | Should -Be 3000
+            $progress = @($ps.Streams.Progress | Where-Object Activity -like 'Flushing*')
+            $progress.Count | Should -BeGreaterThan 0
+            $progress[0].StatusDescription | Should -Match 'done, .* remaining, .* items/s'
+            $progress[-1].RecordType | Should -Be 'Completed'
+            $commits = @($ps.Streams.Verbose | Where-Object Message -like 'commit:*')
+            $commits.Count | Should -Be 6
+            $commits[0].Message | Should -Match '500 items in 2 lease\(s\), 500 profiles'
+            ($ps.Streams.Verbose | Out-String) | Should -Not -Match 'password'
+        } finally { $ps.Dispose() }
+    }
+    It 'status shows the last run''s rate, and lag 0 once the queue is drained' {
+        $s = Get-WriteBehindStatus
+        $s.LastFlushDequeued | Should -Be 3000
+        $s.LastFlushItemsPerSecond | Should -BeGreaterThan 0
+        $s.QueueDepth | Should -Be 0
+        $s.Lag | Should -Be ([timespan]::Zero)
+        $s.StoredProfiles | Should -Be 3000
+    }
+    It 'status shows a lag while items wait' {
+        Add-WriteQueueItem -UserId late -Update '{"a":1}'
+        Start-Sleep -Milliseconds 300
+        (Get-WriteBehindStatus -NoStore).Lag | Should -BeGreaterThan ([timespan]::Zero)
+    }
+}
