@@ -104,3 +104,30 @@ Describe 'Progress, verbose logs and status' {
         (Get-WriteBehindStatus -NoStore).Lag | Should -BeGreaterThan ([timespan]::Zero)
     }
 }
+
+Describe 'The manifest' {
+    BeforeAll {
+        $script:Manifest = Import-PowerShellDataFile $env:WRITEBEHIND_TEST_MODULE
+        $props = [xml](Get-Content (Join-Path $PSScriptRoot '../../Directory.Build.props') -Raw)
+        $script:Version = @($props.Project.PropertyGroup.WriteBehindVersion | Where-Object { $_ })[0]
+    }
+    It 'carries the version defined once in Directory.Build.props' {
+        $script:Manifest.ModuleVersion | Should -Be $script:Version
+    }
+    It 'serves Desktop and Core from PowerShell 5.1' {
+        $script:Manifest.CompatiblePSEditions | Should -Be @('Desktop', 'Core')
+        $script:Manifest.PowerShellVersion | Should -Be '5.1'
+    }
+    It 'exports exactly the cmdlets the assembly has, by an explicit list' {
+        $script:Manifest.CmdletsToExport | Should -Not -Contain '*'
+        @(Get-Command -Module WriteBehind -CommandType Cmdlet | ForEach-Object Name | Sort-Object) |
+            Should -Be @($script:Manifest.CmdletsToExport | Sort-Object)
+        $script:Manifest.FunctionsToExport.Count | Should -Be 0
+    }
+    It 'names its format file, tags, licence and project' {
+        $script:Manifest.FormatsToProcess | Should -Be @('WriteBehind.format.ps1xml')
+        $script:Manifest.PrivateData.PSData.Tags | Should -Contain 'Redis'
+        $script:Manifest.PrivateData.PSData.LicenseUri | Should -Match '^https://'
+        $script:Manifest.PrivateData.PSData.ProjectUri | Should -Match '^https://'
+    }
+}
