@@ -142,7 +142,7 @@ namespace WriteBehind.Engine
             catch (Exception ex) when (ex is RedisConnectionException || ex is RedisTimeoutException || ex is ObjectDisposedException)
             {
                 throw new WriteBehindException(ErrorIds.RedisUnavailable,
-                    $"Lost the connection to Redis at {RedisEndpoint}: {Scrub(FirstLine(ex.Message), Options)}", null);
+                    $"Lost the connection to Redis at {RedisEndpoint}: {Scrub(Summary(ex.Message), Options)}", null);
             }
             catch (RedisServerException ex)
             {
@@ -171,6 +171,14 @@ namespace WriteBehind.Engine
                     delay = Math.Min(delay * 2, 500);
                 }
             }
+        }
+
+        /// <summary>StackExchange.Redis's failure without its connection diagnostics ("... on host:port/Interactive, ...").</summary>
+        private static string Summary(string message)
+        {
+            string line = FirstLine(message);
+            int cut = line.IndexOf(" on ", StringComparison.Ordinal);
+            return cut > 0 ? line.Substring(0, cut) : line;
         }
 
         private static string FirstLine(string s)
@@ -459,7 +467,7 @@ namespace WriteBehind.Engine
             catch (Exception ex) when (ex is RedisConnectionException || ex is RedisTimeoutException)
             {
                 throw new WriteBehindException(ErrorIds.RedisUnavailable,
-                    $"Lost the connection to Redis at {RedisEndpoint}: {Scrub(FirstLine(ex.Message), Options)}", null);
+                    $"Lost the connection to Redis at {RedisEndpoint}: {Scrub(Summary(ex.Message), Options)}", null);
             }
         }
 
