@@ -68,16 +68,15 @@ namespace WriteBehind.Engine
                 if (page.Count == 0) return;
                 var ids = page.ToArray();
                 page.Clear();
-                var state = await _connection.GetCachedAsync(ids).ConfigureAwait(false);
-                var versions = await _connection.GetVersionsAsync(ids).ConfigureAwait(false);
+                var state = await _connection.ReadStateAsync(ids).ConfigureAwait(false);
                 var stored = await _connection.Store.GetAsync(ids, cancellationToken).ConfigureAwait(false);
                 for (int i = 0; i < ids.Length; i++)
                 {
                     checkedCount++;
-                    long cacheVersion = versions[i] ?? 0;
+                    long cacheVersion = state[i].Version;
                     stored.TryGetValue(ids[i], out var row);
                     DriftKind? kind = null;
-                    if (state[i] != null)
+                    if (!state[i].IsDeleted)
                     {
                         if (row == null) kind = DriftKind.MissingInStore;
                         else if (row.Version > cacheVersion) kind = DriftKind.StoreAheadOfCache;

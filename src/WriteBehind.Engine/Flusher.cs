@@ -460,17 +460,7 @@ namespace WriteBehind.Engine
                 var ids = items.Select(QueueItem.UserIdOf).Distinct(StringComparer.Ordinal).ToList();
                 var rows = new List<ProfileRow>(ids.Count);
                 for (int start = 0; start < ids.Count; start += 1000)
-                {
-                    var chunk = ids.Skip(start).Take(1000).ToList();
-                    var raw = await _connection.RedisAsync(async db =>
-                        (RedisResult[])await Scripts.ReadState.EvaluateAsync(db, new RedisKey[] { _keys.Cache, _keys.Versions },
-                            chunk.Select(id => (RedisValue)KeyNames.Field(id)).ToArray()).ConfigureAwait(false)).ConfigureAwait(false);
-                    for (int i = 0; i < chunk.Count; i++)
-                    {
-                        long version = raw[2 * i + 1].IsNull ? 0 : (long)raw[2 * i + 1];
-                        rows.Add(new ProfileRow(chunk[i], raw[2 * i].IsNull ? null : (string)raw[2 * i], version));
-                    }
-                }
+                    rows.AddRange(await _connection.ReadStateAsync(ids.Skip(start).Take(1000).ToList()).ConfigureAwait(false));
                 var commit = await CommitAsync(store, new[] { leaseKey }, rows, options, cancellationToken).ConfigureAwait(false);
                 await AckAsync(leaseKey).ConfigureAwait(false);
                 result.Recovered += items.Length - commit.RejectedItems;

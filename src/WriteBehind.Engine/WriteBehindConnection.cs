@@ -133,8 +133,7 @@ namespace WriteBehind.Engine
             {
                 return await call(Database).ConfigureAwait(false);
             }
-            catch (RedisServerException ex) when (ex.Message.StartsWith("WB_QUEUE_FULL", StringComparison.Ordinal)
-                                                  || ex.Message.IndexOf("WB_QUEUE_FULL", StringComparison.Ordinal) >= 0)
+            catch (RedisServerException ex) when (ex.Message.IndexOf("WB_QUEUE_FULL", StringComparison.Ordinal) >= 0)
             {
                 string msg = ex.Message.Substring(ex.Message.IndexOf("WB_QUEUE_FULL", StringComparison.Ordinal) + "WB_QUEUE_FULL ".Length);
                 throw new WriteBehindException(ErrorIds.QueueFull, "The write queue is full: " + msg + ". Run Invoke-WriteBehindFlush or raise -HighWaterMark.");
@@ -241,21 +240,25 @@ namespace WriteBehind.Engine
                 return values.Select(v => (string)v).ToArray();
             });
 
-        /// <summary>Cached state of profiles (null entries for ids not in the cache).</summary>
-        public Task<ProfileState[]> GetCachedAsync(IReadOnlyList<string> userIds) =>
+        /// <summary>The cache's current JSON (null when absent or deleted) and version (0 when it never had
+        /// one) of each profile, read together in one script.</summary>
+        public Task<ProfileRow[]> ReadStateAsync(IReadOnlyList<string> userIds) =>
             RedisAsync(async db =>
             {
                 var fields = userIds.Select(id => (RedisValue)KeyNames.Field(id)).ToArray();
                 var raw = (RedisResult[])await Scripts.ReadState.EvaluateAsync(db, new RedisKey[] { Keys.Cache, Keys.Versions }, fields).ConfigureAwait(false);
-                var result = new ProfileState[userIds.Count];
-                for (int i = 0; i < userIds.Count; i++)
-                {
-                    if (raw[2 * i].IsNull) continue;
-                    long version = raw[2 * i + 1].IsNull ? 0 : (long)raw[2 * i + 1];
-                    result[i] = new ProfileState(userIds[i], (string)raw[2 * i], version, ProfileSource.Cache);
-                }
-                return result;
+                var rows = new ProfileRow[userIds.Count];
+                for (int i = 0; i < rows.Length; i++)
+                    rows[i] = new ProfileRow(userIds[i], raw[2 * i].IsNull ? null : (string)raw[2 * i], raw[2 * i + 1].IsNull ? 0 : (long)raw[2 * i + 1]);
+                return rows;
             });
+
+        /// <summary>Cached state of profiles (null entries for ids not in the cache).</summary>
+        public async Task<ProfileState[]> GetCachedAsync(IReadOnlyList<string> userIds)
+        {
+            var rows = await ReadStateAsync(userIds).ConfigureAwait(false);
+            return rows.Select(r => r.IsDeleted ? null : new ProfileState(r.UserId, r.Json, r.Version, ProfileSource.Cache)).ToArray();
+        }
 
         /// <summary>Versions known to the cache (also for deleted profiles: the tombstones).</summary>
         public Task<long?[]> GetVersionsAsync(IReadOnlyList<string> userIds) =>
@@ -401,9 +404,9 @@ namespace WriteBehind.Engine
                 batch.Execute();
                 await Task.WhenAll(depth, dead, cached, leases, stats).ConfigureAwait(false);
                 long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-                long inFlight = 0;
-                foreach (var lease in leases.Result)
-                    inFlight += await db.ListLengthAsync((string)lease.Element).ConfigureAwait(false);
+                // every lease's length in one round trip
+                var lengths = await Task.WhenAll(leases.Result.Select(l => db.ListLengthAsync((string)l.Element))).ConfigureAwait(false);
+                long inFlight = lengths.Sum();
                 var s = stats.Result.ToDictionary(e => (string)e.Name, e => e.Value);
                 var st = new WriteBehindStatus
                 {
