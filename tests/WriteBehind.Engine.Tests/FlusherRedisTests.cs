@@ -183,17 +183,8 @@ namespace WriteBehind.Engine.Tests
         // 3. Nothing applied twice (invariant 2): a flusher that dies after the lease script merged
         // ------------------------------------------------------------------------------------------------
 
-        private static string LeaseScriptText()
-        {
-            var asm = typeof(WriteBehindConnection).Assembly;
-            string Read(string name)
-            {
-                using var stream = asm.GetManifestResourceStream(name) ?? throw new InvalidOperationException("missing resource " + name);
-                using var reader = new StreamReader(stream, Encoding.UTF8);
-                return reader.ReadToEnd().Replace("\r\n", "\n");
-            }
-            return Read("WriteBehind.Engine.Lua.prelude.lua") + "\n" + Read("WriteBehind.Engine.Lua.lease.lua");
-        }
+        // The exact text the engine sends (helpers prepended), so the test runs what a flusher runs.
+        private static string LeaseScriptText() => WriteBehind.Engine.Redis.Scripts.Lease.Text;
 
         /// <summary>Runs lease.lua exactly as the Flusher does, but with an expiry already past, and never
         /// commits or acknowledges: the flusher "died" right after the atomic pop-and-merge.</summary>

@@ -96,12 +96,6 @@ for k = count, 1, -1 do
   if reason then dead_letter(item, reason) end
 end
 
-local function call_chunked(cmd, key, args)
-  for c = 1, #args, 1000 do
-    redis.call(cmd, key, unpack(args, c, math.min(c + 999, #args)))
-  end
-end
-
 local out = { count, dead, #leased, superseded }
 if #leased > 0 then
   call_chunked('RPUSH', KEYS[4], leased)

@@ -3,7 +3,6 @@
 -- so field order, number text, escapes and nested values stay byte for byte (cjson would rewrite them).
 local sbyte, ssub, sfind, schar, smatch = string.byte, string.sub, string.find, string.char, string.match
 local tconcat = table.concat
-local unpack = unpack or table.unpack
 local MAX_DEPTH = 64
 local MAX_ID = 128
 

@@ -4,15 +4,8 @@
 -- ARGV[1] queue high-water mark (0 = none)   ARGV[2..] fields ('user:<id>')
 -- Returns for each field 1 when a cached profile was removed, 0 when none was cached (a tombstone is
 -- still versioned and queued, so a copy only the store holds is deleted too); or 'WB_QUEUE_FULL ...'.
-local unpack = unpack or table.unpack
-local hw = tonumber(ARGV[1])
-local n = #ARGV - 1
-if hw > 0 then
-  local depth = redis.call('LLEN', KEYS[3])
-  if depth + n > hw then
-    return redis.error_reply('WB_QUEUE_FULL queue depth ' .. depth .. ' + ' .. n .. ' exceeds the high-water mark ' .. hw)
-  end
-end
+local err = queue_full(KEYS[3], tonumber(ARGV[1]), #ARGV - 1)
+if err then return err end
 local out, latest, vers, items = {}, {}, {}, {}
 for c = 2, #ARGV, 1000 do
   local last = math.min(c + 999, #ARGV)
@@ -29,10 +22,6 @@ for c = 2, #ARGV, 1000 do
   end
   redis.call('HDEL', KEYS[1], unpack(ARGV, c, last))
 end
-for c = 1, #vers, 2000 do
-  redis.call('HSET', KEYS[2], unpack(vers, c, math.min(c + 1999, #vers)))
-end
-for c = 1, #items, 1000 do
-  redis.call('LPUSH', KEYS[3], unpack(items, c, math.min(c + 999, #items)))
-end
+call_chunked('HSET', KEYS[2], vers)
+call_chunked('LPUSH', KEYS[3], items)
 return out

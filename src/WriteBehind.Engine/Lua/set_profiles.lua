@@ -5,15 +5,10 @@
 -- ARGV[3], ARGV[4], ... pairs of field ('user:<id>') and JSON text (validated by the caller)
 -- Returns the new version of each profile, in order; or an error 'WB_QUEUE_FULL ...' and writes nothing.
 -- Work is done in a few multi-field calls per chunk, not three calls per profile.
-local unpack = unpack or table.unpack
 local queue = ARGV[1] == '1'
-local n = (#ARGV - 2) / 2
-local hw = tonumber(ARGV[2])
-if queue and hw > 0 then
-  local depth = redis.call('LLEN', KEYS[3])
-  if depth + n > hw then
-    return redis.error_reply('WB_QUEUE_FULL queue depth ' .. depth .. ' + ' .. n .. ' exceeds the high-water mark ' .. hw)
-  end
+if queue then
+  local err = queue_full(KEYS[3], tonumber(ARGV[2]), (#ARGV - 2) / 2)
+  if err then return err end
 end
 local fields = {}
 for i = 3, #ARGV, 2 do fields[#fields + 1] = ARGV[i] end
@@ -33,15 +28,7 @@ for i = 1, #fields do
   vers[#vers + 1] = v
   items[i] = 'set:' .. f .. ':' .. v
 end
-for c = 3, #ARGV, 2000 do
-  redis.call('HSET', KEYS[1], unpack(ARGV, c, math.min(c + 1999, #ARGV)))
-end
-for c = 1, #vers, 2000 do
-  redis.call('HSET', KEYS[2], unpack(vers, c, math.min(c + 1999, #vers)))
-end
-if queue then
-  for c = 1, #items, 1000 do
-    redis.call('LPUSH', KEYS[3], unpack(items, c, math.min(c + 999, #items)))
-  end
-end
+call_chunked('HSET', KEYS[1], ARGV, 3)
+call_chunked('HSET', KEYS[2], vers)
+if queue then call_chunked('LPUSH', KEYS[3], items) end
 return out

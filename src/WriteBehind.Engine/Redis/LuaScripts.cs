@@ -34,10 +34,13 @@ namespace WriteBehind.Engine.Redis
             }
         }
 
-        internal static LuaScript Load(string name, bool withPrelude)
+        /// <summary>A script with the shared helpers it needs prepended (common.lua: chunked calls and the
+        /// high-water check; prelude.lua: item grammar and JSON text merge).</summary>
+        internal static LuaScript Load(string name, params string[] helpers)
         {
-            string body = ReadResource(name);
-            return new LuaScript(name, withPrelude ? ReadResource("prelude") + "\n" + body : body);
+            var text = new StringBuilder();
+            foreach (var helper in helpers) text.Append(ReadResource(helper)).Append('\n');
+            return new LuaScript(name, text.Append(ReadResource(name)).ToString());
         }
 
         private static string ReadResource(string name)
@@ -52,17 +55,17 @@ namespace WriteBehind.Engine.Redis
 
     internal static class Scripts
     {
-        public static readonly LuaScript Lease = LuaScript.Load("lease", withPrelude: true);
-        public static readonly LuaScript SetProfiles = LuaScript.Load("set_profiles", withPrelude: false);
-        public static readonly LuaScript RemoveProfiles = LuaScript.Load("remove_profiles", withPrelude: false);
-        public static readonly LuaScript Enqueue = LuaScript.Load("enqueue", withPrelude: false);
-        public static readonly LuaScript Ack = LuaScript.Load("ack", withPrelude: false);
-        public static readonly LuaScript Claim = LuaScript.Load("claim", withPrelude: false);
-        public static readonly LuaScript Renew = LuaScript.Load("renew", withPrelude: false);
-        public static readonly LuaScript ReadState = LuaScript.Load("read_state", withPrelude: false);
-        public static readonly LuaScript ReadThrough = LuaScript.Load("read_through", withPrelude: false);
-        public static readonly LuaScript Reject = LuaScript.Load("reject", withPrelude: false);
-        public static readonly LuaScript DeadLetters = LuaScript.Load("dead_letters", withPrelude: false);
-        public static readonly LuaScript ClearQueue = LuaScript.Load("clear_queue", withPrelude: false);
+        public static readonly LuaScript Lease = LuaScript.Load("lease", "common", "prelude");
+        public static readonly LuaScript SetProfiles = LuaScript.Load("set_profiles", "common");
+        public static readonly LuaScript RemoveProfiles = LuaScript.Load("remove_profiles", "common");
+        public static readonly LuaScript Enqueue = LuaScript.Load("enqueue", "common");
+        public static readonly LuaScript Ack = LuaScript.Load("ack");
+        public static readonly LuaScript Claim = LuaScript.Load("claim");
+        public static readonly LuaScript Renew = LuaScript.Load("renew");
+        public static readonly LuaScript ReadState = LuaScript.Load("read_state");
+        public static readonly LuaScript ReadThrough = LuaScript.Load("read_through");
+        public static readonly LuaScript Reject = LuaScript.Load("reject");
+        public static readonly LuaScript DeadLetters = LuaScript.Load("dead_letters");
+        public static readonly LuaScript ClearQueue = LuaScript.Load("clear_queue");
     }
 }
