@@ -75,4 +75,86 @@ function Stop-TestServer($Server) {
     }
 }
 
-Export-ModuleMember -Function Get-FreeTcpPort, Test-RedisPing, Start-TestServer, Stop-TestServer
+function Test-TcpPortFree([int] $Port) {
+    $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, $Port)
+    try { $listener.Start(); $listener.Stop(); $true } catch { $false }
+}
+
+function Invoke-RedisCli {
+    param([int] $Port, [Parameter(ValueFromRemainingArguments)] [string[]] $Arguments)
+    $out = & redis-cli -h 127.0.0.1 -p $Port @Arguments 2>&1
+    ($out | Out-String).Trim()
+}
+
+<#
+.SYNOPSIS
+A local Redis Cluster of $Masters masters with one replica each (2 x $Masters redis-server processes on
+loopback ports), made with `redis-cli --cluster create`. Each node's cluster bus is its port + 10000, so
+both must be free. -NodeTimeoutMs is how long a master may be silent before its replica takes over.
+#>
+function Start-TestCluster {
+    [CmdletBinding()]
+    param(
+        [Parameter(Mandatory)] [string] $WorkDir,
+        [ValidateRange(3, 10)] [int] $Masters = 3,
+        [int] $NodeTimeoutMs = 2000
+    )
+    if (-not (Get-Command redis-cli -ErrorAction SilentlyContinue)) { throw "redis-cli is not on PATH (on Debian: apt-get install -y redis-server)." }
+    $nodes = [System.Collections.Generic.List[object]]::new()
+    $ports = [System.Collections.Generic.List[int]]::new()
+    try {
+        while ($ports.Count -lt 2 * $Masters) {
+            $port = Get-FreeTcpPort
+            if ($port -gt 55000 -or $ports.Contains($port) -or -not (Test-TcpPortFree ($port + 10000))) { continue }
+            $ports.Add($port)
+        }
+        foreach ($port in $ports) {
+            $node = Start-TestServer -Kind Redis -WorkDir $WorkDir -Port $port -ExtraArguments @(
+                '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', "$NodeTimeoutMs",
+                '--appendonly', 'no', '--cluster-replica-validity-factor', '0')
+            $nodes.Add($node)
+        }
+        $endpoints = $ports | ForEach-Object { "127.0.0.1:$_" }
+        $created = & redis-cli --cluster create @endpoints --cluster-replicas 1 --cluster-yes 2>&1 | Out-String
+        if ($LASTEXITCODE -ne 0) { throw "redis-cli --cluster create failed: $created" }
+        $deadline = [DateTime]::UtcNow.AddSeconds(60)
+        foreach ($port in $ports) {
+            while ((Invoke-RedisCli $port cluster info) -notmatch 'cluster_state:ok') {
+                if ([DateTime]::UtcNow -gt $deadline) { throw "The cluster did not reach cluster_state:ok within 60 s." }
+                Start-Sleep -Milliseconds 200
+            }
+        }
+        # every replica in sync with its master before the cluster is handed out
+        foreach ($port in $ports) {
+            while ((Invoke-RedisCli $port info replication) -match 'role:slave' -and (Invoke-RedisCli $port info replication) -notmatch 'master_link_status:up') {
+                if ([DateTime]::UtcNow -gt $deadline) { throw "A replica did not sync within 60 s." }
+                Start-Sleep -Milliseconds 200
+            }
+        }
+        [pscustomobject]@{
+            Kind = 'RedisCluster'; Nodes = $nodes.ToArray(); Ports = $ports.ToArray()
+            Endpoint = ($endpoints -join ','); WorkDir = $WorkDir; NodeTimeoutMs = $NodeTimeoutMs
+        }
+    } catch {
+        foreach ($n in $nodes) { Stop-TestServer $n }
+        throw
+    }
+}
+
+function Stop-TestCluster($Cluster) {
+    if ($null -eq $Cluster) { return }
+    foreach ($n in $Cluster.Nodes) { Stop-TestServer $n }
+}
+
+<#
+.SYNOPSIS
+The node processes of a test cluster that are masters now, with the slot ranges they serve.
+#>
+function Get-TestClusterMaster($Cluster) {
+    foreach ($n in $Cluster.Nodes) {
+        if ($n.Process.HasExited) { continue }
+        if ((Invoke-RedisCli $n.Port info replication) -match 'role:master') { $n }
+    }
+}
+
+Export-ModuleMember -Function Get-FreeTcpPort, Test-RedisPing, Start-TestServer, Stop-TestServer, Start-TestCluster, Stop-TestCluster, Get-TestClusterMaster, Invoke-RedisCli

@@ -52,12 +52,10 @@ namespace WriteBehind.Engine
     {
         private static readonly Random Jitter = new Random();
         private readonly WriteBehindConnection _connection;
-        private readonly KeyNames _keys;
 
         public Flusher(WriteBehindConnection connection)
         {
             _connection = connection ?? throw new ArgumentNullException(nameof(connection));
-            _keys = connection.Keys;
         }
 
         /// <summary>Messages for -Verbose; raised on the flushing thread, so the caller queues them.</summary>
@@ -73,52 +71,42 @@ namespace WriteBehind.Engine
             var result = new FlushResult { StartedAt = DateTimeOffset.UtcNow };
             var clock = Stopwatch.StartNew();
             IProfileStore store = _connection.Store;
-            LeaseGroup next = null;
-            Task<LeaseGroup> leasing = null;
+            var layout = _connection.Layout;
             try
             {
-                await RecoverAsync(store, options, result, cancellationToken).ConfigureAwait(false);
+                // Expired leases are reclaimed in every partition, owned or not: the claim is atomic, and the
+                // re-persist writes the cache's current state, so it is safe beside the partition's owner.
+                foreach (var keys in layout.Partitions)
+                    await RecoverAsync(keys, store, options, result, cancellationToken).ConfigureAwait(false);
                 if (!options.RecoverOnly)
                 {
-                    var group = await LeaseGroupAsync(options, result.Dequeued, clock, cancellationToken).ConfigureAwait(false);
-                    while (group.Dequeued > 0)
+                    if (layout.Count == 1)
                     {
-                        var groupClock = Stopwatch.StartNew();
-                        Absorb(result, group);
-                        // Lease the next group while this one commits: they hold different items, and the
-                        // store's version check makes their commit order irrelevant.
-                        leasing = group.Drained ? null : LeaseGroupAsync(options, result.Dequeued, clock, cancellationToken);
-                        if (group.Leased > 0)
+                        await DrainAsync(layout.Partitions[0], store, options, progress, result, clock, cancellationToken).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        // Several flushers share the partitions: each takes a partition by a lease of its own (an
+                        // owner key with an expiry), drains it, lets it go and takes the next free one. Starting at
+                        // a random partition spreads concurrent flushers. Correctness never depends on ownership
+                        // (leases are atomic, store writes versioned); it keeps flushers from contending.
+                        int start;
+                        lock (Jitter) start = Jitter.Next(layout.Count);
+                        for (int n = 0; n < layout.Count; n++)
                         {
-                            var commit = await CommitAsync(store, group.LeaseKeys, group.Rows, options, cancellationToken).ConfigureAwait(false);
-                            foreach (var key in group.LeaseKeys) await AckAsync(key).ConfigureAwait(false);
-                            result.InFlight -= group.Leased;
-                            // Rows the store refused for good took their items to the dead-letter list.
-                            int persistedRows = group.Rows.Count - commit.Rejected.Count;
-                            result.Persisted += persistedRows;
-                            result.DeadLettered += commit.RejectedItems;
-                            result.Coalesced += group.Leased - commit.RejectedItems - persistedRows;
-                            result.StaleSkipped += commit.Stale;
-                        }
-                        Log?.Invoke(string.Format(CultureInfo.InvariantCulture,
-                            "commit: {0} items in {1} lease(s), {2} profiles, {3} dead-lettered, {4:F1} ms",
-                            group.Dequeued, group.LeaseKeys.Count, group.Rows.Count, group.DeadLettered, groupClock.Elapsed.TotalMilliseconds));
-                        if (progress != null)
-                        {
-                            long remaining = await _connection.GetQueueDepthAsync().ConfigureAwait(false);
-                            progress.Report(new FlushProgress
+                            if (LimitReached(options, result.Dequeued, clock, cancellationToken)) break;
+                            var keys = layout.Partitions[(start + n) % layout.Count];
+                            if (!await OwnAsync(keys, "take", options).ConfigureAwait(false)) continue;
+                            try
                             {
-                                Dequeued = result.Dequeued,
-                                Remaining = remaining,
-                                Batches = result.Batches,
-                                BatchProfiles = group.Rows.Count,
-                                BatchDuration = groupClock.Elapsed,
-                                ItemsPerSecond = clock.Elapsed.TotalSeconds > 0 ? result.Dequeued / clock.Elapsed.TotalSeconds : 0,
-                            });
+                                await DrainAsync(keys, store, options, progress, result, clock, cancellationToken).ConfigureAwait(false);
+                            }
+                            finally
+                            {
+                                try { await OwnAsync(keys, "release", options).ConfigureAwait(false); }
+                                catch (WriteBehindException) { /* it expires by itself */ }
+                            }
                         }
-                        if (leasing == null) break;
-                        group = await leasing.ConfigureAwait(false);
-                        leasing = null;
                     }
                 }
                 result.Duration = clock.Elapsed;
@@ -127,16 +115,6 @@ namespace WriteBehind.Engine
             }
             catch (Exception ex)
             {
-                if (leasing != null)
-                {
-                    // A group leased ahead of a failed commit waits for the next flush, like the failed one.
-                    try { next = await leasing.ConfigureAwait(false); } catch (Exception) { next = null; }
-                    if (next != null)
-                    {
-                        Absorb(result, next);
-                        foreach (var key in next.LeaseKeys) await ExpireNowAsync(key).ConfigureAwait(false);
-                    }
-                }
                 result.Duration = clock.Elapsed;
                 string errorId = ex is WriteBehindException wbe ? wbe.ErrorId : ErrorIds.StoreFailed;
                 result.Error = ex.Message;
@@ -145,6 +123,90 @@ namespace WriteBehind.Engine
                     ex.Message + string.Format(CultureInfo.InvariantCulture,
                         " Nothing is lost: {0} item(s) stay in flight and the next flush re-persists them.", result.InFlight),
                     result, ex);
+            }
+        }
+
+        private static bool LimitReached(FlushOptions options, long dequeued, Stopwatch clock, CancellationToken cancellationToken) =>
+            cancellationToken.IsCancellationRequested
+            || (options.MaxItems > 0 && dequeued >= options.MaxItems)
+            || (options.MaxDuration.HasValue && clock.Elapsed >= options.MaxDuration.Value);
+
+        /// <summary>This flusher's name in a partition's owner key.</summary>
+        private readonly string _ownerToken = Environment.MachineName + ":" + System.Diagnostics.Process.GetCurrentProcess().Id + ":" + Guid.NewGuid().ToString("N").Substring(0, 8);
+
+        private async Task<bool> OwnAsync(KeyNames keys, string op, FlushOptions options)
+        {
+            var r = await _connection.RedisAsync(db => Scripts.Owner.EvaluateAsync(db, new RedisKey[] { keys.Owner },
+                new RedisValue[] { op, _ownerToken, (long)options.LeaseDuration.TotalMilliseconds })).ConfigureAwait(false);
+            return (long)r == 1;
+        }
+
+        /// <summary>Leases, commits and acknowledges one partition's queue until it is empty or a limit is reached.</summary>
+        private async Task DrainAsync(KeyNames keys, IProfileStore store, FlushOptions options, IProgress<FlushProgress> progress,
+            FlushResult result, Stopwatch clock, CancellationToken cancellationToken)
+        {
+            Task<LeaseGroup> leasing = null;
+            try
+            {
+                var group = await LeaseGroupAsync(keys, options, result.Dequeued, clock, cancellationToken).ConfigureAwait(false);
+                while (group.Dequeued > 0)
+                {
+                    var groupClock = Stopwatch.StartNew();
+                    Absorb(result, group);
+                    // The lease scripts' changes (merges, versions) reach the replicas before the store sees them.
+                    if (group.Leased > 0) await _connection.EnsureReplicatedAsync(keys.Queue, "the leased batch").ConfigureAwait(false);
+                    // Lease the next group while this one commits: they hold different items, and the
+                    // store's version check makes their commit order irrelevant.
+                    leasing = group.Drained ? null : LeaseGroupAsync(keys, options, result.Dequeued, clock, cancellationToken);
+                    if (group.Leased > 0)
+                    {
+                        var commit = await CommitAsync(keys, store, group.LeaseKeys, group.Rows, options, cancellationToken).ConfigureAwait(false);
+                        foreach (var key in group.LeaseKeys) await AckAsync(keys, key).ConfigureAwait(false);
+                        result.InFlight -= group.Leased;
+                        // Rows the store refused for good took their items to the dead-letter list.
+                        int persistedRows = group.Rows.Count - commit.Rejected.Count;
+                        result.Persisted += persistedRows;
+                        result.DeadLettered += commit.RejectedItems;
+                        result.Coalesced += group.Leased - commit.RejectedItems - persistedRows;
+                        result.StaleSkipped += commit.Stale;
+                    }
+                    if (_connection.Layout.Count > 1) await OwnAsync(keys, "renew", options).ConfigureAwait(false);
+                    Log?.Invoke(string.Format(CultureInfo.InvariantCulture,
+                        "commit: {0} items in {1} lease(s), {2} profiles, {3} dead-lettered, {4:F1} ms{5}",
+                        group.Dequeued, group.LeaseKeys.Count, group.Rows.Count, group.DeadLettered, groupClock.Elapsed.TotalMilliseconds,
+                        _connection.Layout.Count > 1 ? " (partition " + keys.Partition.ToString(CultureInfo.InvariantCulture) + ")" : ""));
+                    if (progress != null)
+                    {
+                        long remaining = await _connection.GetQueueDepthAsync().ConfigureAwait(false);
+                        progress.Report(new FlushProgress
+                        {
+                            Dequeued = result.Dequeued,
+                            Remaining = remaining,
+                            Batches = result.Batches,
+                            BatchProfiles = group.Rows.Count,
+                            BatchDuration = groupClock.Elapsed,
+                            ItemsPerSecond = clock.Elapsed.TotalSeconds > 0 ? result.Dequeued / clock.Elapsed.TotalSeconds : 0,
+                        });
+                    }
+                    if (leasing == null) break;
+                    group = await leasing.ConfigureAwait(false);
+                    leasing = null;
+                }
+            }
+            catch (Exception)
+            {
+                if (leasing != null)
+                {
+                    // A group leased ahead of a failed commit waits for the next flush, like the failed one.
+                    LeaseGroup next;
+                    try { next = await leasing.ConfigureAwait(false); } catch (Exception) { next = null; }
+                    if (next != null)
+                    {
+                        Absorb(result, next);
+                        foreach (var key in next.LeaseKeys) await ExpireNowAsync(keys, key).ConfigureAwait(false);
+                    }
+                }
+                throw;
             }
         }
 
@@ -171,22 +233,20 @@ namespace WriteBehind.Engine
 
         /// <summary>Leases batches until the group holds CommitSize items, the queue is drained, or a
         /// limit is reached. Several changes to one profile across the group keep only the latest state.</summary>
-        private async Task<LeaseGroup> LeaseGroupAsync(FlushOptions options, long dequeuedBefore, Stopwatch clock, CancellationToken cancellationToken)
+        private async Task<LeaseGroup> LeaseGroupAsync(KeyNames keys, FlushOptions options, long dequeuedBefore, Stopwatch clock, CancellationToken cancellationToken)
         {
             var group = new LeaseGroup();
             while (group.Leased < options.CommitSize)
             {
                 long dequeued = dequeuedBefore + group.Dequeued;
-                if (cancellationToken.IsCancellationRequested
-                    || (options.MaxItems > 0 && dequeued >= options.MaxItems)
-                    || (options.MaxDuration.HasValue && clock.Elapsed >= options.MaxDuration.Value))
+                if (LimitReached(options, dequeued, clock, cancellationToken))
                 {
                     group.Drained = true;
                     break;
                 }
                 long want = options.BatchSize;
                 if (options.MaxItems > 0) want = Math.Min(want, options.MaxItems - dequeued);
-                var batch = await LeaseAsync((int)want, options).ConfigureAwait(false);
+                var batch = await LeaseAsync(keys, (int)want, options).ConfigureAwait(false);
                 group.Batches += batch.Dequeued > 0 ? 1 : 0;
                 group.Dequeued += batch.Dequeued;
                 group.DeadLettered += batch.DeadLettered;
@@ -215,15 +275,15 @@ namespace WriteBehind.Engine
             public List<ProfileRow> Rows;
         }
 
-        private async Task<LeasedBatch> LeaseAsync(int max, FlushOptions options)
+        private async Task<LeasedBatch> LeaseAsync(KeyNames keys, int max, FlushOptions options)
         {
-            string leaseKey = _keys.LeasePrefix + Guid.NewGuid().ToString("N");
+            string leaseKey = keys.LeasePrefix + Guid.NewGuid().ToString("N");
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             long expiry = now + (long)options.LeaseDuration.TotalMilliseconds;
-            var keys = new RedisKey[] { _keys.Queue, _keys.Cache, _keys.Versions, leaseKey, _keys.Leases, _keys.DeadLetters, _keys.DeadLetterInfo };
-            var args = new RedisValue[] { max, expiry, now };
+            var scriptKeys = new RedisKey[] { keys.Queue, keys.Cache, keys.Versions, leaseKey, keys.Leases, keys.DeadLetters, keys.DeadLetterInfo };
+            var args = new RedisValue[] { max, expiry, now, _connection.Layout.Count, keys.Partition };
             var raw = await _connection.RedisAsync(async db =>
-                (RedisResult[])await Scripts.Lease.EvaluateAsync(db, keys, args).ConfigureAwait(false)).ConfigureAwait(false);
+                (RedisResult[])await Scripts.Lease.EvaluateAsync(db, scriptKeys, args).ConfigureAwait(false)).ConfigureAwait(false);
             var batch = new LeasedBatch
             {
                 LeaseKey = leaseKey,
@@ -309,19 +369,19 @@ namespace WriteBehind.Engine
         /// refuses for good is isolated by splitting the batch and dead-lettered with the store's message;
         /// the rest is persisted. When no row of the batch goes in, the store itself is failing: the
         /// flush fails and the lease is kept.</summary>
-        private async Task<CommitOutcome> CommitAsync(IProfileStore store, IReadOnlyList<string> leaseKeys, List<ProfileRow> rows,
+        private async Task<CommitOutcome> CommitAsync(KeyNames keys, IProfileStore store, IReadOnlyList<string> leaseKeys, List<ProfileRow> rows,
             FlushOptions options, CancellationToken cancellationToken)
         {
             var outcome = new CommitOutcome();
             // A tombstone at version 0 is a delete of a profile nobody ever wrote: nothing to persist.
             var toWrite = rows.Where(r => !(r.IsDeleted && r.Version == 0)).ToList();
             if (toWrite.Count == 0) return outcome;
-            using (StartRenewal(leaseKeys, options))
+            using (StartRenewal(keys, leaseKeys, options))
             {
-                await CommitIsolatingAsync(store, leaseKeys, toWrite, options, cancellationToken, outcome).ConfigureAwait(false);
+                await CommitIsolatingAsync(keys, store, leaseKeys, toWrite, options, cancellationToken, outcome).ConfigureAwait(false);
                 if (outcome.Rejected.Count == toWrite.Count)
                 {
-                    foreach (var key in leaseKeys) await ExpireNowAsync(key).ConfigureAwait(false);
+                    foreach (var key in leaseKeys) await ExpireNowAsync(keys, key).ConfigureAwait(false);
                     throw new WriteBehindException(ErrorIds.StoreFailed,
                         $"The store ({store.Description}) refused every row of the batch: {outcome.Rejected[0].Value}");
                 }
@@ -333,7 +393,7 @@ namespace WriteBehind.Engine
                 foreach (var leaseKey in leaseKeys)
                 {
                     outcome.RejectedItems += await _connection.RedisAsync(async db =>
-                        (long)await Scripts.Reject.EvaluateAsync(db, new RedisKey[] { leaseKey, _keys.DeadLetters, _keys.DeadLetterInfo },
+                        (long)await Scripts.Reject.EvaluateAsync(db, new RedisKey[] { leaseKey, keys.DeadLetters, keys.DeadLetterInfo },
                             new RedisValue[] { now, rejected.Key.UserId, reason }).ConfigureAwait(false)).ConfigureAwait(false);
                 }
                 Log?.Invoke($"the store rejected the row of user '{rejected.Key.UserId}'; its items were dead-lettered: {rejected.Value}");
@@ -341,12 +401,12 @@ namespace WriteBehind.Engine
             return outcome;
         }
 
-        private async Task CommitIsolatingAsync(IProfileStore store, IReadOnlyList<string> leaseKeys, List<ProfileRow> rows,
+        private async Task CommitIsolatingAsync(KeyNames keys, IProfileStore store, IReadOnlyList<string> leaseKeys, List<ProfileRow> rows,
             FlushOptions options, CancellationToken cancellationToken, CommitOutcome outcome)
         {
             try
             {
-                var r = await CommitWithRetryAsync(store, leaseKeys, rows, options, cancellationToken).ConfigureAwait(false);
+                var r = await CommitWithRetryAsync(keys, store, leaseKeys, rows, options, cancellationToken).ConfigureAwait(false);
                 outcome.Applied += r.Applied;
                 outcome.Stale += r.Stale;
             }
@@ -358,12 +418,12 @@ namespace WriteBehind.Engine
                     return;
                 }
                 int half = rows.Count / 2;
-                await CommitIsolatingAsync(store, leaseKeys, rows.GetRange(0, half), options, cancellationToken, outcome).ConfigureAwait(false);
-                await CommitIsolatingAsync(store, leaseKeys, rows.GetRange(half, rows.Count - half), options, cancellationToken, outcome).ConfigureAwait(false);
+                await CommitIsolatingAsync(keys, store, leaseKeys, rows.GetRange(0, half), options, cancellationToken, outcome).ConfigureAwait(false);
+                await CommitIsolatingAsync(keys, store, leaseKeys, rows.GetRange(half, rows.Count - half), options, cancellationToken, outcome).ConfigureAwait(false);
             }
         }
 
-        private async Task<StoreCommitResult> CommitWithRetryAsync(IProfileStore store, IReadOnlyList<string> leaseKeys, List<ProfileRow> rows,
+        private async Task<StoreCommitResult> CommitWithRetryAsync(KeyNames keys, IProfileStore store, IReadOnlyList<string> leaseKeys, List<ProfileRow> rows,
             FlushOptions options, CancellationToken cancellationToken)
         {
             var retryClock = Stopwatch.StartNew();
@@ -379,7 +439,7 @@ namespace WriteBehind.Engine
                 {
                     if (retryClock.Elapsed >= options.RetryTimeout || cancellationToken.IsCancellationRequested)
                     {
-                        foreach (var key in leaseKeys) await ExpireNowAsync(key).ConfigureAwait(false);
+                        foreach (var key in leaseKeys) await ExpireNowAsync(keys, key).ConfigureAwait(false);
                         throw new WriteBehindException(ErrorIds.StoreUnavailable,
                             $"The store ({store.Description}) was unavailable for {retryClock.Elapsed.TotalSeconds:F1} s: {ex.InnerException?.Message ?? ex.Message}.", ex);
                     }
@@ -398,7 +458,7 @@ namespace WriteBehind.Engine
         }
 
         /// <summary>Keeps a lease from expiring while its commit runs (every third of the lease duration).</summary>
-        private IDisposable StartRenewal(IReadOnlyList<string> leaseKeys, FlushOptions options)
+        private IDisposable StartRenewal(KeyNames keys, IReadOnlyList<string> leaseKeys, FlushOptions options)
         {
             var stop = new CancellationTokenSource();
             var period = TimeSpan.FromTicks(Math.Max(options.LeaseDuration.Ticks / 3, TimeSpan.FromMilliseconds(50).Ticks));
@@ -409,7 +469,8 @@ namespace WriteBehind.Engine
                     try
                     {
                         await Task.Delay(period, stop.Token).ConfigureAwait(false);
-                        foreach (var key in leaseKeys) await RenewAsync(key, options).ConfigureAwait(false);
+                        foreach (var key in leaseKeys) await RenewAsync(keys, key, options).ConfigureAwait(false);
+                        if (_connection.Layout.Count > 1) await OwnAsync(keys, "renew", options).ConfigureAwait(false);
                     }
                     catch (OperationCanceledException) { break; }
                     catch (WriteBehindException) { /* Redis trouble surfaces at the ack */ }
@@ -425,35 +486,35 @@ namespace WriteBehind.Engine
             public void Dispose() => _stop.Cancel();
         }
 
-        private Task AckAsync(string leaseKey) =>
-            _connection.RedisAsync(db => Scripts.Ack.EvaluateAsync(db, new RedisKey[] { leaseKey, _keys.Leases }, Array.Empty<RedisValue>()));
+        private Task AckAsync(KeyNames keys, string leaseKey) =>
+            _connection.RedisAsync(db => Scripts.Ack.EvaluateAsync(db, new RedisKey[] { leaseKey, keys.Leases }, Array.Empty<RedisValue>()));
 
-        private Task RenewAsync(string leaseKey, FlushOptions options) =>
-            _connection.RedisAsync(db => Scripts.Renew.EvaluateAsync(db, new RedisKey[] { _keys.Leases, leaseKey },
+        private Task RenewAsync(KeyNames keys, string leaseKey, FlushOptions options) =>
+            _connection.RedisAsync(db => Scripts.Renew.EvaluateAsync(db, new RedisKey[] { keys.Leases, leaseKey },
                 new RedisValue[] { DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + (long)options.LeaseDuration.TotalMilliseconds }));
 
         /// <summary>Hands a lease that could not be committed to the next flush at once (no waiting for expiry).</summary>
-        private async Task ExpireNowAsync(string leaseKey)
+        private async Task ExpireNowAsync(KeyNames keys, string leaseKey)
         {
             try
             {
-                await _connection.RedisAsync(db => db.SortedSetAddAsync(_keys.Leases, leaseKey, 0, When.Exists)).ConfigureAwait(false);
+                await _connection.RedisAsync(db => db.SortedSetAddAsync(keys.Leases, leaseKey, 0, When.Exists)).ConfigureAwait(false);
             }
             catch (WriteBehindException) { /* it expires by itself */ }
         }
 
         /// <summary>Re-persists the profiles of expired leases from the cache's current state (no re-merge).</summary>
-        private async Task RecoverAsync(IProfileStore store, FlushOptions options, FlushResult result, CancellationToken cancellationToken)
+        private async Task RecoverAsync(KeyNames keys, IProfileStore store, FlushOptions options, FlushResult result, CancellationToken cancellationToken)
         {
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-            var expired = await _connection.RedisAsync(db => db.SortedSetRangeByScoreAsync(_keys.Leases, double.NegativeInfinity, now)).ConfigureAwait(false);
+            var expired = await _connection.RedisAsync(db => db.SortedSetRangeByScoreAsync(keys.Leases, double.NegativeInfinity, now)).ConfigureAwait(false);
             foreach (var leaseValue in expired)
             {
                 if (cancellationToken.IsCancellationRequested) break;
                 string leaseKey = leaseValue;
                 long expiry = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + (long)options.LeaseDuration.TotalMilliseconds;
                 var claimed = await _connection.RedisAsync(async db =>
-                    await Scripts.Claim.EvaluateAsync(db, new RedisKey[] { _keys.Leases, leaseKey },
+                    await Scripts.Claim.EvaluateAsync(db, new RedisKey[] { keys.Leases, leaseKey },
                         new RedisValue[] { now, expiry, "0" }).ConfigureAwait(false)).ConfigureAwait(false);
                 if (claimed.IsNull) continue;
                 var items = (string[])claimed;
@@ -461,8 +522,9 @@ namespace WriteBehind.Engine
                 var rows = new List<ProfileRow>(ids.Count);
                 for (int start = 0; start < ids.Count; start += 1000)
                     rows.AddRange(await _connection.ReadStateAsync(ids.Skip(start).Take(1000).ToList()).ConfigureAwait(false));
-                var commit = await CommitAsync(store, new[] { leaseKey }, rows, options, cancellationToken).ConfigureAwait(false);
-                await AckAsync(leaseKey).ConfigureAwait(false);
+                await _connection.EnsureReplicatedAsync(keys.Leases, "the reclaimed lease").ConfigureAwait(false);
+                var commit = await CommitAsync(keys, store, new[] { leaseKey }, rows, options, cancellationToken).ConfigureAwait(false);
+                await AckAsync(keys, leaseKey).ConfigureAwait(false);
                 result.Recovered += items.Length - commit.RejectedItems;
                 result.StaleSkipped += commit.Stale;
                 Log?.Invoke($"recovered an expired lease: {items.Length} items, {rows.Count} profiles re-persisted");
@@ -474,7 +536,7 @@ namespace WriteBehind.Engine
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             return _connection.RedisAsync(async db =>
             {
-                long depth = await db.ListLengthAsync(_keys.Queue).ConfigureAwait(false);
+                long depth = await _connection.GetQueueDepthAsync().ConfigureAwait(false);
                 var entries = new List<HashEntry>
                 {
                     new HashEntry("lastFlushAt", now),
@@ -483,8 +545,8 @@ namespace WriteBehind.Engine
                     new HashEntry("lastFlushError", result.Error ?? string.Empty),
                 };
                 if (depth == 0 && result.Error == null) entries.Add(new HashEntry("lastDrainedAt", now));
-                await db.HashSetAsync(_keys.Stats, entries.ToArray()).ConfigureAwait(false);
-                await db.HashIncrementAsync(_keys.Stats, "totalDequeued", result.Dequeued).ConfigureAwait(false);
+                await db.HashSetAsync(_connection.Layout.Stats, entries.ToArray()).ConfigureAwait(false);
+                await db.HashIncrementAsync(_connection.Layout.Stats, "totalDequeued", result.Dequeued).ConfigureAwait(false);
                 return true;
             });
         }

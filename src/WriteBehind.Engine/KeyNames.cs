@@ -1,28 +1,43 @@
 using System;
+using System.Collections.Generic;
+using System.Text;
 
 namespace WriteBehind.Engine
 {
-    /// <summary>Every Redis key the module uses, derived from one prefix. With no prefix the cache and
-    /// queue are exactly the seed's <c>user_profiles</c> and <c>write_queue</c>; a prefix such as
-    /// <c>{wb}</c> (a Redis Cluster hash tag) or <c>app1:</c> moves all of them at once.</summary>
+    /// <summary>The Redis keys of one partition, derived from one prefix. With one partition and no prefix
+    /// the cache and queue are exactly the seed's <c>user_profiles</c> and <c>write_queue</c>; a prefix such
+    /// as <c>{wb}</c> (a Redis Cluster hash tag) or <c>app1:</c> moves all of them at once. Partition k of
+    /// several adds the hash tag <c>{k}</c> to each of its keys (<c>write_queue{3}</c>), so every script
+    /// runs on keys of one cluster slot.</summary>
     public sealed class KeyNames
     {
-        public KeyNames(string prefix = null)
+        public KeyNames(string prefix = null) : this(prefix, -1) { }
+
+        /// <param name="partition">-1 for the single, untagged partition; else the partition's index.</param>
+        public KeyNames(string prefix, int partition)
         {
             Prefix = prefix ?? string.Empty;
             if (Prefix.IndexOfAny(new[] { ' ', '\r', '\n', '\t' }) >= 0)
                 throw new ArgumentException("The key prefix must not contain whitespace.", nameof(prefix));
-            Cache = Prefix + "user_profiles";
-            Queue = Prefix + "write_queue";
-            Versions = Prefix + "user_profiles:versions";
-            Leases = Prefix + "write_queue:leases";
-            LeasePrefix = Prefix + "write_queue:lease:";
-            DeadLetters = Prefix + "write_queue:dead";
-            DeadLetterInfo = Prefix + "write_queue:dead:info";
+            Partition = Math.Max(partition, 0);
+            string tag = partition < 0 ? string.Empty : "{" + partition.ToString(System.Globalization.CultureInfo.InvariantCulture) + "}";
+            Tag = tag;
+            Cache = Prefix + "user_profiles" + tag;
+            Queue = Prefix + "write_queue" + tag;
+            Versions = Prefix + "user_profiles:versions" + tag;
+            Leases = Prefix + "write_queue:leases" + tag;
+            LeasePrefix = Prefix + "write_queue:lease" + tag + ":";
+            DeadLetters = Prefix + "write_queue:dead" + tag;
+            DeadLetterInfo = Prefix + "write_queue:dead:info" + tag;
+            Owner = Prefix + "write_queue:owner" + tag;
             Stats = Prefix + "write_queue:stats";
         }
 
         public string Prefix { get; }
+        /// <summary>This partition's index (0 for the single partition).</summary>
+        public int Partition { get; }
+        /// <summary>The hash tag on this partition's keys ("" for the single partition).</summary>
+        public string Tag { get; }
         /// <summary>HASH: field <c>user:&lt;id&gt;</c> → profile JSON text.</summary>
         public string Cache { get; }
         /// <summary>LIST of pending items; producers LPUSH, the flush takes from the right.</summary>
@@ -37,9 +52,62 @@ namespace WriteBehind.Engine
         public string DeadLetters { get; }
         /// <summary>HASH: dead item text → "attempts|first ms|last ms|reason".</summary>
         public string DeadLetterInfo { get; }
-        /// <summary>HASH of the last flush's figures.</summary>
+        /// <summary>STRING: the flusher that owns this partition now (with an expiry); only with several partitions.</summary>
+        public string Owner { get; }
+        /// <summary>HASH of the last flush's figures (one for all partitions, written outside scripts).</summary>
         public string Stats { get; }
 
         public static string Field(string userId) => "user:" + userId;
+    }
+
+    /// <summary>All partitions of a deployment. A profile id belongs to partition
+    /// <c>FNV-1a-32(UTF-8 bytes of the id) mod N</c>; the lease script checks the same function in Lua.</summary>
+    public sealed class KeyLayout
+    {
+        public const int MaxPartitions = 1024;
+
+        public KeyLayout(string prefix, int partitions)
+        {
+            if (partitions < 1 || partitions > MaxPartitions)
+                throw new WriteBehindException(ErrorIds.InvalidConfiguration, $"Partitions must be between 1 and {MaxPartitions}.");
+            prefix = prefix ?? string.Empty;
+            if (partitions > 1 && prefix.IndexOf('{') >= 0 && prefix.IndexOf('}') > prefix.IndexOf('{'))
+                throw new WriteBehindException(ErrorIds.InvalidConfiguration,
+                    "A key prefix with a hash tag ({...}) would put every partition into one Redis Cluster slot: use a prefix without braces with -Partitions.");
+            Prefix = prefix;
+            var list = new KeyNames[partitions];
+            for (int i = 0; i < partitions; i++) list[i] = partitions == 1 ? new KeyNames(prefix) : new KeyNames(prefix, i);
+            Partitions = list;
+            LayoutKey = prefix + "write_queue:partitions";
+        }
+
+        public string Prefix { get; }
+        public IReadOnlyList<KeyNames> Partitions { get; }
+        public int Count => Partitions.Count;
+        /// <summary>STRING: the partition count every client of this prefix must use (written when it is above 1).</summary>
+        public string LayoutKey { get; }
+        public string Stats => Partitions[0].Stats;
+
+        public KeyNames Of(string userId) => Partitions[IndexOf(userId, Count)];
+
+        public static int IndexOf(string userId, int partitions)
+        {
+            if (partitions <= 1) return 0;
+            return (int)(Fnv1a(userId) % (uint)partitions);
+        }
+
+        public static uint Fnv1a(string s)
+        {
+            unchecked
+            {
+                uint h = 2166136261;
+                foreach (byte b in Encoding.UTF8.GetBytes(s ?? string.Empty))
+                {
+                    h ^= b;
+                    h *= 16777619;
+                }
+                return h;
+            }
+        }
     }
 }

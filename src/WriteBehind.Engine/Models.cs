@@ -59,6 +59,9 @@ namespace WriteBehind.Engine
         public string Redis { get; set; }
         public string Store { get; set; }
         public string KeyPrefix { get; set; }
+        public int Partitions { get; set; } = 1;
+        /// <summary>Each partition's figures (one entry unless -Partitions is above 1).</summary>
+        public PartitionStatus[] PartitionDetails { get; set; }
         public long QueueDepth { get; set; }
         public long InFlight { get; set; }
         public long Leases { get; set; }
@@ -73,6 +76,20 @@ namespace WriteBehind.Engine
         public string LastFlushError { get; set; }
         /// <summary>Time since the last flush that left the queue empty, when known.</summary>
         public TimeSpan? Lag { get; set; }
+    }
+
+    /// <summary>One partition's queue, leases, dead letters and current owner (the flusher draining it).</summary>
+    public sealed class PartitionStatus
+    {
+        public int Partition { get; set; }
+        public string Queue { get; set; }
+        public long QueueDepth { get; set; }
+        public long InFlight { get; set; }
+        public long Leases { get; set; }
+        public long ExpiredLeases { get; set; }
+        public long DeadLetters { get; set; }
+        public long CachedProfiles { get; set; }
+        public string Owner { get; set; }
     }
 
     public sealed class DeadLetter
@@ -93,6 +110,8 @@ namespace WriteBehind.Engine
         public string Item { get; }
         /// <summary>The original item, byte for byte.</summary>
         public byte[] ItemBytes { get; set; }
+        /// <summary>The partition whose dead-letter list holds it.</summary>
+        public int Partition { get; set; }
         public string Reason { get; }
         public int Attempts { get; }
         public DateTimeOffset? FirstFailure { get; }

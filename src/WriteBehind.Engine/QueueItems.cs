@@ -68,6 +68,23 @@ namespace WriteBehind.Engine
             return true;
         }
 
+        /// <summary>The user id an item names when its head (<c>&lt;update|set|delete&gt;:user:&lt;id&gt;</c>) is well
+        /// formed, whatever follows; else null. The partition an item is queued to, and that the lease script
+        /// checks, depends on this id only.</summary>
+        public static string RoutingUserIdOf(string item)
+        {
+            if (string.IsNullOrEmpty(item)) return null;
+            int c1 = item.IndexOf(':');
+            if (c1 < 0) return null;
+            string kind = item.Substring(0, c1);
+            if (kind != "update" && kind != "set" && kind != "delete") return null;
+            if (string.CompareOrdinal(item, c1 + 1, "user:", 0, 5) != 0) return null;
+            int idStart = c1 + 6;
+            int c2 = item.IndexOf(':', idStart);
+            string id = c2 < 0 ? item.Substring(idStart) : item.Substring(idStart, c2 - idStart);
+            return UserIds.IsValid(id) ? id : null;
+        }
+
         /// <summary>The user id of an item that passed the lease script (so its grammar is known good).</summary>
         public static string UserIdOf(string item)
         {

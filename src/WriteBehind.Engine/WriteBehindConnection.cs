@@ -27,12 +27,18 @@ namespace WriteBehind.Engine
             _config = config;
             Options = options;
             RedisEndpoint = endpoint;
-            Keys = new KeyNames(options.KeyPrefix);
+            Layout = new KeyLayout(options.KeyPrefix, options.Partitions);
+            Keys = Layout.Partitions[0];
             Database = mux.GetDatabase();
         }
 
         public WriteBehindOptions Options { get; }
+        /// <summary>Every partition's keys.</summary>
+        public KeyLayout Layout { get; }
+        /// <summary>The first partition's keys (the only one unless -Partitions is above 1).</summary>
         public KeyNames Keys { get; }
+        /// <summary>True when connected to a Redis Cluster.</summary>
+        public bool IsCluster { get; private set; }
         /// <summary>The Redis endpoint(s), safe to print: never the password.</summary>
         public string RedisEndpoint { get; }
         public string StoreUri => Options.Store;
@@ -42,6 +48,9 @@ namespace WriteBehind.Engine
         public static async Task<WriteBehindConnection> ConnectAsync(WriteBehindOptions options)
         {
             options = options?.Clone() ?? WriteBehindOptions.FromEnvironment();
+            var layout = new KeyLayout(options.KeyPrefix, options.Partitions);   // checks the prefix and count first
+            if (options.ReplicaAcks < 0)
+                throw new WriteBehindException(ErrorIds.InvalidConfiguration, "ReplicaAcks must not be negative.");
             ConfigurationOptions config;
             try
             {
@@ -64,7 +73,17 @@ namespace WriteBehind.Engine
             try
             {
                 var mux = await ConnectionMultiplexer.ConnectAsync(config).ConfigureAwait(false);
-                return new WriteBehindConnection(mux, config, options, endpoint);
+                var connection = new WriteBehindConnection(mux, config, options, endpoint);
+                try
+                {
+                    await connection.CheckLayoutAsync().ConfigureAwait(false);
+                }
+                catch (Exception)
+                {
+                    connection.Dispose();
+                    throw;
+                }
+                return connection;
             }
             catch (Exception ex) when (ex is RedisException || ex is TimeoutException || ex is System.Net.Sockets.SocketException)
             {
@@ -72,6 +91,87 @@ namespace WriteBehind.Engine
                     $"Cannot connect to Redis at {endpoint}: {Reason(ex, options)}", null);
             }
         }
+
+        /// <summary>On a cluster every script's keys must share a slot: the single partition needs a hash tag
+        /// in its prefix. Every client of one prefix must agree on the partition count: the first client with
+        /// several partitions records the count, and a client with another count is refused.</summary>
+        private async Task CheckLayoutAsync()
+        {
+            IsCluster = _mux.GetEndPoints().Select(ep => _mux.GetServer(ep)).Any(s => s.ServerType == ServerType.Cluster);
+            if (IsCluster && Layout.Count == 1 && !HasHashTag(Layout.Prefix))
+                throw new WriteBehindException(ErrorIds.ClusterNeedsHashTag,
+                    $"{RedisEndpoint} is a Redis Cluster: connect with -Partitions N (N of 2 or more; each partition's keys share a hash tag) " +
+                    "or a -KeyPrefix with a hash tag such as '{wb}', so every script's keys are in one slot.");
+            var recorded = await RedisAsync(db => db.StringGetAsync(Layout.LayoutKey)).ConfigureAwait(false);
+            if (recorded.IsNull && Layout.Count > 1)
+            {
+                // A store of profiles under the unpartitioned names would be orphaned by a partitioned client.
+                var single = new KeyNames(Layout.Prefix);
+                bool legacy = false;
+                if (!IsCluster || HasHashTag(Layout.Prefix))
+                    legacy = await RedisAsync(db => db.KeyExistsAsync(single.Versions)).ConfigureAwait(false)
+                          || await RedisAsync(db => db.KeyExistsAsync(single.Queue)).ConfigureAwait(false);
+                if (legacy)
+                    throw new WriteBehindException(ErrorIds.PartitionMismatch,
+                        $"Redis at {RedisEndpoint} holds WriteBehind data with one partition ({single.Versions}, {single.Queue}) under prefix '{Layout.Prefix}': " +
+                        $"connect without -Partitions, or drain and clear it before using {Layout.Count} partitions.");
+                if (await RedisAsync(db => db.StringSetAsync(Layout.LayoutKey, Layout.Count, when: When.NotExists)).ConfigureAwait(false)) return;
+                recorded = await RedisAsync(db => db.StringGetAsync(Layout.LayoutKey)).ConfigureAwait(false);
+            }
+            long count = recorded.IsNull ? 1 : (long)recorded;
+            if (count != Layout.Count)
+                throw new WriteBehindException(ErrorIds.PartitionMismatch,
+                    $"The WriteBehind data under prefix '{Layout.Prefix}' at {RedisEndpoint} is spread over {count} partition(s) ({Layout.LayoutKey}); " +
+                    $"this connection asked for {Layout.Count}. Every client of one prefix must use the same -Partitions.");
+        }
+
+        private static bool HasHashTag(string prefix)
+        {
+            int open = prefix.IndexOf('{');
+            return open >= 0 && prefix.IndexOf('}', open + 1) > open + 1;
+        }
+
+        /// <summary>Under <see cref="WriteBehindOptions.ReplicaAcks"/>, waits until that many replicas of the
+        /// master holding <paramref name="key"/> acknowledged every write sent before on this connection (Redis WAIT).</summary>
+        internal async Task EnsureReplicatedAsync(RedisKey key, string what)
+        {
+            int want = Options.ReplicaAcks;
+            if (want <= 0) return;
+            long acked = await RedisAsync(async db =>
+            {
+                var endpoint = await db.IdentifyEndpointAsync(key).ConfigureAwait(false);
+                var server = endpoint == null ? _mux.GetServer(_mux.GetEndPoints()[0]) : _mux.GetServer(endpoint);
+                return (long)await server.ExecuteAsync("WAIT", want, (long)Options.ReplicaTimeout.TotalMilliseconds).ConfigureAwait(false);
+            }).ConfigureAwait(false);
+            if (acked < want)
+                throw new WriteBehindException(ErrorIds.ReplicationTimeout,
+                    $"Only {acked} of {want} replica(s) acknowledged {what} on {key} within {Options.ReplicaTimeout.TotalMilliseconds:F0} ms. " +
+                    "The master applied it; a failover before the replicas catch up could lose it.");
+        }
+
+        /// <summary>Positions of <paramref name="items"/> grouped by the partition of their user id.</summary>
+        private IEnumerable<KeyValuePair<KeyNames, List<int>>> ByPartition<T>(IReadOnlyList<T> items, Func<T, string> userIdOf)
+        {
+            if (Layout.Count == 1)
+            {
+                yield return new KeyValuePair<KeyNames, List<int>>(Keys, Enumerable.Range(0, items.Count).ToList());
+                yield break;
+            }
+            var groups = new Dictionary<int, List<int>>();
+            for (int i = 0; i < items.Count; i++)
+            {
+                string id = userIdOf(items[i]);
+                int p = id == null ? 0 : KeyLayout.IndexOf(id, Layout.Count);
+                if (!groups.TryGetValue(p, out var list)) groups[p] = list = new List<int>();
+                list.Add(i);
+            }
+            foreach (var g in groups.OrderBy(g => g.Key)) yield return new KeyValuePair<KeyNames, List<int>>(Layout.Partitions[g.Key], g.Value);
+        }
+
+        /// <summary>The high-water mark each partition's queue is held to: the mark shared out evenly.</summary>
+        private RedisValue HighWater => Options.HighWaterMark <= 0 || Layout.Count == 1
+            ? Options.HighWaterMark
+            : (Options.HighWaterMark + Layout.Count - 1) / Layout.Count;
 
         private static string FormatEndPoint(EndPoint ep)
         {
@@ -186,72 +286,137 @@ namespace WriteBehind.Engine
             return nl < 0 ? s : s.Substring(0, nl).TrimEnd('\r');
         }
 
-        private RedisValue HighWater => Options.HighWaterMark;
-
         /// <summary>Writes profiles (already validated JSON) to the cache, bumps their versions and queues
-        /// their persists, in one script per call. Returns the new versions.</summary>
-        public Task<long[]> SetProfilesAsync(IReadOnlyList<KeyValuePair<string, string>> profiles, bool queue)
+        /// their persists, in one script per partition. Returns the new versions.</summary>
+        public async Task<long[]> SetProfilesAsync(IReadOnlyList<KeyValuePair<string, string>> profiles, bool queue)
         {
-            var args = new RedisValue[2 + profiles.Count * 2];
-            args[0] = queue ? "1" : "0";
-            args[1] = HighWater;
-            for (int i = 0; i < profiles.Count; i++)
+            var versions = new long[profiles.Count];
+            await Task.WhenAll(ByPartition(profiles, p => p.Key).Select(async group =>
             {
-                args[2 + 2 * i] = KeyNames.Field(profiles[i].Key);
-                args[3 + 2 * i] = profiles[i].Value;
+                var keys = group.Key;
+                var args = new RedisValue[2 + group.Value.Count * 2];
+                args[0] = queue ? "1" : "0";
+                args[1] = HighWater;
+                for (int i = 0; i < group.Value.Count; i++)
+                {
+                    args[2 + 2 * i] = KeyNames.Field(profiles[group.Value[i]].Key);
+                    args[3 + 2 * i] = profiles[group.Value[i]].Value;
+                }
+                var written = await ProduceAsync(async db => (long[])await Scripts.SetProfiles.EvaluateAsync(db,
+                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue }, args).ConfigureAwait(false)).ConfigureAwait(false);
+                await EnsureReplicatedAsync(keys.Cache, "the profile write").ConfigureAwait(false);
+                for (int i = 0; i < group.Value.Count; i++) versions[group.Value[i]] = written[i];
+            })).ConfigureAwait(false);
+            return versions;
+        }
+
+        /// <summary>Removes profiles from the cache and queues their versioned tombstones, atomically per
+        /// partition. Returns for each id whether a cached profile was removed.</summary>
+        public async Task<bool[]> RemoveProfilesAsync(IReadOnlyList<string> userIds)
+        {
+            var removed = new bool[userIds.Count];
+            await Task.WhenAll(ByPartition(userIds, id => id).Select(async group =>
+            {
+                var keys = group.Key;
+                var args = new RedisValue[1 + group.Value.Count];
+                args[0] = HighWater;
+                for (int i = 0; i < group.Value.Count; i++) args[1 + i] = KeyNames.Field(userIds[group.Value[i]]);
+                var result = await ProduceAsync(async db => (long[])await Scripts.RemoveProfiles.EvaluateAsync(db,
+                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue }, args).ConfigureAwait(false)).ConfigureAwait(false);
+                await EnsureReplicatedAsync(keys.Cache, "the delete").ConfigureAwait(false);
+                for (int i = 0; i < group.Value.Count; i++) removed[group.Value[i]] = result[i] == 1;
+            })).ConfigureAwait(false);
+            return removed;
+        }
+
+        /// <summary>The queue an item goes to: its user id's partition (an item with no readable id: the first).</summary>
+        public string QueueOf(string item) => Layout.Count == 1 ? Keys.Queue : Layout.Partitions[PartitionOfItem(item)].Queue;
+
+        private int PartitionOfItem(string item)
+        {
+            if (Layout.Count == 1) return 0;
+            string id = QueueItem.RoutingUserIdOf(item);
+            return id == null ? 0 : KeyLayout.IndexOf(id, Layout.Count);
+        }
+
+        /// <summary>LPUSHes items (already checked against the grammar) to their partitions' queues. Returns
+        /// the depth after of the last queue written.</summary>
+        public async Task<long> EnqueueAsync(IReadOnlyList<string> items)
+        {
+            var depths = await Task.WhenAll(ByPartitionOfItems(items).Select(async group =>
+            {
+                var keys = group.Key;
+                var args = new RedisValue[1 + group.Value.Count];
+                args[0] = HighWater;
+                for (int i = 0; i < group.Value.Count; i++) args[1 + i] = items[group.Value[i]];
+                long depth = await ProduceAsync(async db => (long)await Scripts.Enqueue.EvaluateAsync(db, new RedisKey[] { keys.Queue }, args).ConfigureAwait(false)).ConfigureAwait(false);
+                await EnsureReplicatedAsync(keys.Queue, "the queued items").ConfigureAwait(false);
+                return depth;
+            })).ConfigureAwait(false);
+            return depths.Length == 0 ? 0 : depths[depths.Length - 1];
+        }
+
+        private IEnumerable<KeyValuePair<KeyNames, List<int>>> ByPartitionOfItems(IReadOnlyList<string> items)
+        {
+            var groups = new SortedDictionary<int, List<int>>();
+            for (int i = 0; i < items.Count; i++)
+            {
+                int p = PartitionOfItem(items[i]);
+                if (!groups.TryGetValue(p, out var list)) groups[p] = list = new List<int>();
+                list.Add(i);
             }
-            var keys = new RedisKey[] { Keys.Cache, Keys.Versions, Keys.Queue };
-            return ProduceAsync(async db => (long[])await Scripts.SetProfiles.EvaluateAsync(db, keys, args).ConfigureAwait(false));
+            return groups.Select(g => new KeyValuePair<KeyNames, List<int>>(Layout.Partitions[g.Key], g.Value));
         }
 
-        /// <summary>Removes profiles from the cache and queues their versioned tombstones, atomically.
-        /// Returns for each id whether a cached profile was removed.</summary>
-        public Task<bool[]> RemoveProfilesAsync(IReadOnlyList<string> userIds)
+        public async Task<long> ClearQueueAsync()
         {
-            var args = new RedisValue[1 + userIds.Count];
-            args[0] = HighWater;
-            for (int i = 0; i < userIds.Count; i++) args[1 + i] = KeyNames.Field(userIds[i]);
-            var keys = new RedisKey[] { Keys.Cache, Keys.Versions, Keys.Queue };
-            return ProduceAsync(async db =>
-                ((long[])await Scripts.RemoveProfiles.EvaluateAsync(db, keys, args).ConfigureAwait(false)).Select(x => x == 1).ToArray());
+            long dropped = 0;
+            foreach (var keys in Layout.Partitions)
+                dropped += await RedisAsync(async db => (long)await Scripts.ClearQueue.EvaluateAsync(db, new RedisKey[] { keys.Queue }, Array.Empty<RedisValue>()).ConfigureAwait(false)).ConfigureAwait(false);
+            return dropped;
         }
 
-        /// <summary>LPUSHes items (already checked against the grammar). Returns the queue depth after.</summary>
-        public Task<long> EnqueueAsync(IReadOnlyList<string> items)
+        /// <summary>Items waiting in every partition's queue.</summary>
+        public async Task<long> GetQueueDepthAsync()
         {
-            var args = new RedisValue[1 + items.Count];
-            args[0] = HighWater;
-            for (int i = 0; i < items.Count; i++) args[1 + i] = items[i];
-            var keys = new RedisKey[] { Keys.Queue };
-            return ProduceAsync(async db => (long)await Scripts.Enqueue.EvaluateAsync(db, keys, args).ConfigureAwait(false));
+            if (Layout.Count == 1) return await RedisAsync(db => db.ListLengthAsync(Keys.Queue)).ConfigureAwait(false);
+            var depths = await RedisAsync(db => Task.WhenAll(Layout.Partitions.Select(p => db.ListLengthAsync(p.Queue)))).ConfigureAwait(false);
+            return depths.Sum();
         }
 
-        public Task<long> ClearQueueAsync() =>
-            RedisAsync(async db => (long)await Scripts.ClearQueue.EvaluateAsync(db, new RedisKey[] { Keys.Queue }, Array.Empty<RedisValue>()).ConfigureAwait(false));
-
-        public Task<long> GetQueueDepthAsync() => RedisAsync(db => db.ListLengthAsync(Keys.Queue));
-
-        /// <summary>The pending items, oldest first.</summary>
+        /// <summary>The pending items, oldest first (partition by partition).</summary>
         public Task<string[]> GetQueueItemsAsync(long max = 1000) =>
             RedisAsync(async db =>
             {
-                var values = await db.ListRangeAsync(Keys.Queue, -max, -1).ConfigureAwait(false);
-                Array.Reverse(values);
-                return values.Select(v => (string)v).ToArray();
+                var all = new List<string>();
+                foreach (var keys in Layout.Partitions)
+                {
+                    if (all.Count >= max) break;
+                    var values = await db.ListRangeAsync(keys.Queue, -(max - all.Count), -1).ConfigureAwait(false);
+                    Array.Reverse(values);
+                    all.AddRange(values.Select(v => (string)v));
+                }
+                return all.ToArray();
             });
 
         /// <summary>The cache's current JSON (null when absent or deleted) and version (0 when it never had
         /// one) of each profile, read together in one script.</summary>
-        public Task<ProfileRow[]> ReadStateAsync(IReadOnlyList<string> userIds) =>
-            RedisAsync(async db =>
+        public async Task<ProfileRow[]> ReadStateAsync(IReadOnlyList<string> userIds)
+        {
+            var rows = new ProfileRow[userIds.Count];
+            await Task.WhenAll(ByPartition(userIds, id => id).Select(group => RedisAsync(async db =>
             {
-                var fields = userIds.Select(id => (RedisValue)KeyNames.Field(id)).ToArray();
-                var raw = (RedisResult[])await Scripts.ReadState.EvaluateAsync(db, new RedisKey[] { Keys.Cache, Keys.Versions }, fields).ConfigureAwait(false);
-                var rows = new ProfileRow[userIds.Count];
-                for (int i = 0; i < rows.Length; i++)
-                    rows[i] = new ProfileRow(userIds[i], raw[2 * i].IsNull ? null : (string)raw[2 * i], raw[2 * i + 1].IsNull ? 0 : (long)raw[2 * i + 1]);
-                return rows;
-            });
+                var fields = group.Value.Select(i => (RedisValue)KeyNames.Field(userIds[i])).ToArray();
+                var raw = (RedisResult[])await Scripts.ReadState.EvaluateAsync(db, new RedisKey[] { group.Key.Cache, group.Key.Versions }, fields).ConfigureAwait(false);
+                for (int j = 0; j < group.Value.Count; j++)
+                {
+                    int i = group.Value[j];
+                    rows[i] = new ProfileRow(userIds[i], raw[2 * j].IsNull ? null : (string)raw[2 * j], raw[2 * j + 1].IsNull ? 0 : (long)raw[2 * j + 1]);
+                }
+                return true;
+            }))).ConfigureAwait(false);
+            return rows;
+        }
 
         /// <summary>Cached state of profiles (null entries for ids not in the cache).</summary>
         public async Task<ProfileState[]> GetCachedAsync(IReadOnlyList<string> userIds)
@@ -261,21 +426,29 @@ namespace WriteBehind.Engine
         }
 
         /// <summary>Versions known to the cache (also for deleted profiles: the tombstones).</summary>
-        public Task<long?[]> GetVersionsAsync(IReadOnlyList<string> userIds) =>
-            RedisAsync(async db =>
+        public async Task<long?[]> GetVersionsAsync(IReadOnlyList<string> userIds)
+        {
+            var versions = new long?[userIds.Count];
+            await Task.WhenAll(ByPartition(userIds, id => id).Select(group => RedisAsync(async db =>
             {
-                var values = await db.HashGetAsync(Keys.Versions, userIds.Select(id => (RedisValue)KeyNames.Field(id)).ToArray()).ConfigureAwait(false);
-                return values.Select(v => v.IsNull ? (long?)null : (long)v).ToArray();
-            });
+                var values = await db.HashGetAsync(group.Key.Versions, group.Value.Select(i => (RedisValue)KeyNames.Field(userIds[i])).ToArray()).ConfigureAwait(false);
+                for (int j = 0; j < values.Length; j++) versions[group.Value[j]] = values[j].IsNull ? (long?)null : (long)values[j];
+                return true;
+            }))).ConfigureAwait(false);
+            return versions;
+        }
 
         /// <summary>Streams every cached profile (HSCAN), with versions fetched page by page.</summary>
-        public IEnumerable<ProfileState> ScanCached(string userIdPattern = "*", int pageSize = 1000)
+        public IEnumerable<ProfileState> ScanCached(string userIdPattern = "*", int pageSize = 1000) =>
+            Layout.Partitions.SelectMany(keys => ScanCached(keys, userIdPattern, pageSize));
+
+        private IEnumerable<ProfileState> ScanCached(KeyNames keys, string userIdPattern, int pageSize)
         {
             var page = new List<HashEntry>(pageSize);
             IEnumerable<HashEntry> scan;
             try
             {
-                scan = Database.HashScan(Keys.Cache, "user:" + (userIdPattern ?? "*"), pageSize);
+                scan = Database.HashScan(keys.Cache, "user:" + (userIdPattern ?? "*"), pageSize);
             }
             catch (Exception ex) when (ex is RedisConnectionException || ex is RedisTimeoutException)
             {
@@ -286,11 +459,11 @@ namespace WriteBehind.Engine
                 page.Add(entry);
                 if (page.Count == pageSize)
                 {
-                    foreach (var p in VersionPage(page)) yield return p;
+                    foreach (var p in VersionPage(keys, page)) yield return p;
                     page.Clear();
                 }
             }
-            foreach (var p in VersionPage(page)) yield return p;
+            foreach (var p in VersionPage(keys, page)) yield return p;
         }
 
         /// <summary>Up to <paramref name="max"/> cached user ids that start with <paramref name="prefix"/>
@@ -304,13 +477,14 @@ namespace WriteBehind.Engine
                 escaped.Append(c);
             }
             escaped.Append('*');
-            return Database.HashScan(Keys.Cache, escaped.ToString(), 250).Take(max).Select(e => ((string)e.Name).Substring(5));
+            string pattern = escaped.ToString();
+            return Layout.Partitions.SelectMany(keys => Database.HashScan(keys.Cache, pattern, 250)).Take(max).Select(e => ((string)e.Name).Substring(5));
         }
 
-        private IEnumerable<ProfileState> VersionPage(List<HashEntry> page)
+        private IEnumerable<ProfileState> VersionPage(KeyNames keys, List<HashEntry> page)
         {
             if (page.Count == 0) yield break;
-            var versions = Database.HashGet(Keys.Versions, page.Select(e => e.Name).ToArray());
+            var versions = Database.HashGet(keys.Versions, page.Select(e => e.Name).ToArray());
             for (int i = 0; i < page.Count; i++)
             {
                 string field = page[i].Name;
@@ -323,7 +497,8 @@ namespace WriteBehind.Engine
         public Task<string> ReadThroughAsync(string userId, string json, long version) =>
             RedisAsync(async db =>
             {
-                var r = await Scripts.ReadThrough.EvaluateAsync(db, new RedisKey[] { Keys.Cache, Keys.Versions },
+                var keys = Layout.Of(userId);
+                var r = await Scripts.ReadThrough.EvaluateAsync(db, new RedisKey[] { keys.Cache, keys.Versions },
                     new RedisValue[] { KeyNames.Field(userId), json, version }).ConfigureAwait(false);
                 return r.IsNull ? null : (string)r;
             });
@@ -332,13 +507,18 @@ namespace WriteBehind.Engine
         {
             return await RedisAsync(async db =>
             {
-                // LPUSHed: the left end holds the newest, the right end the oldest
-                var items = await db.ListRangeAsync(Keys.DeadLetters, 0, max == long.MaxValue ? -1 : max - 1).ConfigureAwait(false);
-                Array.Reverse(items);
-                var infos = items.Length == 0 ? Array.Empty<RedisValue>() : await db.HashGetAsync(Keys.DeadLetterInfo, items).ConfigureAwait(false);
-                var result = new DeadLetter[items.Length];
-                for (int i = 0; i < items.Length; i++) result[i] = ParseDeadLetter(i, items[i], infos[i]);
-                return result;
+                var result = new List<DeadLetter>();
+                foreach (var keys in Layout.Partitions)
+                {
+                    if (result.Count >= max) break;
+                    long want = max == long.MaxValue ? -1 : max - result.Count - 1;
+                    // LPUSHed: the left end holds the newest, the right end the oldest
+                    var items = await db.ListRangeAsync(keys.DeadLetters, 0, want).ConfigureAwait(false);
+                    Array.Reverse(items);
+                    var infos = items.Length == 0 ? Array.Empty<RedisValue>() : await db.HashGetAsync(keys.DeadLetterInfo, items).ConfigureAwait(false);
+                    for (int i = 0; i < items.Length; i++) result.Add(ParseDeadLetter(result.Count, keys.Partition, items[i], infos[i]));
+                }
+                return result.ToArray();
             }).ConfigureAwait(false);
         }
 
@@ -358,7 +538,36 @@ namespace WriteBehind.Engine
             return entry.Item;
         }
 
-        private Task<bool[]> TakeDeadLettersAsync(IReadOnlyList<DeadLetter> entries, bool restore)
+        private async Task<bool[]> TakeDeadLettersAsync(IReadOnlyList<DeadLetter> entries, bool restore)
+        {
+            var found = new bool[entries.Count];
+            foreach (var group in ByPartition(entries, e => null).SelectMany(g => g.Value).GroupBy(i => Math.Min(entries[i].Partition, Layout.Count - 1)))
+            {
+                var keys = Layout.Partitions[group.Key];
+                var positions = group.ToList();
+                // A restored item goes to its own partition's queue. When that is another partition (an item a
+                // raw producer pushed to the wrong queue), it is queued there first and then taken out of this
+                // dead-letter list: a crash in between leaves it in both places, never in neither.
+                var here = new List<int>();
+                foreach (int i in positions)
+                {
+                    string text = RequeueTextOf(entries[i]);
+                    if (restore && Layout.Count > 1 && PartitionOfItem(text) != keys.Partition)
+                    {
+                        await EnqueueAsync(new[] { text }).ConfigureAwait(false);
+                        var taken = await TakeDeadLettersAsync(keys, new[] { entries[i] }, restore: false).ConfigureAwait(false);
+                        found[i] = taken[0];
+                    }
+                    else here.Add(i);
+                }
+                if (here.Count == 0) continue;
+                var result = await TakeDeadLettersAsync(keys, here.Select(i => entries[i]).ToList(), restore).ConfigureAwait(false);
+                for (int j = 0; j < here.Count; j++) found[here[j]] = result[j];
+            }
+            return found;
+        }
+
+        private Task<bool[]> TakeDeadLettersAsync(KeyNames keys, IReadOnlyList<DeadLetter> entries, bool restore)
         {
             var args = new RedisValue[1 + entries.Count * 2];
             args[0] = restore ? "restore" : "remove";
@@ -367,12 +576,12 @@ namespace WriteBehind.Engine
                 args[1 + 2 * i] = entries[i].ItemBytes ?? (RedisValue)entries[i].Item;
                 args[2 + 2 * i] = restore ? RequeueTextOf(entries[i]) : string.Empty;
             }
-            var keys = new RedisKey[] { Keys.DeadLetters, Keys.DeadLetterInfo, Keys.Queue };
+            var scriptKeys = new RedisKey[] { keys.DeadLetters, keys.DeadLetterInfo, keys.Queue };
             return RedisAsync(async db =>
-                ((long[])await Scripts.DeadLetters.EvaluateAsync(db, keys, args).ConfigureAwait(false)).Select(n => n == 1).ToArray());
+                ((long[])await Scripts.DeadLetters.EvaluateAsync(db, scriptKeys, args).ConfigureAwait(false)).Select(n => n == 1).ToArray());
         }
 
-        private static DeadLetter ParseDeadLetter(long index, RedisValue item, RedisValue info)
+        private static DeadLetter ParseDeadLetter(long index, int partition, RedisValue item, RedisValue info)
         {
             string reason = null;
             int attempts = 0;
@@ -388,37 +597,30 @@ namespace WriteBehind.Engine
                     reason = parts[3];
                 }
             }
-            return new DeadLetter(index, item, reason, attempts, first, last) { ItemBytes = item };
+            return new DeadLetter(index, item, reason, attempts, first, last) { ItemBytes = item, Partition = partition };
         }
 
         public async Task<WriteBehindStatus> GetStatusAsync(bool includeStore, CancellationToken cancellationToken)
         {
             var status = await RedisAsync(async db =>
             {
-                var batch = db.CreateBatch();
-                var depth = batch.ListLengthAsync(Keys.Queue);
-                var dead = batch.ListLengthAsync(Keys.DeadLetters);
-                var cached = batch.HashLengthAsync(Keys.Cache);
-                var leases = batch.SortedSetRangeByScoreWithScoresAsync(Keys.Leases);
-                var stats = batch.HashGetAllAsync(Keys.Stats);
-                batch.Execute();
-                await Task.WhenAll(depth, dead, cached, leases, stats).ConfigureAwait(false);
+                var stats = db.HashGetAllAsync(Layout.Stats);
+                var parts = await Task.WhenAll(Layout.Partitions.Select(keys => PartitionStatusAsync(db, keys))).ConfigureAwait(false);
+                var s = (await stats.ConfigureAwait(false)).ToDictionary(e => (string)e.Name, e => e.Value);
                 long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-                // every lease's length in one round trip
-                var lengths = await Task.WhenAll(leases.Result.Select(l => db.ListLengthAsync((string)l.Element))).ConfigureAwait(false);
-                long inFlight = lengths.Sum();
-                var s = stats.Result.ToDictionary(e => (string)e.Name, e => e.Value);
                 var st = new WriteBehindStatus
                 {
                     Redis = RedisEndpoint,
                     Store = Options.Store,
                     KeyPrefix = Keys.Prefix,
-                    QueueDepth = depth.Result,
-                    DeadLetters = dead.Result,
-                    CachedProfiles = cached.Result,
-                    Leases = leases.Result.Length,
-                    ExpiredLeases = leases.Result.Count(l => l.Score < now),
-                    InFlight = inFlight,
+                    Partitions = Layout.Count,
+                    PartitionDetails = parts,
+                    QueueDepth = parts.Sum(p => p.QueueDepth),
+                    DeadLetters = parts.Sum(p => p.DeadLetters),
+                    CachedProfiles = parts.Sum(p => p.CachedProfiles),
+                    Leases = parts.Sum(p => p.Leases),
+                    ExpiredLeases = parts.Sum(p => p.ExpiredLeases),
+                    InFlight = parts.Sum(p => p.InFlight),
                     HighWaterMark = Options.HighWaterMark,
                 };
                 if (s.TryGetValue("lastFlushAt", out var at)) st.LastFlushAt = DateTimeOffset.FromUnixTimeMilliseconds((long)at);
@@ -442,11 +644,49 @@ namespace WriteBehind.Engine
             return status;
         }
 
+        private static async Task<PartitionStatus> PartitionStatusAsync(IDatabase db, KeyNames keys)
+        {
+            var batch = db.CreateBatch();
+            var depth = batch.ListLengthAsync(keys.Queue);
+            var dead = batch.ListLengthAsync(keys.DeadLetters);
+            var cached = batch.HashLengthAsync(keys.Cache);
+            var leases = batch.SortedSetRangeByScoreWithScoresAsync(keys.Leases);
+            var owner = batch.StringGetAsync(keys.Owner);
+            batch.Execute();
+            await Task.WhenAll(depth, dead, cached, leases, owner).ConfigureAwait(false);
+            long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            // every lease's length in one round trip
+            var lengths = await Task.WhenAll(leases.Result.Select(l => db.ListLengthAsync((string)l.Element))).ConfigureAwait(false);
+            return new PartitionStatus
+            {
+                Partition = keys.Partition,
+                Queue = keys.Queue,
+                QueueDepth = depth.Result,
+                DeadLetters = dead.Result,
+                CachedProfiles = cached.Result,
+                Leases = leases.Result.Length,
+                ExpiredLeases = leases.Result.Count(l => l.Score < now),
+                InFlight = lengths.Sum(),
+                Owner = owner.Result.IsNull ? null : (string)owner.Result,
+            };
+        }
+
         /// <summary>Blocks until the queue holds an item or the timeout passes, and takes nothing: BLMOVE from
         /// the queue's right end to its right end leaves the list as it was. It runs on a connection of its
         /// own (opened on first use), because a blocking command would stall every other command sharing one.</summary>
         public async Task<bool> WaitForItemsAsync(TimeSpan timeout)
         {
+            if (Layout.Count > 1)
+            {
+                // A blocking command waits on keys of one slot only: with several partitions, look every 100 ms.
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                while (true)
+                {
+                    if (await GetQueueDepthAsync().ConfigureAwait(false) > 0) return true;
+                    if (clock.Elapsed >= timeout) return false;
+                    await Task.Delay(100).ConfigureAwait(false);
+                }
+            }
             if (_waiter == null)
             {
                 try

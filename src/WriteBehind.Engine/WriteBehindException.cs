@@ -15,6 +15,9 @@ namespace WriteBehind.Engine
         public const string StoreFailed = "StoreFailed";
         public const string InvalidStoreUri = "InvalidStoreUri";
         public const string InvalidConfiguration = "InvalidConfiguration";
+        public const string PartitionMismatch = "PartitionMismatch";
+        public const string ClusterNeedsHashTag = "ClusterNeedsHashTag";
+        public const string ReplicationTimeout = "ReplicationTimeout";
     }
 
     /// <summary>An error the engine explains itself; <see cref="ErrorId"/> is stable across versions.</summary>

@@ -7,7 +7,8 @@ namespace WriteBehind.Engine
     public enum BackpressurePolicy { Fail, Block }
 
     /// <summary>Where the cache, queue and store are, and the limits. Built by Connect-WriteBehind or from
-    /// the environment (WRITEBEHIND_REDIS, WRITEBEHIND_STORE, WRITEBEHIND_KEY_PREFIX, WRITEBEHIND_HIGH_WATER_MARK).</summary>
+    /// the environment (WRITEBEHIND_REDIS, WRITEBEHIND_STORE, WRITEBEHIND_KEY_PREFIX, WRITEBEHIND_HIGH_WATER_MARK,
+    /// WRITEBEHIND_PARTITIONS, WRITEBEHIND_REPLICA_ACKS).</summary>
     public sealed class WriteBehindOptions
     {
         public const string DefaultRedis = "localhost:6379";
@@ -28,6 +29,14 @@ namespace WriteBehind.Engine
         /// flush to make room for up to <see cref="BackpressureTimeout"/>, then fail.</summary>
         public BackpressurePolicy Backpressure { get; set; } = BackpressurePolicy.Fail;
         public TimeSpan BackpressureTimeout { get; set; } = TimeSpan.FromSeconds(30);
+        /// <summary>How many partitions the profiles are spread over (1: the seed's key names; several: one
+        /// hash tag per partition, for Redis Cluster). Every client of one prefix must use the same count.</summary>
+        public int Partitions { get; set; } = 1;
+        /// <summary>Replicas that must acknowledge (Redis WAIT) a producer's write before it returns, and a
+        /// lease's changes before the store sees them (0: do not wait; Redis's asynchronous replication).</summary>
+        public int ReplicaAcks { get; set; }
+        /// <summary>How long to wait for those acknowledgements before failing with ReplicationTimeout.</summary>
+        public TimeSpan ReplicaTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
         /// <summary>The default store file: &lt;LocalApplicationData&gt;/WriteBehind/writebehind.db
         /// (~/.local/share/WriteBehind/writebehind.db on Linux, %LOCALAPPDATA%\WriteBehind\writebehind.db on Windows).</summary>
@@ -53,7 +62,18 @@ namespace WriteBehind.Engine
                     throw new WriteBehindException(ErrorIds.InvalidConfiguration, "WRITEBEHIND_HIGH_WATER_MARK must be a non-negative integer.");
                 o.HighWaterMark = mark;
             }
+            o.Partitions = (int)IntegerFromEnvironment("WRITEBEHIND_PARTITIONS", o.Partitions);
+            o.ReplicaAcks = (int)IntegerFromEnvironment("WRITEBEHIND_REPLICA_ACKS", o.ReplicaAcks);
             return o;
+        }
+
+        private static long IntegerFromEnvironment(string name, long fallback)
+        {
+            string text = Environment.GetEnvironmentVariable(name);
+            if (string.IsNullOrWhiteSpace(text)) return fallback;
+            if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int value))
+                throw new WriteBehindException(ErrorIds.InvalidConfiguration, name + " must be a non-negative integer.");
+            return value;
         }
 
         public WriteBehindOptions Clone() => (WriteBehindOptions)MemberwiseClone();

@@ -19,3 +19,16 @@ local function queue_full(queue, hw, n)
   if depth + n <= hw then return nil end
   return redis.error_reply('WB_QUEUE_FULL queue depth ' .. depth .. ' + ' .. n .. ' exceeds the high-water mark ' .. hw)
 end
+
+-- The partition (0-based) of a user id among n: FNV-1a 32-bit over its bytes, mod n (KeyLayout.IndexOf in
+-- C#). The multiply by the FNV prime 16777619 = 2^24 + 403 is split so every step stays exact in a double.
+local function partition_of(id, n)
+  if n <= 1 then return 0 end
+  local h = bit.tobit(2166136261)
+  for i = 1, #id do
+    h = bit.bxor(h, string.byte(id, i))
+    h = bit.tobit(bit.lshift(h, 24) + h * 403)
+  end
+  if h < 0 then h = h + 4294967296 end
+  return h % n
+end

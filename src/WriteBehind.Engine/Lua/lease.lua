@@ -4,10 +4,13 @@
 -- KEYS[4] this lease (LIST)       KEYS[5] leases (ZSET lease key -> expiry ms)
 -- KEYS[6] dead letters (LIST)     KEYS[7] dead-letter info (HASH item -> "attempts|first ms|last ms|reason")
 -- ARGV[1] max items   ARGV[2] lease expiry (ms since epoch)   ARGV[3] now (ms since epoch)
+-- ARGV[4] partition count (optional, 1)   ARGV[5] this partition's index (optional, 0): an item whose id
+--         belongs to another partition is dead-lettered (its profile lives in that partition's keys)
 -- Returns { dequeued, dead-lettered, leased, superseded, id1, json1 or nil (deleted), version1, id2, ... }:
 -- the latest state of every profile the leased items touched, once per profile, in first-touch order.
 -- update items are merged here, exactly once: recovery of this lease re-persists, never re-merges.
 local max = tonumber(ARGV[1])
+local partitions, partition = tonumber(ARGV[4]) or 1, tonumber(ARGV[5]) or 0
 local items = redis.call('LRANGE', KEYS[1], -max, -1)
 local count = #items
 if count == 0 then return { 0, 0, 0, 0 } end
@@ -22,6 +25,12 @@ local kinds, ids, rests = {}, {}, {}
 local fields, seen = {}, {}
 for k = count, 1, -1 do
   local kind, id, rest = parse_item(items[k])
+  if kind and partitions > 1 then
+    local home = partition_of(id, partitions)
+    if home ~= partition then
+      kind, id, rest = nil, 'wrong partition: user ' .. id .. ' belongs to partition ' .. home .. ' of ' .. partitions, nil
+    end
+  end
   kinds[k], ids[k], rests[k] = kind, id, rest
   if kind and not seen[id] then
     seen[id] = true

@@ -67,5 +67,6 @@ namespace WriteBehind.Engine.Redis
         public static readonly LuaScript Reject = LuaScript.Load("reject");
         public static readonly LuaScript DeadLetters = LuaScript.Load("dead_letters");
         public static readonly LuaScript ClearQueue = LuaScript.Load("clear_queue");
+        public static readonly LuaScript Owner = LuaScript.Load("owner");
     }
 }

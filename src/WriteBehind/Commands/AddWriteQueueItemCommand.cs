@@ -81,7 +81,7 @@ namespace WriteBehind.Commands
             _buffer.Clear();
             if (!TrySendChunk(chunk, item => item, c => c.EnqueueAsync(chunk), out _)) return;
             if (PassThru)
-                foreach (var item in chunk) WriteObject(new WriteQueueItem(ResolvedConnection.Keys.Queue, item));
+                foreach (var item in chunk) WriteObject(new WriteQueueItem(ResolvedConnection.QueueOf(item), item));
         }
     }
 }

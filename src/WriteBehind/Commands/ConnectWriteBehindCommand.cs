@@ -42,6 +42,20 @@ namespace WriteBehind.Commands
         [Parameter]
         public TimeSpan BackpressureTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+        /// <summary>Spread the profiles over this many partitions, each with its own hash-tagged keys (Redis Cluster).</summary>
+        [Parameter]
+        [ValidateRange(1, KeyLayout.MaxPartitions)]
+        public int Partitions { get; set; }
+
+        /// <summary>Replicas that must acknowledge (WAIT) each producer write, and each leased batch before the store sees it.</summary>
+        [Parameter]
+        [ValidateRange(0, 16)]
+        public int ReplicaAcks { get; set; } = -1;
+
+        /// <summary>How long to wait for -ReplicaAcks before failing with ReplicationTimeout.</summary>
+        [Parameter]
+        public TimeSpan ReplicaTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
         [Parameter]
         public SwitchParameter PassThru { get; set; }
 
@@ -57,6 +71,9 @@ namespace WriteBehind.Commands
                 if (HighWaterMark >= 0) options.HighWaterMark = HighWaterMark;
                 options.Backpressure = Backpressure;
                 options.BackpressureTimeout = BackpressureTimeout;
+                if (Partitions > 0) options.Partitions = Partitions;
+                if (ReplicaAcks >= 0) options.ReplicaAcks = ReplicaAcks;
+                options.ReplicaTimeout = ReplicaTimeout;
                 if (Credential != null && Credential != PSCredential.Empty)
                 {
                     if (!string.IsNullOrEmpty(Credential.UserName) && Credential.UserName != "default") options.RedisUser = Credential.UserName;
@@ -64,7 +81,7 @@ namespace WriteBehind.Commands
                 }
                 // Fail now on a malformed store URI rather than at the first flush.
                 WriteBehind.Engine.Store.StoreFactory.SqlitePath(options.Store);
-                new KeyNames(options.KeyPrefix);
+                new KeyLayout(options.KeyPrefix, options.Partitions);
             }
             catch (WriteBehindException ex)
             {
@@ -87,7 +104,7 @@ namespace WriteBehind.Commands
                 return;
             }
             ConnectionRegistry.SetDefault(connection);
-            WriteVerbose($"Connected to Redis at {connection.RedisEndpoint}; store {connection.StoreUri}; key prefix '{connection.Keys.Prefix}'.");
+            WriteVerbose($"Connected to Redis at {connection.RedisEndpoint}; store {connection.StoreUri}; key prefix '{connection.Keys.Prefix}'; {connection.Layout.Count} partition(s){(connection.IsCluster ? " on a Redis Cluster" : "")}.");
             if (PassThru) WriteObject(connection);
         }
     }

@@ -42,7 +42,7 @@ namespace WriteBehind.Commands
             _buffer.Clear();
             if (!TrySendChunk(chunk, id => id, c => c.RemoveProfilesAsync(chunk), out _)) return;
             if (PassThru)
-                foreach (var id in chunk) WriteObject(new WriteQueueItem(ResolvedConnection.Keys.Queue, "delete:user:" + id));
+                foreach (var id in chunk) WriteObject(new WriteQueueItem(ResolvedConnection.Layout.Of(id).Queue, "delete:user:" + id));
         }
     }
 }
