@@ -66,7 +66,7 @@ namespace WriteBehind.Commands
         protected override System.Threading.Tasks.Task<bool[]> Take(WriteBehindConnection c, IReadOnlyList<DeadLetter> e) => c.RestoreDeadLettersAsync(e);
         protected override void Written(WriteBehindConnection c, DeadLetter e)
         {
-            if (PassThru) WriteObject(new WriteQueueItem(c.Keys.Queue, WriteBehindConnection.RequeueTextOf(e)));
+            if (PassThru) WriteObject(new WriteQueueItem(c.QueueOf(WriteBehindConnection.RequeueTextOf(e)), WriteBehindConnection.RequeueTextOf(e)));
         }
     }
 

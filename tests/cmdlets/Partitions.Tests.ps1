@@ -1,0 +1,141 @@
+# -Partitions on one Redis: hash-tagged keys per partition, routing by FNV-1a of the id, flushers taking
+# partitions by their owner key, misrouted raw items dead-lettered and restored to their own partition,
+# and the partition count agreed by every client of a prefix. (The Redis Cluster suite runs the same on
+# a real cluster, with a failover: tests/cluster.)
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    # FNV-1a 32-bit of the id's UTF-8 bytes, mod N: the README's formula, computed here without the module.
+    function Get-Partition([string] $Id, [int] $Count) {
+        [uint64]$h = 2166136261
+        foreach ($b in [Text.Encoding]::UTF8.GetBytes($Id)) { $h = (($h -bxor $b) * 16777619) % 4294967296 }
+        [int]($h % $Count)
+    }
+}
+
+Describe 'Partitions on one Redis' {
+    BeforeAll {
+        $script:P = New-TestPrefix
+        $script:StorePath = New-TestStore
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P -Partitions 4
+    }
+    AfterAll {
+        Disconnect-WriteBehind
+        Remove-TestKeys $script:P
+    }
+
+    It 'runs the seed scenario with each profile in its partition''s hash-tagged keys' {
+        Set-UserProfile -UserId 1001 -Profile '{"name":"Alice","age":"30"}'
+        Set-UserProfile -UserId 1002 -Profile '{"name":"Bob","age":"25"}'
+        $p1 = Get-Partition '1001' 4; $p2 = Get-Partition '1002' 4
+        Get-RawString "$($script:P)user_profiles{$p1}" 'user:1001' | Should -BeExactly '{"name":"Alice","age":"30"}'
+        Get-RawString "$($script:P)user_profiles{$p2}" 'user:1002' | Should -BeExactly '{"name":"Bob","age":"25"}'
+        $null = Clear-WriteQueue -Confirm:$false
+        $item = Add-WriteQueueItem -UserId 1001 -Update '{"age":"31"}' -PassThru
+        $item.Queue | Should -BeExactly "$($script:P)write_queue{$p1}"
+        Get-RawList "$($script:P)write_queue{$p1}" | Should -BeExactly @('update:user:1001:{"age":"31"}')
+        $r = Invoke-WriteBehindFlush
+        $r.Dequeued | Should -Be 1
+        Get-RawString "$($script:P)user_profiles{$p1}" 'user:1001' | Should -BeExactly '{"name":"Alice","age":"31"}'
+        (Get-StoreRow $script:StorePath '1001').Json | Should -BeExactly '{"name":"Alice","age":"31"}'
+        (Get-UserProfile -UserId 1001, 1002 | ForEach-Object Json) | Should -BeExactly @('{"name":"Alice","age":"31"}', '{"name":"Bob","age":"25"}')
+        $script:Db.KeyExists("$($script:P)user_profiles") | Should -BeFalse
+        $script:Db.KeyExists("$($script:P)write_queue") | Should -BeFalse
+        [string]$script:Db.StringGet("$($script:P)write_queue:partitions") | Should -Be '4'
+    }
+
+    It 'spreads 2,000 profiles over all four partitions, flushes them all and reports per-partition status' {
+        $ids = 1..2000 | ForEach-Object { "s$_" }
+        $ids | ForEach-Object { [pscustomobject]@{ UserId = $_; Profile = "{""n"":""$_""}" } } | Set-UserProfile
+        $status = Get-WriteBehindStatus
+        $status.Partitions | Should -Be 4
+        $status.PartitionDetails.Count | Should -Be 4
+        foreach ($d in $status.PartitionDetails) {
+            $d.QueueDepth | Should -BeGreaterThan 300
+            $d.QueueDepth | Should -Be $script:Db.ListLength($d.Queue)
+        }
+        $status.QueueDepth | Should -Be 2000
+        $r = Invoke-WriteBehindFlush
+        $r.Dequeued | Should -Be 2000
+        $r.Persisted | Should -Be 2000
+        (Get-WriteBehindStatus).QueueDepth | Should -Be 0
+        foreach ($k in 0..3) { $script:Db.KeyExists("$($script:P)write_queue:owner{$k}") | Should -BeFalse -Because 'a flusher lets its partitions go' }
+        (Test-WriteBehindConsistency).DriftCount | Should -Be 0
+        @(Get-UserProfile | Where-Object UserId -like 's*').Count | Should -Be 2000
+    }
+
+    It 'dead-letters a raw item pushed to the wrong partition, and Restore-WriteBehindDeadLetter routes it home' {
+        $homeP = Get-Partition 'w1' 4
+        $wrong = ($homeP + 1) % 4
+        $null = $script:Db.ListLeftPush("$($script:P)write_queue{$wrong}", 'update:user:w1:{"x":"1"}')
+        $r = Invoke-WriteBehindFlush
+        $r.DeadLettered | Should -Be 1
+        $dl = @(Get-WriteBehindDeadLetter)
+        $dl.Count | Should -Be 1
+        $dl[0].Partition | Should -Be $wrong
+        $dl[0].Reason | Should -BeLike "wrong partition: user w1 belongs to partition $homeP of 4"
+        $restored = $dl | Restore-WriteBehindDeadLetter -PassThru -Confirm:$false
+        $restored.Queue | Should -BeExactly "$($script:P)write_queue{$homeP}"
+        @(Get-WriteBehindDeadLetter).Count | Should -Be 0
+        $null = Invoke-WriteBehindFlush
+        (Get-UserProfile -UserId w1).Json | Should -BeExactly '{"x":"1"}'
+    }
+
+    It 'two flushers in one go share the partitions and never own one at the same time' {
+        1..4000 | ForEach-Object { [pscustomobject]@{ UserId = "t$_"; Profile = '{"v":"1"}' } } | Set-UserProfile
+        $module = $env:WRITEBEHIND_TEST_MODULE
+        $jobs = 1..2 | ForEach-Object {
+            Start-ThreadJob -ScriptBlock {
+                param($module, $redis, $store, $prefix)
+                Import-Module $module
+                Connect-WriteBehind -Redis $redis -Store $store -KeyPrefix $prefix -Partitions 4
+                Invoke-WriteBehindFlush -BatchSize 100 -CommitSize 200 -Verbose 4>&1 | ForEach-Object { if ($_ -is [System.Management.Automation.VerboseRecord]) { $_.Message } else { $_ } }
+            } -ArgumentList $module, $script:RedisEndpoint, "sqlite://$($script:StorePath)", $script:P
+        }
+        $null = $jobs | Wait-Job -Timeout 120
+        $outs = @($jobs | ForEach-Object { , @(Receive-Job $_) })
+        $jobs | Remove-Job -Force
+        $results = @($outs | ForEach-Object { $_ | Where-Object { $_ -isnot [string] } })
+        $results.Count | Should -Be 2
+        ($results | Measure-Object Dequeued -Sum).Sum | Should -Be 4000
+        # each partition was drained by one flusher: the partitions named in their commit logs do not overlap
+        $owned = @($outs | ForEach-Object { , @($_ | Where-Object { $_ -is [string] -and $_ -match '\(partition (\d)\)' } | ForEach-Object { $Matches[1] } | Select-Object -Unique) })
+        ($owned[0] + $owned[1] | Select-Object -Unique).Count | Should -Be 4
+        @($owned[0] | Where-Object { $owned[1] -contains $_ }).Count | Should -Be 0 -Because "flusher 1 drained $($owned[0] -join ','), flusher 2 $($owned[1] -join ',')"
+        (Get-WriteBehindStatus).QueueDepth | Should -Be 0
+        (Test-WriteBehindConsistency).DriftCount | Should -Be 0
+    }
+
+    It 'refuses a client that asks for another partition count (PartitionMismatch)' {
+        { Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P -Partitions 8 } |
+            Should -Throw -ErrorId 'PartitionMismatch*'
+        { Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P } |
+            Should -Throw -ErrorId 'PartitionMismatch*'
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P -Partitions 4
+    }
+}
+
+Describe 'Partition settings' {
+    It 'refuses partitions over data written with one partition (PartitionMismatch)' {
+        $p = New-TestPrefix
+        try {
+            Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $p
+            Set-UserProfile -UserId 1 -Profile '{}'
+            { Connect-WriteBehind -Redis $script:RedisEndpoint -KeyPrefix $p -Partitions 2 } | Should -Throw -ErrorId 'PartitionMismatch*'
+        } finally { Disconnect-WriteBehind; Remove-TestKeys $p }
+    }
+    It 'refuses a hash-tagged prefix with several partitions (InvalidConfiguration)' {
+        { Connect-WriteBehind -Redis $script:RedisEndpoint -KeyPrefix '{wb}' -Partitions 2 } | Should -Throw -ErrorId 'InvalidConfiguration*'
+    }
+    It 'fails with ReplicationTimeout when -ReplicaAcks asks for a replica the server does not have' -Skip:($env:WRITEBEHIND_TEST_SERVER_KIND -eq 'Garnet') {
+        $p = New-TestPrefix
+        try {
+            Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $p -ReplicaAcks 1 -ReplicaTimeout '00:00:00.200'
+            { Set-UserProfile -UserId 1 -Profile '{"a":"1"}' -ErrorAction Stop } | Should -Throw -ErrorId 'ReplicationTimeout*'
+            # applied on the master all the same, and said so
+            Get-RawString "$($p)user_profiles" 'user:1' | Should -BeExactly '{"a":"1"}'
+            $err = { Invoke-WriteBehindFlush } | Should -Throw -ErrorId 'ReplicationTimeout*' -PassThru
+            $err.Exception.Message | Should -Match 'Nothing is lost'
+            (Get-WriteBehindStatus).InFlight | Should -Be 1 -Because 'the batch stays in flight for the next flush'
+        } finally { Disconnect-WriteBehind; Remove-TestKeys $p }
+    }
+}
