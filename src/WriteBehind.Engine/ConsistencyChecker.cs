@@ -55,7 +55,6 @@ namespace WriteBehind.Engine
 
         public async Task<ConsistencyReport> CheckAsync(bool repair, CancellationToken cancellationToken)
         {
-            var keys = _connection.Keys;
             var db = _connection.Database;
             var pending = await PendingIdsAsync().ConfigureAwait(false);
             var drift = new List<DriftRecord>();
@@ -91,8 +90,9 @@ namespace WriteBehind.Engine
                 }
             }
 
-            // Every id with a version (live or tombstone), then cached profiles a raw writer left without one.
-            foreach (var key in new[] { keys.Versions, keys.Cache })
+            // Every id with a version (live or tombstone), then cached profiles a raw writer left without one,
+            // partition by partition.
+            foreach (var key in _connection.Layout.Partitions.SelectMany(keys => new[] { keys.Versions, keys.Cache }))
             {
                 foreach (var entry in db.HashScan(key, "user:*", PageSize))
                 {
@@ -145,10 +145,13 @@ namespace WriteBehind.Engine
         private async Task<HashSet<string>> PendingIdsAsync()
         {
             var ids = new HashSet<string>(StringComparer.Ordinal);
-            var keys = _connection.Keys;
-            var lists = new List<RedisKey> { keys.Queue };
-            var leases = await _connection.RedisAsync(db => db.SortedSetRangeByRankAsync(keys.Leases)).ConfigureAwait(false);
-            lists.AddRange(leases.Select(l => (RedisKey)(string)l));
+            var lists = new List<RedisKey>();
+            foreach (var keys in _connection.Layout.Partitions)
+            {
+                lists.Add(keys.Queue);
+                var leases = await _connection.RedisAsync(db => db.SortedSetRangeByRankAsync(keys.Leases)).ConfigureAwait(false);
+                lists.AddRange(leases.Select(l => (RedisKey)(string)l));
+            }
             foreach (var list in lists)
             {
                 for (long start = 0; ; start += 10000)

@@ -87,6 +87,10 @@ namespace WriteBehind.Engine
         /// <summary>STRING: the partition count every client of this prefix must use (written when it is above 1).</summary>
         public string LayoutKey { get; }
         public string Stats => Partitions[0].Stats;
+        /// <summary>The queue's name for messages: <c>write_queue</c>, or <c>write_queue{0..15}</c> for all partitions.</summary>
+        public string QueueName => Count == 1 ? Partitions[0].Queue : Prefix + "write_queue{0.." + (Count - 1) + "}";
+        /// <summary>The dead-letter list's name for messages, like <see cref="QueueName"/>.</summary>
+        public string DeadLettersName => Count == 1 ? Partitions[0].DeadLetters : Prefix + "write_queue:dead{0.." + (Count - 1) + "}";
 
         public KeyNames Of(string userId) => Partitions[IndexOf(userId, Count)];
 

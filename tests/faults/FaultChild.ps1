@@ -9,7 +9,10 @@
 #   DONE                   finished; exit code 0
 # Config (JSON): Mode (Flush | FlushLoop | Produce), ModulePath, Redis, Store, KeyPrefix, and per mode:
 #   Flush:     BatchSize, LeaseDuration, RetryTimeout (TimeSpan text), optional MaxItems, CommitSize
-#   FlushLoop: the same, plus StopFile: flush again and again until StopFile exists and the queue is empty
+#   FlushLoop: the same, plus StopFile: flush again and again until StopFile exists and the queue is empty;
+#              with KeepGoing a failed flush is reported (FAIL <errorId> <text>) and the loop goes on, and
+#              it ends only when nothing is in flight either
+#   optional for every mode: Partitions, ReplicaAcks (Connect-WriteBehind's parameters)
 #   Produce:   OpsFile (rounds written by Write-FaultRounds), optional DelayMs between rounds,
 #              optional StopOnError (stop at the first failed round instead of going on)
 param([Parameter(Mandatory)] [string] $ConfigPath)
@@ -32,7 +35,10 @@ function Send-Failure($err) {
 
 try {
     Import-Module $cfg.ModulePath
-    Connect-WriteBehind -Redis $cfg.Redis -Store $cfg.Store -KeyPrefix $cfg.KeyPrefix
+    $connect = @{ Redis = $cfg.Redis; Store = $cfg.Store; KeyPrefix = $cfg.KeyPrefix }
+    if ($cfg.PSObject.Properties['Partitions']) { $connect.Partitions = [int]$cfg.Partitions }
+    if ($cfg.PSObject.Properties['ReplicaAcks']) { $connect.ReplicaAcks = [int]$cfg.ReplicaAcks }
+    Connect-WriteBehind @connect
 } catch {
     Send-Failure $_
     exit 3
@@ -61,11 +67,18 @@ try {
             Invoke-OneFlush
         }
         'FlushLoop' {
+            $keepGoing = $cfg.PSObject.Properties['KeepGoing'] -and $cfg.KeepGoing
             while ($true) {
                 $stopping = Test-Path $cfg.StopFile
-                Invoke-OneFlush
-                $status = Get-WriteBehindStatus
-                if ($stopping -and $status.QueueDepth -eq 0) { break }
+                if ($keepGoing) {
+                    try { Invoke-OneFlush; $status = Get-WriteBehindStatus }
+                    catch { Send ("FAIL " + (($_.FullyQualifiedErrorId -split ',')[0]) + ' ' + ($_.Exception.Message -replace '\s+', ' ')); Start-Sleep -Milliseconds 500; continue }
+                    if ($stopping -and $status.QueueDepth -eq 0 -and $status.InFlight -eq 0) { break }
+                } else {
+                    Invoke-OneFlush
+                    $status = Get-WriteBehindStatus
+                    if ($stopping -and $status.QueueDepth -eq 0) { break }
+                }
                 if ($status.QueueDepth -eq 0) { Start-Sleep -Milliseconds 50 }
             }
         }

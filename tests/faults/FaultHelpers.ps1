@@ -137,9 +137,11 @@ function Compare-FaultState {
         [Parameter(Mandatory)] [string] $Prefix,
         [Parameter(Mandatory)] [string] $StorePath,
         $Expected,
-        $Database = $script:Db
+        $Database = $script:Db,
+        # the cache as Read-FaultCache returns it, read elsewhere (e.g. from every partition of a cluster)
+        $CacheState
     )
-    $c = Read-FaultCache -Prefix $Prefix -Database $Database
+    $c = if ($CacheState) { $CacheState } else { Read-FaultCache -Prefix $Prefix -Database $Database }
     $store = Read-FaultStore $StorePath
     $ids = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::Ordinal)
     foreach ($set in @($c.Cache.Keys, $c.Versions.Keys, $store.Keys)) { foreach ($k in $set) { $null = $ids.Add($k) } }

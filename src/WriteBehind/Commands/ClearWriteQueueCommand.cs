@@ -11,15 +11,15 @@ namespace WriteBehind.Commands
         protected override void EndProcessing()
         {
             var connection = ResolvedConnection;
-            if (!ShouldProcess(connection.Keys.Queue, "Drop every pending item")) return;
+            if (!ShouldProcess(connection.Layout.QueueName, "Drop every pending item")) return;
             try
             {
                 long dropped = Run(_ => connection.ClearQueueAsync());
-                WriteObject(new WriteQueueClearResult(connection.Keys.Queue, dropped));
+                WriteObject(new WriteQueueClearResult(connection.Layout.QueueName, dropped));
             }
             catch (WriteBehindException ex)
             {
-                ThrowFailure(ex, connection.Keys.Queue);
+                ThrowFailure(ex, connection.Layout.QueueName);
             }
         }
     }

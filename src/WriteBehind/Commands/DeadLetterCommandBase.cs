@@ -32,17 +32,17 @@ namespace WriteBehind.Commands
             if (All)
             {
                 try { entries = Run(_ => connection.GetDeadLettersAsync()); }
-                catch (WriteBehindException ex) { ThrowFailure(ex, connection.Keys.DeadLetters); return; }
+                catch (WriteBehindException ex) { ThrowFailure(ex, connection.Layout.DeadLettersName); return; }
             }
             var chosen = entries.Where(e => ShouldProcess(Describe(e), Action)).ToList();
             if (chosen.Count == 0) return;
             bool[] found;
             try { found = Run(_ => Take(connection, chosen)); }
-            catch (WriteBehindException ex) { ThrowFailure(ex, connection.Keys.DeadLetters); return; }
+            catch (WriteBehindException ex) { ThrowFailure(ex, connection.Layout.DeadLettersName); return; }
             for (int i = 0; i < chosen.Count; i++)
             {
                 if (found[i]) Written(connection, chosen[i]);
-                else WriteError(new ErrorRecord(new ItemNotFoundException($"The dead letter '{Describe(chosen[i])}' is no longer in {connection.Keys.DeadLetters}."),
+                else WriteError(new ErrorRecord(new ItemNotFoundException($"The dead letter '{Describe(chosen[i])}' is no longer in {connection.Layout.DeadLettersName}."),
                     "DeadLetterNotFound", ErrorCategory.ObjectNotFound, chosen[i]));
             }
         }

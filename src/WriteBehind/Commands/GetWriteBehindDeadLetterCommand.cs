@@ -22,7 +22,7 @@ namespace WriteBehind.Commands
             }
             catch (WriteBehindException ex)
             {
-                ThrowFailure(ex, connection.Keys.DeadLetters);
+                ThrowFailure(ex, connection.Layout.DeadLettersName);
             }
         }
     }

@@ -48,7 +48,7 @@ namespace WriteBehind.Commands
         protected override void EndProcessing()
         {
             var connection = ResolvedConnection;
-            if (!ShouldProcess($"{connection.Keys.Queue} -> {connection.StoreUri}", "Flush the write queue into the store")) return;
+            if (!ShouldProcess($"{connection.Layout.QueueName} -> {connection.StoreUri}", "Flush the write queue into the store")) return;
             var options = new FlushOptions
             {
                 BatchSize = BatchSize,
@@ -59,7 +59,7 @@ namespace WriteBehind.Commands
                 RetryTimeout = RetryTimeout,
                 RecoverOnly = RecoverOnly,
             };
-            var activity = "Flushing " + connection.Keys.Queue;
+            var activity = "Flushing " + connection.Layout.QueueName;
             var progressRecord = new ProgressRecord(1, activity, "Starting");
             var throttle = Stopwatch.StartNew();
             bool reported = false;
@@ -93,13 +93,13 @@ namespace WriteBehind.Commands
             {
                 CompleteProgress(progressRecord, progressShown);
                 WriteObject(ex.Result);
-                ThrowFailure(ex, connection.Keys.Queue);
+                ThrowFailure(ex, connection.Layout.QueueName);
                 return;
             }
             catch (WriteBehindException ex)
             {
                 CompleteProgress(progressRecord, progressShown);
-                ThrowFailure(ex, connection.Keys.Queue);
+                ThrowFailure(ex, connection.Layout.QueueName);
                 return;
             }
             CompleteProgress(progressRecord, progressShown);

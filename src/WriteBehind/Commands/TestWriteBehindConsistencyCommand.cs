@@ -21,7 +21,7 @@ namespace WriteBehind.Commands
         protected override void EndProcessing()
         {
             var connection = ResolvedConnection;
-            bool repair = Repair && ShouldProcess(connection.Keys.Queue, "Queue persists for drifted profiles");
+            bool repair = Repair && ShouldProcess(connection.Layout.QueueName, "Queue persists for drifted profiles");
             ConsistencyReport report;
             try
             {
