@@ -162,7 +162,8 @@ function Invoke-Test {
             # The fault-injection suite (child processes killed with SIGKILL, a Redis restart under AOF)
             # runs once, against redis-server; the cmdlet suite runs against every server.
             $suites = @((Join-Path $PSScriptRoot 'tests/cmdlets'))
-            if ($kind -eq 'Redis') { $suites += (Join-Path $PSScriptRoot 'tests/faults') }
+            # The Redis Cluster suite (6 redis-server processes, a master killed mid-flush) runs in the same pass.
+            if ($kind -eq 'Redis') { $suites += (Join-Path $PSScriptRoot 'tests/faults'), (Join-Path $PSScriptRoot 'tests/cluster') }
             dotnet pwsh -NoProfile -File (Join-Path $PSScriptRoot 'tests/Invoke-PesterSuite.ps1') -PesterPath $pester -ModulePath $manifest `
                 -Redis $server.Endpoint -ServerKind $kind -ResultPath $json -Path ($suites -join ',')
             if (Test-Path $json) {
