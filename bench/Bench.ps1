@@ -37,6 +37,7 @@ $counts = [ordered]@{
     serverLpush       = Get-Scaled 200000
     flushSmall        = Get-Scaled 100000
     flush             = Get-Scaled 1000000
+    clusterFlush      = Get-Scaled 300000
     coldStartRuns     = 7
 }
 
@@ -157,6 +158,7 @@ $raw = [ordered]@{
     setUserProfile = @(); naive = @(); pipelineFloor = @(); serverLua = @()
     addWriteQueueItem = @(); serverLpush = @()
     enqueueSmall = @(); flushSmall = @(); enqueue = @(); flush = @(); storeLimit = @(); storeLimitKeyOrder = @(); storeLimitLargeTx = @()
+    clusterScaling = @()
     coldStart = $null
 }
 
@@ -229,6 +231,22 @@ for ($run = 1; $run -le $Runs; $run++) {
     Write-Step ("store limit, key order        {0,9:N0} rows  {1,12}  (CPU {2:F1} s, {3:N0} bytes written per row, file {4:N0} MiB)" -f $r.rows, (Format-Rate $r.rowsPerSecond), $r.cpuSeconds, ($r.bytesWritten / $r.rows), ($r.fileBytes / 1MB))
 }
 Clear-Server
+
+# ---------------------------------------------------------------------------------------------- cluster scaling
+# The flush's scaling curve on a local Redis Cluster: 1, 2 and 3 flusher processes over 16 partitions,
+# all writing to one store (bench/ClusterScaling.ps1).
+Write-Host "==> Redis Cluster: aggregate flush rate with 1, 2 and 3 flushers ($('{0:N0}' -f $counts.clusterFlush) patches over 16 partitions each time)"
+$newClusterStore = {
+    $file = Join-Path $tmp ('cluster-' + [guid]::NewGuid().ToString('N').Substring(0, 8) + '.db')
+    [pscustomobject]@{ Uri = "sqlite://$file"; Description = 'SQLite (one file shared by the flushers)' }
+}
+$raw.clusterScaling = @(& (Join-Path $benchDir 'ClusterScaling.ps1') -ModulePath $ModulePath -Child $child -Count $counts.clusterFlush `
+    -WorkDir (Join-Path $tmp 'cluster') -NewStore $newClusterStore)
+foreach ($r in $raw.clusterScaling) {
+    Write-Step ("{0} flusher(s)           {1,9:N0} items     {2,12}  (wall {3:F1} s; per flusher {4}; enqueue {5}; store {6})" -f `
+        $r.flushers, $r.dequeued, (Format-Rate $r.perSecond), $r.seconds, ($r.perFlusher -join '/'), (Format-Rate $r.enqueuePerSecond), $r.store)
+    if ($r.errors.Count) { Write-Warning "Cluster flush errors: $($r.errors -join '; ')" }
+}
 
 # ---------------------------------------------------------------------------------------------- cold start
 Write-Host "==> Cold start ($($counts.coldStartRuns) runs each, alternating, after one unmeasured warm-up of each)"
@@ -336,6 +354,12 @@ $rows = @(
         target = '-'; status = '' }
     [ordered]@{ measure = '  vs store limit, ids in key order (info)'; items = $c.flush; result = ''; against = "$(F0 $m.storeLimitKeyOrderRowsPerSecond) rows/s"; ratio = F2x $m.flushVsStoreLimitKeyOrder
         target = '-'; status = '' }
+    foreach ($cs in $raw.clusterScaling) {
+        $one = @($raw.clusterScaling | Where-Object flushers -eq 1 | Select-Object -First 1)
+        [ordered]@{ measure = "Redis Cluster, 16 partitions, $($cs.flushers) flusher(s)"; items = $cs.dequeued; result = "$(F0 $cs.perSecond) items/s"
+            against = $(if ($cs.flushers -gt 1 -and $one) { "$(F0 $one[0].perSecond) items/s, 1 flusher" } else { '' })
+            ratio = $(if ($cs.flushers -gt 1 -and $one) { F2x (Get-Ratio $cs.perSecond $one[0].perSecond) } else { '' }); target = 'curve (info)'; status = '' }
+    }
     [ordered]@{ measure = 'Flush peak RSS (VmHWM)'; items = $c.flush; result = ('{0:N0} MiB' -f $m.flushPeakRssMiB); against = ''; ratio = ''
         target = '<= 300 MiB'; status = Test-Target $m.flushPeakRssMiB '<=' 300 }
     [ordered]@{ measure = '  vs peak RSS at 100k x scale'; items = $c.flushSmall; result = ''; against = ('{0:N0} MiB' -f $m.flushSmallPeakRssMiB); ratio = F2x $m.flushRss1MVs100k

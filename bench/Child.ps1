@@ -4,12 +4,16 @@
 # that Bench.ps1 parses. Only the measured part is timed: the module import, the connection and the
 # building of the input array happen before the clock starts.
 param(
-    [Parameter(Mandatory)] [ValidateSet('SetUserProfile', 'AddWriteQueueItem', 'Naive', 'Flush', 'PipelineFloor')] [string] $Mode,
+    [Parameter(Mandatory)] [ValidateSet('SetUserProfile', 'AddWriteQueueItem', 'Naive', 'Flush', 'PipelineFloor', 'ClusterEnqueue', 'ClusterFlush')] [string] $Mode,
     [Parameter(Mandatory)] [string] $ModulePath,
     [Parameter(Mandatory)] [string] $Redis,
     [long] $Count = 0,
     [string] $Store,
-    [int] $BatchSize = 2000
+    [int] $BatchSize = 2000,
+    # ClusterEnqueue / ClusterFlush: the partition count; ClusterFlush waits for GoFile to exist before it
+    # starts (so that concurrent flushers start together) and reports its start and end (Unix ms)
+    [int] $Partitions = 16,
+    [string] $GoFile
 )
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 3.0
@@ -136,6 +140,39 @@ public sealed class SetBenchNoOpCommand : PSCmdlet
         $sw = [Diagnostics.Stopwatch]::StartNew()
         $flush = Invoke-WriteBehindFlush -BatchSize $BatchSize
         $sw.Stop()
+        Add-CounterDeltas $result $cpu0
+        $result.seconds = $sw.Elapsed.TotalSeconds
+        foreach ($name in 'Dequeued', 'Persisted', 'Coalesced', 'DeadLettered', 'InFlight', 'Recovered', 'StaleSkipped', 'Batches', 'Error') {
+            $result[$name.Substring(0, 1).ToLowerInvariant() + $name.Substring(1)] = $flush.$name
+        }
+        $result.count = $flush.Dequeued
+    }
+    'ClusterEnqueue' {
+        # Patches over Count/2 distinct ids (so half the items coalesce), each to its id's partition.
+        Import-Module $ModulePath
+        $null = Connect-WriteBehind -Redis $Redis -KeyPrefix 'bench:' -Partitions $Partitions
+        $items = [string[]]::new($Count)
+        $distinct = [Math]::Max(1, [long]($Count / 2))
+        for ($i = 0; $i -lt $Count; $i++) { $items[$i] = 'update:user:' + ($i % $distinct) + ':{"age":"' + $i + '"}' }
+        $cpu0 = Get-ProcessCounters
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        Add-WriteQueueItem -Item $items
+        $sw.Stop()
+        Add-CounterDeltas $result $cpu0
+        $result.seconds = $sw.Elapsed.TotalSeconds
+    }
+    'ClusterFlush' {
+        Import-Module $ModulePath
+        $null = Connect-WriteBehind -Redis $Redis -Store $Store -KeyPrefix 'bench:' -Partitions $Partitions
+        $null = Get-WriteBehindStatus   # opens the store before the clock
+        [Console]::Out.WriteLine('READY'); [Console]::Out.Flush()
+        while (-not (Test-Path $GoFile)) { Start-Sleep -Milliseconds 5 }
+        $cpu0 = Get-ProcessCounters
+        $result.startMs = [DateTimeOffset]::UtcNow.ToUnixTimeMilliseconds()
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $flush = Invoke-WriteBehindFlush -BatchSize $BatchSize
+        $sw.Stop()
+        $result.endMs = [DateTimeOffset]::UtcNow.ToUnixTimeMilliseconds()
         Add-CounterDeltas $result $cpu0
         $result.seconds = $sw.Elapsed.TotalSeconds
         foreach ($name in 'Dequeued', 'Persisted', 'Coalesced', 'DeadLettered', 'InFlight', 'Recovered', 'StaleSkipped', 'Batches', 'Error') {
