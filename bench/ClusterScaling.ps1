@@ -16,7 +16,8 @@ param(
 $ErrorActionPreference = 'Stop'
 Import-Module (Join-Path $PSScriptRoot '../build/Servers.psm1')
 
-$cluster = Start-TestCluster -WorkDir (Join-Path $WorkDir 'cluster')
+# a long node timeout: a busy 2-core machine must not make the cluster fail a master over mid-measurement
+$cluster = Start-TestCluster -WorkDir (Join-Path $WorkDir 'cluster') -NodeTimeoutMs 15000
 try {
     $masters = @(Get-TestClusterMaster $cluster)
     $results = foreach ($f in $Flushers) {

@@ -82,29 +82,39 @@ namespace WriteBehind.Engine
                 {
                     if (layout.Count == 1)
                     {
-                        await DrainAsync(layout.Partitions[0], store, options, progress, result, clock, cancellationToken).ConfigureAwait(false);
+                        await DrainAsync(layout.Partitions, store, options, progress, result, clock, cancellationToken).ConfigureAwait(false);
                     }
                     else
                     {
-                        // Several flushers share the partitions: each takes a partition by a lease of its own (an
-                        // owner key with an expiry), drains it, lets it go and takes the next free one. Starting at
-                        // a random partition spreads concurrent flushers. Correctness never depends on ownership
-                        // (leases are atomic, store writes versioned); it keeps flushers from contending.
+                        // Several flushers share the partitions: each takes up to PartitionsAtOnce partitions by a
+                        // lease of its own (an owner key with an expiry), drains them together (their masters
+                        // work in parallel, and one store transaction takes rows of all of them), lets them go and
+                        // takes the next free ones. Starting at a random partition spreads concurrent flushers.
+                        // Correctness never depends on ownership (leases are atomic, store writes versioned); it
+                        // keeps flushers from contending.
                         int start;
                         lock (Jitter) start = Jitter.Next(layout.Count);
-                        for (int n = 0; n < layout.Count; n++)
+                        int next = 0;
+                        while (next < layout.Count && !LimitReached(options, result.Dequeued, clock, cancellationToken))
                         {
-                            if (LimitReached(options, result.Dequeued, clock, cancellationToken)) break;
-                            var keys = layout.Partitions[(start + n) % layout.Count];
-                            if (!await OwnAsync(keys, "take", options).ConfigureAwait(false)) continue;
+                            var owned = new List<KeyNames>();
+                            for (; next < layout.Count && owned.Count < PartitionsAtOnce; next++)
+                            {
+                                var keys = layout.Partitions[(start + next) % layout.Count];
+                                if (await OwnAsync(keys, "take", options).ConfigureAwait(false)) owned.Add(keys);
+                            }
+                            if (owned.Count == 0) break;
                             try
                             {
-                                await DrainAsync(keys, store, options, progress, result, clock, cancellationToken).ConfigureAwait(false);
+                                await DrainAsync(owned, store, options, progress, result, clock, cancellationToken).ConfigureAwait(false);
                             }
                             finally
                             {
-                                try { await OwnAsync(keys, "release", options).ConfigureAwait(false); }
-                                catch (WriteBehindException) { /* it expires by itself */ }
+                                foreach (var keys in owned)
+                                {
+                                    try { await OwnAsync(keys, "release", options).ConfigureAwait(false); }
+                                    catch (WriteBehindException) { /* it expires by itself */ }
+                                }
                             }
                         }
                     }
@@ -131,6 +141,9 @@ namespace WriteBehind.Engine
             || (options.MaxItems > 0 && dequeued >= options.MaxItems)
             || (options.MaxDuration.HasValue && clock.Elapsed >= options.MaxDuration.Value);
 
+        /// <summary>How many partitions one flusher drains together.</summary>
+        internal const int PartitionsAtOnce = 4;
+
         /// <summary>This flusher's name in a partition's owner key.</summary>
         private readonly string _ownerToken = Environment.MachineName + ":" + System.Diagnostics.Process.GetCurrentProcess().Id + ":" + Guid.NewGuid().ToString("N").Substring(0, 8);
 
@@ -141,27 +154,30 @@ namespace WriteBehind.Engine
             return (long)r == 1;
         }
 
-        /// <summary>Leases, commits and acknowledges one partition's queue until it is empty or a limit is reached.</summary>
-        private async Task DrainAsync(KeyNames keys, IProfileStore store, FlushOptions options, IProgress<FlushProgress> progress,
+        /// <summary>Leases, commits and acknowledges the queues of these partitions until they are empty or a
+        /// limit is reached.</summary>
+        private async Task DrainAsync(IReadOnlyList<KeyNames> partitions, IProfileStore store, FlushOptions options, IProgress<FlushProgress> progress,
             FlushResult result, Stopwatch clock, CancellationToken cancellationToken)
         {
+            var active = new List<KeyNames>(partitions);
             Task<LeaseGroup> leasing = null;
             try
             {
-                var group = await LeaseGroupAsync(keys, options, result.Dequeued, clock, cancellationToken).ConfigureAwait(false);
+                var group = await LeaseGroupAsync(active, options, result.Dequeued, clock, cancellationToken).ConfigureAwait(false);
                 while (group.Dequeued > 0)
                 {
                     var groupClock = Stopwatch.StartNew();
                     Absorb(result, group);
                     // The lease scripts' changes (merges, versions) reach the replicas before the store sees them.
-                    if (group.Leased > 0) await _connection.EnsureReplicatedAsync(keys.Queue, "the leased batch").ConfigureAwait(false);
+                    foreach (var keys in group.Partitions)
+                        await _connection.EnsureReplicatedAsync(keys.Queue, "the leased batch").ConfigureAwait(false);
                     // Lease the next group while this one commits: they hold different items, and the
                     // store's version check makes their commit order irrelevant.
-                    leasing = group.Drained ? null : LeaseGroupAsync(keys, options, result.Dequeued, clock, cancellationToken);
+                    leasing = group.Drained ? null : LeaseGroupAsync(active, options, result.Dequeued, clock, cancellationToken);
                     if (group.Leased > 0)
                     {
-                        var commit = await CommitAsync(keys, store, group.LeaseKeys, group.Rows, options, cancellationToken).ConfigureAwait(false);
-                        foreach (var key in group.LeaseKeys) await AckAsync(keys, key).ConfigureAwait(false);
+                        var commit = await CommitAsync(store, group.Leases, group.Rows, options, cancellationToken).ConfigureAwait(false);
+                        foreach (var lease in group.Leases) await AckAsync(lease).ConfigureAwait(false);
                         result.InFlight -= group.Leased;
                         // Rows the store refused for good took their items to the dead-letter list.
                         int persistedRows = group.Rows.Count - commit.Rejected.Count;
@@ -170,11 +186,14 @@ namespace WriteBehind.Engine
                         result.Coalesced += group.Leased - commit.RejectedItems - persistedRows;
                         result.StaleSkipped += commit.Stale;
                     }
-                    if (_connection.Layout.Count > 1) await OwnAsync(keys, "renew", options).ConfigureAwait(false);
+                    if (_connection.Layout.Count > 1)
+                        foreach (var keys in partitions) await OwnAsync(keys, "renew", options).ConfigureAwait(false);
                     Log?.Invoke(string.Format(CultureInfo.InvariantCulture,
                         "commit: {0} items in {1} lease(s), {2} profiles, {3} dead-lettered, {4:F1} ms{5}",
-                        group.Dequeued, group.LeaseKeys.Count, group.Rows.Count, group.DeadLettered, groupClock.Elapsed.TotalMilliseconds,
-                        _connection.Layout.Count > 1 ? " (partition " + keys.Partition.ToString(CultureInfo.InvariantCulture) + ")" : ""));
+                        group.Dequeued, group.Leases.Count, group.Rows.Count, group.DeadLettered, groupClock.Elapsed.TotalMilliseconds,
+                        _connection.Layout.Count > 1
+                            ? " (partition " + string.Join(", ", group.Partitions.Select(k => k.Partition.ToString(CultureInfo.InvariantCulture))) + ")"
+                            : ""));
                     if (progress != null)
                     {
                         long remaining = await _connection.GetQueueDepthAsync().ConfigureAwait(false);
@@ -203,24 +222,52 @@ namespace WriteBehind.Engine
                     if (next != null)
                     {
                         Absorb(result, next);
-                        foreach (var key in next.LeaseKeys) await ExpireNowAsync(keys, key).ConfigureAwait(false);
+                        foreach (var lease in next.Leases) await ExpireNowAsync(lease).ConfigureAwait(false);
                     }
                 }
                 throw;
             }
         }
 
+        /// <summary>One in-flight lease: its list and the partition it belongs to.</summary>
+        private sealed class Lease
+        {
+            public Lease(KeyNames keys, string key)
+            {
+                Keys = keys;
+                Key = key;
+            }
+
+            public KeyNames Keys { get; }
+            public string Key { get; }
+        }
+
         /// <summary>Leases taken for one store transaction.</summary>
         private sealed class LeaseGroup
         {
-            public readonly List<string> LeaseKeys = new List<string>();
+            public readonly List<Lease> Leases = new List<Lease>();
             public readonly Dictionary<string, ProfileRow> Latest = new Dictionary<string, ProfileRow>(StringComparer.Ordinal);
             public List<ProfileRow> Rows => Latest.Values.ToList();
+            public IEnumerable<KeyNames> Partitions => Leases.Select(l => l.Keys).Distinct();
             public long Dequeued;
             public long DeadLettered;
             public long Leased;
             public int Batches;
             public bool Drained;
+
+            public void Add(LeasedBatch batch)
+            {
+                Batches += batch.Dequeued > 0 ? 1 : 0;
+                Dequeued += batch.Dequeued;
+                DeadLettered += batch.DeadLettered;
+                Leased += batch.Leased;
+                if (batch.Leased > 0) Leases.Add(batch.Lease);
+                foreach (var row in batch.Rows)
+                {
+                    if (!Latest.TryGetValue(row.UserId, out var known) || row.Version >= known.Version)
+                        Latest[row.UserId] = row;
+                }
+            }
         }
 
         private static void Absorb(FlushResult result, LeaseGroup group)
@@ -231,44 +278,39 @@ namespace WriteBehind.Engine
             result.Batches += group.Batches;
         }
 
-        /// <summary>Leases batches until the group holds CommitSize items, the queue is drained, or a
-        /// limit is reached. Several changes to one profile across the group keep only the latest state.</summary>
-        private async Task<LeaseGroup> LeaseGroupAsync(KeyNames keys, FlushOptions options, long dequeuedBefore, Stopwatch clock, CancellationToken cancellationToken)
+        /// <summary>Leases batches from the active partitions (several at once, each on its own master) until
+        /// the group holds CommitSize items, the queues are drained, or a limit is reached; a partition whose
+        /// queue gave less than asked leaves <paramref name="active"/>. Several changes to one profile across
+        /// the group keep only the latest state.</summary>
+        private async Task<LeaseGroup> LeaseGroupAsync(List<KeyNames> active, FlushOptions options, long dequeuedBefore, Stopwatch clock, CancellationToken cancellationToken)
         {
             var group = new LeaseGroup();
-            while (group.Leased < options.CommitSize)
+            while (group.Leased < options.CommitSize && active.Count > 0)
             {
                 long dequeued = dequeuedBefore + group.Dequeued;
-                if (LimitReached(options, dequeued, clock, cancellationToken))
-                {
-                    group.Drained = true;
-                    break;
-                }
+                if (LimitReached(options, dequeued, clock, cancellationToken)) break;
                 long want = options.BatchSize;
+                int at = 1;
                 if (options.MaxItems > 0) want = Math.Min(want, options.MaxItems - dequeued);
-                var batch = await LeaseAsync(keys, (int)want, options).ConfigureAwait(false);
-                group.Batches += batch.Dequeued > 0 ? 1 : 0;
-                group.Dequeued += batch.Dequeued;
-                group.DeadLettered += batch.DeadLettered;
-                group.Leased += batch.Leased;
-                if (batch.Leased > 0) group.LeaseKeys.Add(batch.LeaseKey);
-                foreach (var row in batch.Rows)
+                else at = (int)Math.Min(active.Count, Math.Max(1, (options.CommitSize - group.Leased + want - 1) / want));
+                var round = active.Take(at).ToList();
+                var batches = await Task.WhenAll(round.Select(keys => LeaseAsync(keys, (int)want, options))).ConfigureAwait(false);
+                for (int i = 0; i < round.Count; i++)
                 {
-                    if (!group.Latest.TryGetValue(row.UserId, out var known) || row.Version >= known.Version)
-                        group.Latest[row.UserId] = row;
+                    group.Add(batches[i]);
+                    if (batches[i].Dequeued < want) active.Remove(round[i]);
                 }
-                if (batch.Dequeued < want)
-                {
-                    group.Drained = true;
-                    break;
-                }
+                // the next round starts with the partitions that were not asked this time
+                if (active.Count > round.Count)
+                    foreach (var keys in round.Where(active.Contains).ToList()) { active.Remove(keys); active.Add(keys); }
             }
+            group.Drained = active.Count == 0 || LimitReached(options, dequeuedBefore + group.Dequeued, clock, cancellationToken);
             return group;
         }
 
         private sealed class LeasedBatch
         {
-            public string LeaseKey;
+            public Lease Lease;
             public long Dequeued;
             public long DeadLettered;
             public long Leased;
@@ -286,7 +328,7 @@ namespace WriteBehind.Engine
                 (RedisResult[])await Scripts.Lease.EvaluateAsync(db, scriptKeys, args).ConfigureAwait(false)).ConfigureAwait(false);
             var batch = new LeasedBatch
             {
-                LeaseKey = leaseKey,
+                Lease = new Lease(keys, leaseKey),
                 Dequeued = (long)raw[0],
                 DeadLettered = (long)raw[1],
                 Leased = (long)raw[2],
@@ -369,19 +411,19 @@ namespace WriteBehind.Engine
         /// refuses for good is isolated by splitting the batch and dead-lettered with the store's message;
         /// the rest is persisted. When no row of the batch goes in, the store itself is failing: the
         /// flush fails and the lease is kept.</summary>
-        private async Task<CommitOutcome> CommitAsync(KeyNames keys, IProfileStore store, IReadOnlyList<string> leaseKeys, List<ProfileRow> rows,
+        private async Task<CommitOutcome> CommitAsync(IProfileStore store, IReadOnlyList<Lease> leases, List<ProfileRow> rows,
             FlushOptions options, CancellationToken cancellationToken)
         {
             var outcome = new CommitOutcome();
             // A tombstone at version 0 is a delete of a profile nobody ever wrote: nothing to persist.
             var toWrite = rows.Where(r => !(r.IsDeleted && r.Version == 0)).ToList();
             if (toWrite.Count == 0) return outcome;
-            using (StartRenewal(keys, leaseKeys, options))
+            using (StartRenewal(leases, options))
             {
-                await CommitIsolatingAsync(keys, store, leaseKeys, toWrite, options, cancellationToken, outcome).ConfigureAwait(false);
+                await CommitIsolatingAsync(store, leases, toWrite, options, cancellationToken, outcome).ConfigureAwait(false);
                 if (outcome.Rejected.Count == toWrite.Count)
                 {
-                    foreach (var key in leaseKeys) await ExpireNowAsync(keys, key).ConfigureAwait(false);
+                    foreach (var lease in leases) await ExpireNowAsync(lease).ConfigureAwait(false);
                     throw new WriteBehindException(ErrorIds.StoreFailed,
                         $"The store ({store.Description}) refused every row of the batch: {outcome.Rejected[0].Value}");
                 }
@@ -390,10 +432,12 @@ namespace WriteBehind.Engine
             foreach (var rejected in outcome.Rejected)
             {
                 string reason = "store rejected: " + rejected.Value;
-                foreach (var leaseKey in leaseKeys)
+                // the row's items are in the leases of its own partition
+                var home = _connection.Layout.Of(rejected.Key.UserId);
+                foreach (var lease in leases.Where(l => l.Keys == home))
                 {
                     outcome.RejectedItems += await _connection.RedisAsync(async db =>
-                        (long)await Scripts.Reject.EvaluateAsync(db, new RedisKey[] { leaseKey, keys.DeadLetters, keys.DeadLetterInfo },
+                        (long)await Scripts.Reject.EvaluateAsync(db, new RedisKey[] { lease.Key, home.DeadLetters, home.DeadLetterInfo },
                             new RedisValue[] { now, rejected.Key.UserId, reason }).ConfigureAwait(false)).ConfigureAwait(false);
                 }
                 Log?.Invoke($"the store rejected the row of user '{rejected.Key.UserId}'; its items were dead-lettered: {rejected.Value}");
@@ -401,12 +445,12 @@ namespace WriteBehind.Engine
             return outcome;
         }
 
-        private async Task CommitIsolatingAsync(KeyNames keys, IProfileStore store, IReadOnlyList<string> leaseKeys, List<ProfileRow> rows,
+        private async Task CommitIsolatingAsync(IProfileStore store, IReadOnlyList<Lease> leases, List<ProfileRow> rows,
             FlushOptions options, CancellationToken cancellationToken, CommitOutcome outcome)
         {
             try
             {
-                var r = await CommitWithRetryAsync(keys, store, leaseKeys, rows, options, cancellationToken).ConfigureAwait(false);
+                var r = await CommitWithRetryAsync(store, leases, rows, options, cancellationToken).ConfigureAwait(false);
                 outcome.Applied += r.Applied;
                 outcome.Stale += r.Stale;
             }
@@ -418,12 +462,12 @@ namespace WriteBehind.Engine
                     return;
                 }
                 int half = rows.Count / 2;
-                await CommitIsolatingAsync(keys, store, leaseKeys, rows.GetRange(0, half), options, cancellationToken, outcome).ConfigureAwait(false);
-                await CommitIsolatingAsync(keys, store, leaseKeys, rows.GetRange(half, rows.Count - half), options, cancellationToken, outcome).ConfigureAwait(false);
+                await CommitIsolatingAsync(store, leases, rows.GetRange(0, half), options, cancellationToken, outcome).ConfigureAwait(false);
+                await CommitIsolatingAsync(store, leases, rows.GetRange(half, rows.Count - half), options, cancellationToken, outcome).ConfigureAwait(false);
             }
         }
 
-        private async Task<StoreCommitResult> CommitWithRetryAsync(KeyNames keys, IProfileStore store, IReadOnlyList<string> leaseKeys, List<ProfileRow> rows,
+        private async Task<StoreCommitResult> CommitWithRetryAsync(IProfileStore store, IReadOnlyList<Lease> leases, List<ProfileRow> rows,
             FlushOptions options, CancellationToken cancellationToken)
         {
             var retryClock = Stopwatch.StartNew();
@@ -439,7 +483,7 @@ namespace WriteBehind.Engine
                 {
                     if (retryClock.Elapsed >= options.RetryTimeout || cancellationToken.IsCancellationRequested)
                     {
-                        foreach (var key in leaseKeys) await ExpireNowAsync(keys, key).ConfigureAwait(false);
+                        foreach (var lease in leases) await ExpireNowAsync(lease).ConfigureAwait(false);
                         throw new WriteBehindException(ErrorIds.StoreUnavailable,
                             $"The store ({store.Description}) was unavailable for {retryClock.Elapsed.TotalSeconds:F1} s: {ex.InnerException?.Message ?? ex.Message}.", ex);
                     }
@@ -458,7 +502,7 @@ namespace WriteBehind.Engine
         }
 
         /// <summary>Keeps a lease from expiring while its commit runs (every third of the lease duration).</summary>
-        private IDisposable StartRenewal(KeyNames keys, IReadOnlyList<string> leaseKeys, FlushOptions options)
+        private IDisposable StartRenewal(IReadOnlyList<Lease> leases, FlushOptions options)
         {
             var stop = new CancellationTokenSource();
             var period = TimeSpan.FromTicks(Math.Max(options.LeaseDuration.Ticks / 3, TimeSpan.FromMilliseconds(50).Ticks));
@@ -469,8 +513,9 @@ namespace WriteBehind.Engine
                     try
                     {
                         await Task.Delay(period, stop.Token).ConfigureAwait(false);
-                        foreach (var key in leaseKeys) await RenewAsync(keys, key, options).ConfigureAwait(false);
-                        if (_connection.Layout.Count > 1) await OwnAsync(keys, "renew", options).ConfigureAwait(false);
+                        foreach (var lease in leases) await RenewAsync(lease, options).ConfigureAwait(false);
+                        if (_connection.Layout.Count > 1)
+                            foreach (var keys in leases.Select(l => l.Keys).Distinct()) await OwnAsync(keys, "renew", options).ConfigureAwait(false);
                     }
                     catch (OperationCanceledException) { break; }
                     catch (WriteBehindException) { /* Redis trouble surfaces at the ack */ }
@@ -486,19 +531,19 @@ namespace WriteBehind.Engine
             public void Dispose() => _stop.Cancel();
         }
 
-        private Task AckAsync(KeyNames keys, string leaseKey) =>
-            _connection.RedisAsync(db => Scripts.Ack.EvaluateAsync(db, new RedisKey[] { leaseKey, keys.Leases }, Array.Empty<RedisValue>()));
+        private Task AckAsync(Lease lease) =>
+            _connection.RedisAsync(db => Scripts.Ack.EvaluateAsync(db, new RedisKey[] { lease.Key, lease.Keys.Leases }, Array.Empty<RedisValue>()));
 
-        private Task RenewAsync(KeyNames keys, string leaseKey, FlushOptions options) =>
-            _connection.RedisAsync(db => Scripts.Renew.EvaluateAsync(db, new RedisKey[] { keys.Leases, leaseKey },
+        private Task RenewAsync(Lease lease, FlushOptions options) =>
+            _connection.RedisAsync(db => Scripts.Renew.EvaluateAsync(db, new RedisKey[] { lease.Keys.Leases, lease.Key },
                 new RedisValue[] { DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + (long)options.LeaseDuration.TotalMilliseconds }));
 
         /// <summary>Hands a lease that could not be committed to the next flush at once (no waiting for expiry).</summary>
-        private async Task ExpireNowAsync(KeyNames keys, string leaseKey)
+        private async Task ExpireNowAsync(Lease lease)
         {
             try
             {
-                await _connection.RedisAsync(db => db.SortedSetAddAsync(keys.Leases, leaseKey, 0, When.Exists)).ConfigureAwait(false);
+                await _connection.RedisAsync(db => db.SortedSetAddAsync(lease.Keys.Leases, lease.Key, 0, When.Exists)).ConfigureAwait(false);
             }
             catch (WriteBehindException) { /* it expires by itself */ }
         }
@@ -523,8 +568,9 @@ namespace WriteBehind.Engine
                 for (int start = 0; start < ids.Count; start += 1000)
                     rows.AddRange(await _connection.ReadStateAsync(ids.Skip(start).Take(1000).ToList()).ConfigureAwait(false));
                 await _connection.EnsureReplicatedAsync(keys.Leases, "the reclaimed lease").ConfigureAwait(false);
-                var commit = await CommitAsync(keys, store, new[] { leaseKey }, rows, options, cancellationToken).ConfigureAwait(false);
-                await AckAsync(keys, leaseKey).ConfigureAwait(false);
+                var lease = new Lease(keys, leaseKey);
+                var commit = await CommitAsync(store, new[] { lease }, rows, options, cancellationToken).ConfigureAwait(false);
+                await AckAsync(lease).ConfigureAwait(false);
                 result.Recovered += items.Length - commit.RejectedItems;
                 result.StaleSkipped += commit.Stale;
                 Log?.Invoke($"recovered an expired lease: {items.Length} items, {rows.Count} profiles re-persisted");
