@@ -28,7 +28,7 @@ for k = count, 1, -1 do
   if kind and partitions > 1 then
     local home = partition_of(id, partitions)
     if home ~= partition then
-      kind, id, rest = nil, 'wrong partition: user ' .. id .. ' belongs to partition ' .. home .. ' of ' .. partitions, nil
+      kind, id, rest = nil, string.format('wrong partition: user %s belongs to partition %d of %d', id, home, partitions), nil
     end
   end
   kinds[k], ids[k], rests[k] = kind, id, rest
