@@ -40,9 +40,10 @@ function Get-FaultExpectation([Parameter(Mandatory)] $Rounds) {
 }
 
 # Produces the rounds in this process, in order: Set-UserProfile, Remove-UserProfile, and patches / raw
-# deletes alternately through Add-WriteQueueItem -Item and a raw LPUSH of the whole round.
+# deletes alternately through Add-WriteQueueItem -Item and a raw LPUSH of the whole round (to
+# <prefix>write_queue, or through -RawPush { param([string[]] $Items) ... } where the items must go elsewhere).
 function Invoke-FaultRounds {
-    param([Parameter(Mandatory)] $Rounds, [Parameter(Mandatory)] [string] $Prefix, $Database = $script:Db)
+    param([Parameter(Mandatory)] $Rounds, [Parameter(Mandatory)] [string] $Prefix, $Database = $script:Db, [scriptblock] $RawPush)
     $queue = [StackExchange.Redis.RedisKey]"$($Prefix)write_queue"
     $i = 0
     foreach ($r in $Rounds) {
@@ -54,6 +55,8 @@ function Invoke-FaultRounds {
                 $items = [string[]]@(foreach ($op in $r.Ops) { if ($r.Kind -eq 'patch') { "update:user:$($op.Id):$($op.Json)" } else { "delete:user:$($op.Id)" } })
                 if ($i % 2 -eq 0) {
                     Add-WriteQueueItem -Item $items -ErrorAction Stop
+                } elseif ($RawPush) {
+                    & $RawPush $items
                 } else {
                     $values = [StackExchange.Redis.RedisValue[]]::new($items.Count)
                     for ($j = 0; $j -lt $items.Count; $j++) { $values[$j] = [StackExchange.Redis.RedisValue]::op_Implicit($items[$j]) }
