@@ -15,6 +15,12 @@ namespace WriteBehind.Engine
         public const string StoreFailed = "StoreFailed";
         public const string InvalidStoreUri = "InvalidStoreUri";
         public const string InvalidConfiguration = "InvalidConfiguration";
+        /// <summary>A password in a plain parameter (Connect-WriteBehind -Redis '...,password=...').</summary>
+        public const string PasswordInParameter = "PasswordInParameter";
+        /// <summary>Redis refused a command or key to the connection's user (a NOPERM reply, ACL).</summary>
+        public const string RedisPermissionDenied = "RedisPermissionDenied";
+        /// <summary>The Redis server's TLS certificate did not validate.</summary>
+        public const string TlsValidationFailed = "TlsValidationFailed";
     }
 
     /// <summary>An error the engine explains itself; <see cref="ErrorId"/> is stable across versions.</summary>

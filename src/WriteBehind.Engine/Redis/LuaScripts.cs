@@ -30,8 +30,39 @@ namespace WriteBehind.Engine.Redis
             }
             catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
             {
-                return await db.ScriptEvaluateAsync(Text, keys, args).ConfigureAwait(false);
+                try
+                {
+                    return await db.ScriptEvaluateAsync(Text, keys, args).ConfigureAwait(false);
+                }
+                catch (RedisServerException inner) when (RedisPermission.IsDenied(inner.Message))
+                {
+                    throw new RedisPermissionException(inner.Message, this);
+                }
             }
+            catch (RedisServerException ex) when (RedisPermission.IsDenied(ex.Message))
+            {
+                throw new RedisPermissionException(ex.Message, this);
+            }
+        }
+
+        /// <summary>The Redis commands named on a 1-based line of the script text (<c>redis.call('HSET'</c>).</summary>
+        internal string CommandOnLine(int line)
+        {
+            string[] lines = Text.Split('\n');
+            if (line < 1 || line > lines.Length) return null;
+            var m = System.Text.RegularExpressions.Regex.Match(lines[line - 1], @"redis\.p?call\(\s*'([A-Za-z]+)'");
+            return m.Success ? m.Groups[1].Value.ToLowerInvariant() : null;
+        }
+
+        /// <summary>Every command the script may call (for a message when the line does not name one).</summary>
+        internal string[] Commands()
+        {
+            var set = new System.Collections.Generic.SortedSet<string>(StringComparer.Ordinal);
+            foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(Text, @"redis\.p?call\(\s*'([A-Za-z]+)'"))
+                set.Add(m.Groups[1].Value.ToLowerInvariant());
+            foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(Text, @"\b(?:chunked|call_chunked)\w*\(\s*'([A-Za-z]+)'"))
+                set.Add(m.Groups[1].Value.ToLowerInvariant());
+            return System.Linq.Enumerable.ToArray(set);
         }
 
         /// <summary>A script with the shared helpers it needs prepended (common.lua: chunked calls and the
