@@ -217,12 +217,17 @@ namespace WriteBehind.Engine
 
         /// <summary>Commands StackExchange.Redis would send on its own that the module does not need, turned
         /// off so a least-privilege ACL user (RedisAcl.Rules) need not be granted them: the configuration
-        /// change broadcast (SUBSCRIBE/PUBLISH __Booksleeve_MasterChanged) and the tie-breaker key (GET
-        /// __Booksleeve_TieBreak, outside the module's key patterns).</summary>
+        /// change broadcast (SUBSCRIBE/PUBLISH __Booksleeve_MasterChanged), the tie-breaker key (GET
+        /// __Booksleeve_TieBreak, outside the module's key patterns), CONFIG and SCRIPT.</summary>
         private static void ConfigureCommands(ConfigurationOptions config)
         {
             config.ConfigurationChannel = string.Empty;
             config.TieBreaker = string.Empty;
+            // CONFIG GET (databases, replica-read-only) would need a grant that also reveals the server's
+            // configuration; SCRIPT LOAD is not needed (the scripts go by EVALSHA, else EVAL).
+            // CLIENT SETINFO (library name and version, Redis 7.2+) is not needed either.
+            config.SetClientLibrary = false;
+            config.CommandMap = CommandMap.Create(new HashSet<string> { "CONFIG", "SCRIPT" }, available: false);
         }
 
         private static string FormatEndPoint(EndPoint ep)
