@@ -89,3 +89,28 @@ function Invoke-SecurityScenario([hashtable] $Admin) {
     Disconnect-WriteBehind
     [pscustomobject]$r
 }
+
+# A throwaway CA and a server certificate it issued for localhost and 127.0.0.1, and a second CA that
+# issued nothing the server has (openssl, which Debian's base system has). Returns the file paths.
+function New-TestCertificates([string] $Dir) {
+    New-Item -ItemType Directory -Force -Path $Dir | Out-Null
+    $openssl = (Get-Command openssl -ErrorAction Stop).Source
+    $run = {
+        param([string[]] $a)
+        $out = & $openssl @a 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "openssl $($a[0]) failed: $out" }
+    }
+    $f = [ordered]@{
+        Ca = Join-Path $Dir 'ca.crt'; CaKey = Join-Path $Dir 'ca.key'
+        OtherCa = Join-Path $Dir 'other-ca.crt'; OtherCaKey = Join-Path $Dir 'other-ca.key'
+        Cert = Join-Path $Dir 'server.crt'; Key = Join-Path $Dir 'server.key'
+    }
+    $csr = Join-Path $Dir 'server.csr'
+    $ext = Join-Path $Dir 'server.ext'
+    Set-Content -Path $ext -Value "subjectAltName=DNS:localhost,IP:127.0.0.1`nbasicConstraints=CA:FALSE`nkeyUsage=digitalSignature,keyEncipherment`nextendedKeyUsage=serverAuth"
+    & $run @('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', $f.CaKey, '-out', $f.Ca, '-days', '2', '-subj', '/CN=WriteBehind Test CA')
+    & $run @('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', $f.OtherCaKey, '-out', $f.OtherCa, '-days', '2', '-subj', '/CN=WriteBehind Other CA')
+    & $run @('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', $f.Key, '-out', $csr, '-subj', '/CN=localhost')
+    & $run @('x509', '-req', '-in', $csr, '-CA', $f.Ca, '-CAkey', $f.CaKey, '-CAcreateserial', '-out', $f.Cert, '-days', '2', '-extfile', $ext)
+    [pscustomobject]$f
+}
