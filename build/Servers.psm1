@@ -20,7 +20,9 @@ function Test-RedisPing([int] $Port) {
         $buffer = [byte[]]::new(64)
         $n = $stream.Read($buffer, 0, 64)
         $client.Dispose()
-        return ([Text.Encoding]::ASCII.GetString($buffer, 0, $n) -like '+PONG*')
+        # a server with a password (--requirepass) answers, too: NOAUTH
+        $reply = [Text.Encoding]::ASCII.GetString($buffer, 0, $n)
+        return ($reply -like '+PONG*' -or $reply -like '-NOAUTH*')
     } catch { return $false }
 }
 
