@@ -94,6 +94,7 @@ namespace WriteBehind.Engine
                 // One harmless read proves the user may use the module's keys at all (an ACL user without
                 // them connects fine and would otherwise fail only at the first cmdlet).
                 await connection.RedisAsync(db => db.ListLengthAsync(connection.Keys.Queue)).ConfigureAwait(false);
+                await connection.CheckPermissionsAsync().ConfigureAwait(false);
             }
             catch (Exception)
             {
@@ -101,6 +102,62 @@ namespace WriteBehind.Engine
                 throw;
             }
             return connection;
+        }
+
+        // ARGV: pairs of a command line (words split on spaces; module keys hold no whitespace) and what to
+        // report when the user may not run it. Every line carries the arguments its key extraction reads:
+        // redis-server 7.0.15 crashes on redis.acl_check_cmd('evalsha') alone for a user with key patterns.
+        private const string PermissionCheckScript =
+            "local unpack = unpack or table.unpack\n" +
+            "local denied = {}\n" +
+            "for i = 1, #ARGV, 2 do\n" +
+            "  local words = {}\n" +
+            "  for w in string.gmatch(ARGV[i], '[^ ]+') do words[#words + 1] = w end\n" +
+            "  if not redis.acl_check_cmd(unpack(words)) then denied[#denied + 1] = ARGV[i + 1] end\n" +
+            "end\n" +
+            "return denied";
+
+        /// <summary>Asks Redis (redis.acl_check_cmd, Redis 7) whether the user may run every command the
+        /// module and its scripts use, and write every module key: a script refused halfway through would
+        /// leave its first writes behind (Redis does not roll a script back), so a user missing a grant is
+        /// refused here, before any write. Skipped where it cannot be asked (no EVAL grant, Redis 6, Garnet):
+        /// the first refused command then says what is missing.</summary>
+        private async Task CheckPermissionsAsync()
+        {
+            var args = new List<RedisValue>();
+            foreach (string rule in RedisAcl.ModuleCommands.Split(' '))
+            {
+                string command = rule.Substring(1);
+                // EVAL/EVALSHA with their script and numkeys 0; the others need no arguments to be checked
+                args.Add(command == "eval" ? "eval return 0" : command == "evalsha" ? "evalsha 0000000000000000000000000000000000000000 0" : command);
+                args.Add("+" + command);
+            }
+            foreach (var (command, key) in new[] {
+                ("hset", Keys.Cache), ("hset", Keys.Versions), ("lpush", Keys.Queue), ("zadd", Keys.Leases),
+                ("lpush", Keys.LeasePrefix + "check"), ("lpush", Keys.DeadLetters), ("hset", Keys.DeadLetterInfo), ("hset", Keys.Stats) })
+            {
+                args.Add($"{command} {key} f v");
+                args.Add(key);
+            }
+            string[] denied;
+            try
+            {
+                denied = (string[])await Database.ScriptEvaluateAsync(PermissionCheckScript, Array.Empty<RedisKey>(), args.ToArray()).ConfigureAwait(false);
+            }
+            catch (RedisServerException)
+            {
+                return;
+            }
+            if (denied == null || denied.Length == 0) return;
+            var commands = denied.Where(d => d.StartsWith("+", StringComparison.Ordinal)).Select(d => d.Substring(1)).ToArray();
+            var keys = denied.Where(d => !d.StartsWith("+", StringComparison.Ordinal)).ToArray();
+            string who = $"Redis user '{RedisUser}' at {RedisEndpoint}";
+            string message = commands.Length > 0
+                ? $"{who} may not run {string.Join(", ", commands.Select(c => "'" + c + "'"))}, which the module needs"
+                : $"{who} may not access the module's key(s) {string.Join(", ", keys.Select(k => "'" + k + "'"))} (to write them): every module key starts with " +
+                  $"'{Keys.Cache}' or '{Keys.Queue}', so the user needs the key patterns '~{Keys.Cache}*' and '~{Keys.Queue}*'";
+            throw new WriteBehindException(ErrorIds.RedisPermissionDenied,
+                message + ". Grant the rules in WriteBehind's README, section \"Least privilege\".", null);
         }
 
         /// <summary>The first-connect failure as a WriteBehindException without secrets: TLS validation (what
@@ -302,7 +359,7 @@ namespace WriteBehind.Engine
             }
             catch (RedisPermissionException ex)
             {
-                throw PermissionDenied(Scrub(ex.Message, Options), ex.Script);
+                throw PermissionDenied(Scrub(ex.Message, Options), ex.Script, ex.DeniedCommands);
             }
             catch (RedisServerException ex) when (RedisPermission.IsDenied(ex.Message))
             {
@@ -315,8 +372,9 @@ namespace WriteBehind.Engine
             }
         }
 
-        private WriteBehindException PermissionDenied(string serverMessage, WriteBehind.Engine.Redis.LuaScript script) =>
-            new WriteBehindException(ErrorIds.RedisPermissionDenied, RedisPermission.Describe(serverMessage, Options.RedisUser, RedisEndpoint, script, Keys), null);
+        private WriteBehindException PermissionDenied(string serverMessage, WriteBehind.Engine.Redis.LuaScript script, string[] deniedCommands = null) =>
+            new WriteBehindException(ErrorIds.RedisPermissionDenied,
+                RedisPermission.Describe(serverMessage, Options.RedisUser, RedisEndpoint, script, Keys, deniedCommands), null);
 
         /// <summary>Enumerates a StackExchange.Redis cursor (HSCAN) with its failures as WriteBehindExceptions.</summary>
         private IEnumerable<T> Guarded<T>(IEnumerable<T> source)

@@ -36,12 +36,37 @@ namespace WriteBehind.Engine.Redis
                 }
                 catch (RedisServerException inner) when (RedisPermission.IsDenied(inner.Message))
                 {
-                    throw new RedisPermissionException(inner.Message, this);
+                    throw new RedisPermissionException(inner.Message, this, await DeniedCommandsAsync(db, inner.Message).ConfigureAwait(false));
                 }
             }
             catch (RedisServerException ex) when (RedisPermission.IsDenied(ex.Message))
             {
-                throw new RedisPermissionException(ex.Message, this);
+                throw new RedisPermissionException(ex.Message, this, await DeniedCommandsAsync(db, ex.Message).ConfigureAwait(false));
+            }
+        }
+
+        private const string AclCheckScript =
+            "local denied = {}\n" +
+            "for _, c in ipairs(ARGV) do if not redis.acl_check_cmd(c) then denied[#denied + 1] = c end end\n" +
+            "return denied";
+
+        /// <summary>Inside a script Redis 7.0 does not name the command it refused ("can't run this command
+        /// ... @user_script:10"), and a line such as call_chunked's names none: ask Redis which of the
+        /// script's commands the user may not run (redis.acl_check_cmd, Redis 7). Empty when that cannot be
+        /// found out (no EVAL grant, an older server, a key refusal).</summary>
+        private async Task<string[]> DeniedCommandsAsync(IDatabaseAsync db, string message)
+        {
+            if (message.IndexOf("can't run this command", StringComparison.Ordinal) < 0) return Array.Empty<string>();
+            try
+            {
+                var commands = Commands();
+                var reply = await db.ScriptEvaluateAsync(AclCheckScript, Array.Empty<RedisKey>(),
+                    System.Linq.Enumerable.ToArray(System.Linq.Enumerable.Select(commands, c => (RedisValue)c))).ConfigureAwait(false);
+                return (string[])reply ?? Array.Empty<string>();
+            }
+            catch (Exception)
+            {
+                return Array.Empty<string>();
             }
         }
 

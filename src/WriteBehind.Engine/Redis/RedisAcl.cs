@@ -7,18 +7,25 @@ namespace WriteBehind.Engine
     /// <c>ACL SETUSER wb_app on &gt;password resetkeys resetchannels -@all &lt;Rules&gt;</c>.</summary>
     public static class RedisAcl
     {
-        /// <summary>The commands, one ACL rule each.</summary>
-        public const string Commands =
-            // the module's own commands, and those its Lua scripts call
+        /// <summary>The module's own commands and those its Lua scripts call (Connect-WriteBehind checks
+        /// these with redis.acl_check_cmd, so a user missing one is refused before a script could fail halfway).</summary>
+        public const string ModuleCommands =
             "+evalsha +eval +hget +hmget +hset +hmset +hdel +hgetall +hlen +hscan +hincrby " +
             "+llen +lpush +rpush +lrange +lrem +ltrim +blmove +del +exists " +
-            "+zadd +zrem +zscore +zrange +zrangebyscore " +
-            // partition ownership (an owner key set with NX PX, read, released; WAIT for replicas)
-            "+set +get +wait " +
-            // StackExchange.Redis at connect and while connected (CONFIG and the pub/sub configuration
-            // channel and tie-breaker are turned off in WriteBehindConnection), and Redis Cluster discovery
+            "+zadd +zrem +zscore +zrange +zrangebyscore";
+
+        /// <summary>Partition ownership (an owner key set with NX PX, read, released; WAIT for replicas).</summary>
+        public const string PartitionCommands = "+set +get +wait";
+
+        /// <summary>StackExchange.Redis at connect and while connected (CONFIG, SCRIPT, CLIENT SETINFO, the
+        /// pub/sub configuration channel and the tie-breaker are turned off in WriteBehindConnection), and
+        /// Redis Cluster discovery.</summary>
+        public const string ConnectionCommands =
             "+ping +echo +info +select +client|setname +client|id " +
             "+cluster|nodes +cluster|slots +cluster|shards +cluster|info +asking +readonly";
+
+        /// <summary>The commands, one ACL rule each.</summary>
+        public const string Commands = ModuleCommands + " " + PartitionCommands + " " + ConnectionCommands;
 
         /// <summary>The key patterns with no key prefix: every module key starts with <c>user_profiles</c> or
         /// <c>write_queue</c>. With a prefix, put it in front of both (see <see cref="KeyPatterns(string)"/>).</summary>

@@ -8,14 +8,15 @@ namespace WriteBehind.Engine.Redis
     /// <summary>A Redis ACL refusal met inside a Lua script call, with the script that met it.</summary>
     internal sealed class RedisPermissionException : Exception
     {
-        public RedisPermissionException(string serverMessage, LuaScript script, RedisKey[] keys = null) : base(serverMessage)
+        public RedisPermissionException(string serverMessage, LuaScript script, string[] deniedCommands) : base(serverMessage)
         {
             Script = script;
-            Keys = keys;
+            DeniedCommands = deniedCommands ?? Array.Empty<string>();
         }
 
         public LuaScript Script { get; }
-        public RedisKey[] Keys { get; }
+        /// <summary>The script's commands the user may not run, when Redis could say (empty otherwise).</summary>
+        public string[] DeniedCommands { get; }
     }
 
     /// <summary>Recognises Redis's ACL refusals (a NOPERM reply; inside a script Redis 7.0 says "ERR The user
@@ -32,7 +33,7 @@ namespace WriteBehind.Engine.Redis
                                 || message.IndexOf("user executing the script can't", StringComparison.Ordinal) >= 0
                                 || message.IndexOf("ACL failure in script", StringComparison.Ordinal) >= 0);
 
-        public static string Describe(string serverMessage, string user, string endpoint, LuaScript script, KeyNames keys)
+        public static string Describe(string serverMessage, string user, string endpoint, LuaScript script, KeyNames keys, string[] deniedCommands = null)
         {
             string who = $"Redis user '{(string.IsNullOrEmpty(user) ? "default" : user)}' at {endpoint}";
             string line = FirstLine(serverMessage);
@@ -49,7 +50,9 @@ namespace WriteBehind.Engine.Redis
             string command = null;
             var m = CommandNamed.Match(line);
             if (m.Success) command = m.Groups[1].Value;
-            if (command == null && script != null)
+            if (command == null && deniedCommands != null && deniedCommands.Length > 0)
+                command = string.Join(", ", deniedCommands.Select(c => "'" + c + "'"));
+            else if (command == null && script != null)
             {
                 var lm = ScriptLine.Match(line);
                 if (lm.Success && int.TryParse(lm.Groups[1].Value, out int n)) command = script.CommandOnLine(n);
