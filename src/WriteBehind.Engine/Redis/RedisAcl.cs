@@ -14,8 +14,9 @@ namespace WriteBehind.Engine
             "+llen +lpush +rpush +lrange +lrem +ltrim +blmove +del +exists " +
             "+zadd +zrem +zscore +zrange +zrangebyscore";
 
-        /// <summary>Partition ownership (an owner key set with NX PX, read, released; WAIT for replicas).</summary>
-        public const string PartitionCommands = "+set +get +wait";
+        /// <summary>Partition ownership (an owner key set with NX PX, read, renewed with PEXPIRE, released
+        /// with DEL; WAIT for replicas): the partition work's owner.lua calls PEXPIRE too.</summary>
+        public const string PartitionCommands = "+set +get +pexpire +wait";
 
         /// <summary>StackExchange.Redis at connect and while connected (CONFIG, SCRIPT, CLIENT SETINFO, the
         /// pub/sub configuration channel and the tie-breaker are turned off in WriteBehindConnection), and
