@@ -20,6 +20,25 @@ function Test-RedisPing([int] $Port) {
         $buffer = [byte[]]::new(64)
         $n = $stream.Read($buffer, 0, 64)
         $client.Dispose()
+        # a server with a password (--requirepass) answers, too: NOAUTH
+        $reply = [Text.Encoding]::ASCII.GetString($buffer, 0, $n)
+        return ($reply -like '+PONG*' -or $reply -like '-NOAUTH*')
+    } catch { return $false }
+}
+
+# PING over TLS (any certificate accepted: this only asks whether the server is up).
+function Test-RedisTlsPing([int] $Port) {
+    try {
+        $client = [System.Net.Sockets.TcpClient]::new()
+        $client.ReceiveTimeout = 1000
+        $client.Connect('127.0.0.1', $Port)
+        $ssl = [System.Net.Security.SslStream]::new($client.GetStream(), $false, { $true })
+        $ssl.AuthenticateAsClient('localhost')
+        $bytes = [Text.Encoding]::ASCII.GetBytes("PING`r`n")
+        $ssl.Write($bytes, 0, $bytes.Length)
+        $buffer = [byte[]]::new(64)
+        $n = $ssl.Read($buffer, 0, 64)
+        $client.Dispose()
         return ([Text.Encoding]::ASCII.GetString($buffer, 0, $n) -like '+PONG*')
     } catch { return $false }
 }
@@ -33,7 +52,12 @@ function Start-TestServer {
         # e.g. '--appendonly', 'yes', '--appendfsync', 'always').
         [string[]] $ExtraArguments = @(),
         # Optional: this port instead of a free one, e.g. to restart a server on its port and WorkDir/<kind>-<port>.
-        [ValidateRange(0, 65535)] [int] $Port = 0
+        [ValidateRange(0, 65535)] [int] $Port = 0,
+        # Optional (redis-server only): serve TLS only, on the port, with this certificate and key (PEM);
+        # clients are not asked for certificates. The plain port is off.
+        [string] $TlsCertFile,
+        [string] $TlsKeyFile,
+        [string] $TlsCaFile
     )
     $redis = Get-Command redis-server -ErrorAction SilentlyContinue
     if ($Kind -eq 'Auto') { $Kind = if ($redis) { 'Redis' } else { 'Garnet' } }
@@ -49,6 +73,10 @@ function Start-TestServer {
     if ($Kind -eq 'Redis') {
         $psi.FileName = $redis.Source
         foreach ($a in @('--port', "$port", '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', $dir, '--protected-mode', 'yes')) { $psi.ArgumentList.Add($a) }
+        if ($TlsCertFile) {
+            foreach ($a in @('--port', '0', '--tls-port', "$port", '--tls-cert-file', $TlsCertFile, '--tls-key-file', $TlsKeyFile,
+                    '--tls-ca-cert-file', $TlsCaFile, '--tls-auth-clients', 'no')) { $psi.ArgumentList.Add($a) }
+        }
     } else {
         $psi.FileName = 'dotnet'
         foreach ($a in @('garnet-server', '--port', "$port", '--bind', '127.0.0.1', '--lua', 'true', '--lua-transaction-mode', 'true', '--memory', '256m', '--index', '16m')) { $psi.ArgumentList.Add($a) }
@@ -59,7 +87,9 @@ function Start-TestServer {
     $null = $process.StandardOutput.ReadToEndAsync()
     $null = $process.StandardError.ReadToEndAsync()
     $deadline = [DateTime]::UtcNow.AddSeconds(60)
-    while (-not (Test-RedisPing $port)) {
+    if ($TlsCertFile -and $Kind -ne 'Redis') { throw 'TLS test servers are redis-server only.' }
+    $ping = if ($TlsCertFile) { { Test-RedisTlsPing $port } } else { { Test-RedisPing $port } }
+    while (-not (& $ping)) {
         if ($process.HasExited) { throw "$Kind exited with code $($process.ExitCode) before answering on port $port." }
         if ([DateTime]::UtcNow -gt $deadline) { $process.Kill($true); throw "$Kind did not answer PING on port $port within 60 s." }
         Start-Sleep -Milliseconds 100
@@ -157,4 +187,4 @@ function Get-TestClusterMaster($Cluster) {
     }
 }
 
-Export-ModuleMember -Function Get-FreeTcpPort, Test-RedisPing, Start-TestServer, Stop-TestServer, Start-TestCluster, Stop-TestCluster, Get-TestClusterMaster, Invoke-RedisCli
+Export-ModuleMember -Function Get-FreeTcpPort, Test-RedisPing, Test-RedisTlsPing, Start-TestServer, Stop-TestServer, Start-TestCluster, Stop-TestCluster, Get-TestClusterMaster, Invoke-RedisCli

@@ -3,6 +3,8 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using System.Net;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
 using System.Threading;
 using System.Threading.Tasks;
 using StackExchange.Redis;
@@ -42,6 +44,13 @@ namespace WriteBehind.Engine
         /// <summary>The Redis endpoint(s), safe to print: never the password.</summary>
         public string RedisEndpoint { get; }
         public string StoreUri => Options.Store;
+        /// <summary>The Redis user the connection authenticated as ("default" when none was named).</summary>
+        public string RedisUser => string.IsNullOrEmpty(Options.RedisUser) ? "default" : Options.RedisUser;
+        /// <summary>Whether the connection uses TLS.</summary>
+        public bool UsesTls => _config.Ssl;
+
+        /// <summary>Names no secret.</summary>
+        public override string ToString() => $"WriteBehind: Redis {RedisEndpoint}{(UsesTls ? " (TLS)" : "")} as {RedisUser}; store {StoreUri}; key prefix '{Keys.Prefix}'";
         public bool IsConnected => _mux.IsConnected;
         internal IDatabase Database { get; }
 
@@ -61,8 +70,17 @@ namespace WriteBehind.Engine
                 throw new WriteBehindException(ErrorIds.InvalidConfiguration,
                     "The Redis configuration string could not be parsed: " + Scrub(ex.Message, options), null);
             }
+            if (!string.IsNullOrEmpty(config.Password) || !string.IsNullOrEmpty(config.User))
+            {
+                // Callers outside FromEnvironment may set Redis directly: keep the options free of the password.
+                options.Redis = RedisSecrets.Split(options.Redis, out string user, out string password);
+                if (options.RedisUser == null && user != null) options.RedisUser = user;
+                if (options.RedisPassword == null && password != null) options.RedisPassword = password;
+            }
             if (options.RedisUser != null) config.User = options.RedisUser;
             if (options.RedisPassword != null) config.Password = options.RedisPassword;
+            var tls = ConfigureTls(config, options);
+            ConfigureCommands(config);
             if ((options.Redis ?? "").IndexOf("connectTimeout", StringComparison.OrdinalIgnoreCase) < 0)
                 config.ConnectTimeout = (int)options.ConnectTimeout.TotalMilliseconds;
             config.AbortOnConnectFail = true;
@@ -70,26 +88,216 @@ namespace WriteBehind.Engine
             config.ClientName = "WriteBehind";
             if (config.EndPoints.Count == 0) config.EndPoints.Add("localhost", 6379);
             string endpoint = string.Join(",", config.EndPoints.Select(FormatEndPoint));
+            ConnectionMultiplexer mux;
             try
             {
-                var mux = await ConnectionMultiplexer.ConnectAsync(config).ConfigureAwait(false);
-                var connection = new WriteBehindConnection(mux, config, options, endpoint);
-                try
-                {
-                    await connection.CheckLayoutAsync().ConfigureAwait(false);
-                }
-                catch (Exception)
-                {
-                    connection.Dispose();
-                    throw;
-                }
-                return connection;
+                mux = await ConnectionMultiplexer.ConnectAsync(config).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is RedisException || ex is TimeoutException || ex is System.Net.Sockets.SocketException)
             {
-                throw new WriteBehindException(ErrorIds.RedisUnavailable,
-                    $"Cannot connect to Redis at {endpoint}: {Reason(ex, options)}", null);
+                throw ConnectFailure(ex, endpoint, options, tls);
             }
+            var connection = new WriteBehindConnection(mux, config, options, endpoint);
+            try
+            {
+                // One harmless read proves the user may use the module's keys at all (an ACL user without
+                // them connects fine and would otherwise fail only at the first cmdlet).
+                await connection.RedisAsync(db => db.ListLengthAsync(connection.Keys.Queue)).ConfigureAwait(false);
+                await connection.CheckPermissionsAsync().ConfigureAwait(false);
+                await connection.CheckLayoutAsync().ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                connection.Dispose();
+                throw;
+            }
+            return connection;
+        }
+
+        // ARGV: pairs of a command line (words split on spaces; module keys hold no whitespace) and what to
+        // report when the user may not run it. Every line carries the arguments its key extraction reads:
+        // redis-server 7.0.15 crashes on redis.acl_check_cmd('evalsha') alone for a user with key patterns.
+        private const string PermissionCheckScript =
+            "local unpack = unpack or table.unpack\n" +
+            "local denied = {}\n" +
+            "for i = 1, #ARGV, 2 do\n" +
+            "  local words = {}\n" +
+            "  for w in string.gmatch(ARGV[i], '[^ ]+') do words[#words + 1] = w end\n" +
+            "  if not redis.acl_check_cmd(unpack(words)) then denied[#denied + 1] = ARGV[i + 1] end\n" +
+            "end\n" +
+            "return denied";
+
+        /// <summary>Asks Redis (redis.acl_check_cmd, Redis 7) whether the user may run every command the
+        /// module and its scripts use, and write every module key: a script refused halfway through would
+        /// leave its first writes behind (Redis does not roll a script back), so a user missing a grant is
+        /// refused here, before any write. Skipped where it cannot be asked (no EVAL grant, Redis 6, Garnet):
+        /// the first refused command then says what is missing.</summary>
+        private async Task CheckPermissionsAsync()
+        {
+            var args = new List<RedisValue>();
+            foreach (string rule in (RedisAcl.ModuleCommands + " " + RedisAcl.PartitionCommands).Split(' '))
+            {
+                string command = rule.Substring(1);
+                // EVAL/EVALSHA with their script and numkeys 0, WAIT with its two numbers; the others need no
+                // arguments to be checked
+                args.Add(command == "eval" ? "eval return 0" : command == "evalsha" ? "evalsha 0000000000000000000000000000000000000000 0"
+                    : command == "wait" ? "wait 0 0" : command);
+                args.Add("+" + command);
+            }
+            foreach (var (command, key) in new[] {
+                ("hset", Keys.Cache), ("hset", Keys.Versions), ("lpush", Keys.Queue), ("zadd", Keys.Leases),
+                ("lpush", Keys.LeasePrefix + "check"), ("lpush", Keys.DeadLetters), ("hset", Keys.DeadLetterInfo), ("hset", Keys.Stats),
+                ("set", Keys.Owner), ("set", Layout.LayoutKey) })
+            {
+                args.Add($"{command} {key} f v");
+                args.Add(key);
+            }
+            string[] denied;
+            try
+            {
+                denied = (string[])await Database.ScriptEvaluateAsync(PermissionCheckScript, Array.Empty<RedisKey>(), args.ToArray()).ConfigureAwait(false);
+            }
+            catch (RedisServerException)
+            {
+                return;
+            }
+            if (denied == null || denied.Length == 0) return;
+            var commands = denied.Where(d => d.StartsWith("+", StringComparison.Ordinal)).Select(d => d.Substring(1)).ToArray();
+            var keys = denied.Where(d => !d.StartsWith("+", StringComparison.Ordinal)).ToArray();
+            string who = $"Redis user '{RedisUser}' at {RedisEndpoint}";
+            string message = commands.Length > 0
+                ? $"{who} may not run {string.Join(", ", commands.Select(c => "'" + c + "'"))}, which the module needs"
+                : $"{who} may not access the module's key(s) {string.Join(", ", keys.Select(k => "'" + k + "'"))} (to write them): every module key starts with " +
+                  $"'{Keys.Cache}' or '{Keys.Queue}', so the user needs the key patterns '~{Keys.Cache}*' and '~{Keys.Queue}*'";
+            throw new WriteBehindException(ErrorIds.RedisPermissionDenied,
+                message + ". Grant the rules in WriteBehind's README, section \"Least privilege\".", null);
+        }
+
+        /// <summary>The first-connect failure as a WriteBehindException without secrets: TLS validation (what
+        /// the certificate check found), authentication, a missing ACL permission, or an unreachable server.</summary>
+        private static WriteBehindException ConnectFailure(Exception ex, string endpoint, WriteBehindOptions options, TlsCheck tls)
+        {
+            if (tls?.Failure != null)
+                return new WriteBehindException(ErrorIds.TlsValidationFailed,
+                    $"Cannot connect to Redis at {endpoint}: the server's TLS certificate did not validate: {tls.Failure}", null);
+            string all = ex.ToString();
+            if (RedisPermission.IsDenied(all))
+            {
+                int at = all.IndexOf("NOPERM", StringComparison.Ordinal);
+                string said = at >= 0 ? all.Substring(at) : all;
+                return new WriteBehindException(ErrorIds.RedisPermissionDenied,
+                    RedisPermission.Describe(Scrub(said, options), options.RedisUser, endpoint, null, new KeyNames(options.KeyPrefix)), null);
+            }
+            string reason = Reason(ex, options);
+            if (!options.UseTls && reason.StartsWith("the server did not answer", StringComparison.Ordinal))
+                reason += " A TLS port answers a plain client with nothing: connect with -UseTls if it is one.";
+            return new WriteBehindException(ErrorIds.RedisUnavailable, $"Cannot connect to Redis at {endpoint}: {reason}", null);
+        }
+
+        /// <summary>What the certificate check found on the last handshake (null: nothing wrong).</summary>
+        private sealed class TlsCheck
+        {
+            public volatile string Failure;
+        }
+
+        private static TlsCheck ConfigureTls(ConfigurationOptions config, WriteBehindOptions options)
+        {
+            if (options.UseTls || !string.IsNullOrEmpty(options.TlsCaCertificate)) config.Ssl = true;
+            options.UseTls = config.Ssl;
+            if (!config.Ssl) return null;
+            if (!string.IsNullOrEmpty(options.TlsHostName)) config.SslHost = options.TlsHostName;
+            var check = new TlsCheck();
+            if (options.SkipCertificateCheck)
+            {
+                config.CertificateValidation += (sender, certificate, chain, errors) => true;
+                return check;
+            }
+            X509Certificate2[] authorities = null;
+            if (!string.IsNullOrEmpty(options.TlsCaCertificate))
+            {
+                authorities = LoadCertificates(options.TlsCaCertificate);
+                // A private CA publishes no revocation list: the chain is checked against the given CA only.
+                config.CheckCertificateRevocation = false;
+            }
+            config.CertificateValidation += (sender, certificate, chain, errors) =>
+            {
+                string failure = ValidateServerCertificate(certificate, errors, authorities);
+                check.Failure = failure;
+                return failure == null;
+            };
+            return check;
+        }
+
+        /// <summary>Every certificate in a PEM file (one or more BEGIN CERTIFICATE blocks) or a DER file.</summary>
+        private static X509Certificate2[] LoadCertificates(string path)
+        {
+            byte[] bytes;
+            try
+            {
+                bytes = System.IO.File.ReadAllBytes(path);
+            }
+            catch (Exception ex) when (ex is System.IO.IOException || ex is UnauthorizedAccessException || ex is ArgumentException || ex is NotSupportedException)
+            {
+                throw new WriteBehindException(ErrorIds.InvalidConfiguration, $"The TLS CA certificate file '{path}' cannot be read: {ex.Message}", null);
+            }
+            try
+            {
+                string text = System.Text.Encoding.ASCII.GetString(bytes);
+                var blocks = System.Text.RegularExpressions.Regex.Matches(text, @"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----");
+                if (blocks.Count == 0) return new[] { new X509Certificate2(bytes) };
+                var list = new List<X509Certificate2>();
+                foreach (System.Text.RegularExpressions.Match b in blocks)
+                    list.Add(new X509Certificate2(Convert.FromBase64String(System.Text.RegularExpressions.Regex.Replace(b.Groups[1].Value, @"\s", ""))));
+                return list.ToArray();
+            }
+            catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException || ex is FormatException)
+            {
+                throw new WriteBehindException(ErrorIds.InvalidConfiguration, $"The TLS CA certificate file '{path}' holds no certificate that can be read: {ex.Message}", null);
+            }
+        }
+
+        /// <summary>Null when the server certificate is good: issued (through any intermediates the server sent)
+        /// by one of <paramref name="authorities"/> (or, without them, trusted by the system), in its validity
+        /// period, and naming the host. Otherwise why not.</summary>
+        private static string ValidateServerCertificate(X509Certificate certificate, SslPolicyErrors errors, X509Certificate2[] authorities)
+        {
+            if (certificate == null || (errors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0) return "the server sent no certificate";
+            if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
+                return "the certificate does not name the host (give the name it carries with -TlsHostName)";
+            if (authorities == null)
+                return errors == SslPolicyErrors.None ? null : "the certificate chain is not trusted by this system (" + errors + "); give the CA with -TlsCaCertificate";
+            var server = certificate as X509Certificate2 ?? new X509Certificate2(certificate);
+            using (var chain = new X509Chain())
+            {
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                chain.ChainPolicy.VerificationFlags = X509VerificationFlags.AllowUnknownCertificateAuthority;
+                foreach (var ca in authorities) chain.ChainPolicy.ExtraStore.Add(ca);
+                chain.Build(server);
+                var root = chain.ChainElements.Count > 0 ? chain.ChainElements[chain.ChainElements.Count - 1].Certificate : null;
+                if (root == null || !authorities.Any(a => a.RawData.SequenceEqual(root.RawData)))
+                    return $"it is not issued by the given CA (issuer: {server.Issuer})";
+                foreach (var status in chain.ChainStatus)
+                {
+                    if (status.Status == X509ChainStatusFlags.NoError || status.Status == X509ChainStatusFlags.UntrustedRoot) continue;
+                    return $"{status.Status}: {status.StatusInformation?.Trim()}";
+                }
+                return null;
+            }
+        }
+
+        /// <summary>Commands StackExchange.Redis would send on its own that the module does not need, turned
+        /// off so a least-privilege ACL user (RedisAcl.Rules) need not be granted them: the configuration
+        /// change broadcast (SUBSCRIBE/PUBLISH __Booksleeve_MasterChanged), the tie-breaker key (GET
+        /// __Booksleeve_TieBreak, outside the module's key patterns), CONFIG and SCRIPT.</summary>
+        private static void ConfigureCommands(ConfigurationOptions config)
+        {
+            config.ConfigurationChannel = string.Empty;
+            config.TieBreaker = string.Empty;
+            // CONFIG GET (databases, replica-read-only) would need a grant that also reveals the server's
+            // configuration; SCRIPT LOAD is not needed (the scripts go by EVALSHA, else EVAL).
+            // CLIENT SETINFO (library name and version, Redis 7.2+) is not needed either.
+            config.SetClientLibrary = false;
+            config.CommandMap = CommandMap.Create(new HashSet<string> { "CONFIG", "SCRIPT" }, available: false);
         }
 
         /// <summary>On a cluster every script's keys must share a slot: the single partition needs a hash tag
@@ -243,11 +451,51 @@ namespace WriteBehind.Engine
                 throw new WriteBehindException(ErrorIds.RedisUnavailable,
                     $"Lost the connection to Redis at {RedisEndpoint}: {Scrub(Summary(ex.Message), Options)}", null);
             }
+            catch (RedisPermissionException ex)
+            {
+                throw PermissionDenied(Scrub(ex.Message, Options), ex.Script, ex.DeniedCommands);
+            }
+            catch (RedisServerException ex) when (RedisPermission.IsDenied(ex.Message))
+            {
+                throw PermissionDenied(Scrub(ex.Message, Options), null);
+            }
             catch (RedisServerException ex)
             {
                 throw new WriteBehindException(ErrorIds.RedisCommandFailed,
                     $"Redis at {RedisEndpoint} refused a command: {Scrub(FirstLine(ex.Message), Options)}", null);
             }
+        }
+
+        private WriteBehindException PermissionDenied(string serverMessage, WriteBehind.Engine.Redis.LuaScript script, string[] deniedCommands = null) =>
+            new WriteBehindException(ErrorIds.RedisPermissionDenied,
+                RedisPermission.Describe(serverMessage, Options.RedisUser, RedisEndpoint, script, Keys, deniedCommands), null);
+
+        /// <summary>Enumerates a StackExchange.Redis cursor (HSCAN) with its failures as WriteBehindExceptions.</summary>
+        private IEnumerable<T> Guarded<T>(IEnumerable<T> source)
+        {
+            IEnumerator<T> e;
+            try { e = source.GetEnumerator(); }
+            catch (Exception ex) when (ex is RedisException || ex is TimeoutException) { throw Translate(ex); }
+            using (e)
+            {
+                while (true)
+                {
+                    try
+                    {
+                        if (!e.MoveNext()) yield break;
+                    }
+                    catch (Exception ex) when (ex is RedisException || ex is TimeoutException) { throw Translate(ex); }
+                    yield return e.Current;
+                }
+            }
+        }
+
+        private WriteBehindException Translate(Exception ex)
+        {
+            if (ex is RedisServerException && RedisPermission.IsDenied(ex.Message)) return PermissionDenied(Scrub(ex.Message, Options), null);
+            if (ex is RedisServerException) return new WriteBehindException(ErrorIds.RedisCommandFailed,
+                $"Redis at {RedisEndpoint} refused a command: {Scrub(FirstLine(ex.Message), Options)}", null);
+            return new WriteBehindException(ErrorIds.RedisUnavailable, $"Lost the connection to Redis at {RedisEndpoint}: {Scrub(Summary(ex.Message), Options)}", null);
         }
 
         /// <summary>A producer's write: at the high-water mark it fails with QueueFull, or under the Block
@@ -445,15 +693,7 @@ namespace WriteBehind.Engine
         private IEnumerable<ProfileState> ScanCached(KeyNames keys, string userIdPattern, int pageSize)
         {
             var page = new List<HashEntry>(pageSize);
-            IEnumerable<HashEntry> scan;
-            try
-            {
-                scan = Database.HashScan(keys.Cache, "user:" + (userIdPattern ?? "*"), pageSize);
-            }
-            catch (Exception ex) when (ex is RedisConnectionException || ex is RedisTimeoutException)
-            {
-                throw new WriteBehindException(ErrorIds.RedisUnavailable, $"Lost the connection to Redis at {RedisEndpoint}.", null);
-            }
+            var scan = Guarded(Database.HashScan(keys.Cache, "user:" + (userIdPattern ?? "*"), pageSize));
             foreach (var entry in scan)
             {
                 page.Add(entry);
@@ -478,13 +718,15 @@ namespace WriteBehind.Engine
             }
             escaped.Append('*');
             string pattern = escaped.ToString();
-            return Layout.Partitions.SelectMany(keys => Database.HashScan(keys.Cache, pattern, 250)).Take(max).Select(e => ((string)e.Name).Substring(5));
+            return Layout.Partitions.SelectMany(keys => Guarded(Database.HashScan(keys.Cache, pattern, 250))).Take(max).Select(e => ((string)e.Name).Substring(5));
         }
 
         private IEnumerable<ProfileState> VersionPage(KeyNames keys, List<HashEntry> page)
         {
             if (page.Count == 0) yield break;
-            var versions = Database.HashGet(keys.Versions, page.Select(e => e.Name).ToArray());
+            RedisValue[] versions;
+            try { versions = Database.HashGet(keys.Versions, page.Select(e => e.Name).ToArray()); }
+            catch (Exception ex) when (ex is RedisException || ex is TimeoutException) { throw Translate(ex); }
             for (int i = 0; i < page.Count; i++)
             {
                 string field = page[i].Name;
@@ -697,7 +939,7 @@ namespace WriteBehind.Engine
                 }
                 catch (Exception ex) when (ex is RedisException || ex is TimeoutException)
                 {
-                    throw new WriteBehindException(ErrorIds.RedisUnavailable, $"Cannot connect to Redis at {RedisEndpoint}: {Reason(ex, Options)}", null);
+                    throw ConnectFailure(ex, RedisEndpoint, Options, null);
                 }
             }
             var waiter = _waiter;
@@ -706,6 +948,10 @@ namespace WriteBehind.Engine
                 var r = await waiter.GetDatabase().ExecuteAsync("BLMOVE", (RedisKey)Keys.Queue, (RedisKey)Keys.Queue, "RIGHT", "RIGHT",
                     Math.Max(0.01, timeout.TotalSeconds).ToString("0.###", CultureInfo.InvariantCulture)).ConfigureAwait(false);
                 return !r.IsNull;
+            }
+            catch (RedisServerException ex) when (RedisPermission.IsDenied(ex.Message))
+            {
+                throw PermissionDenied(Scrub(ex.Message, Options), null);
             }
             catch (Exception ex) when (ex is RedisConnectionException || ex is RedisTimeoutException)
             {

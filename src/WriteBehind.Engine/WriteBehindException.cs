@@ -18,6 +18,12 @@ namespace WriteBehind.Engine
         public const string PartitionMismatch = "PartitionMismatch";
         public const string ClusterNeedsHashTag = "ClusterNeedsHashTag";
         public const string ReplicationTimeout = "ReplicationTimeout";
+        /// <summary>A password in a plain parameter (Connect-WriteBehind -Redis '...,password=...').</summary>
+        public const string PasswordInParameter = "PasswordInParameter";
+        /// <summary>Redis refused a command or key to the connection's user (a NOPERM reply, ACL).</summary>
+        public const string RedisPermissionDenied = "RedisPermissionDenied";
+        /// <summary>The Redis server's TLS certificate did not validate.</summary>
+        public const string TlsValidationFailed = "TlsValidationFailed";
     }
 
     /// <summary>An error the engine explains itself; <see cref="ErrorId"/> is stable across versions.</summary>

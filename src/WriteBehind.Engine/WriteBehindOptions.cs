@@ -7,18 +7,35 @@ namespace WriteBehind.Engine
     public enum BackpressurePolicy { Fail, Block }
 
     /// <summary>Where the cache, queue and store are, and the limits. Built by Connect-WriteBehind or from
-    /// the environment (WRITEBEHIND_REDIS, WRITEBEHIND_STORE, WRITEBEHIND_KEY_PREFIX, WRITEBEHIND_HIGH_WATER_MARK,
-    /// WRITEBEHIND_PARTITIONS, WRITEBEHIND_REPLICA_ACKS).</summary>
+    /// the environment (WRITEBEHIND_REDIS, WRITEBEHIND_REDIS_USER, WRITEBEHIND_REDIS_PASSWORD, WRITEBEHIND_REDIS_TLS,
+    /// WRITEBEHIND_REDIS_CA, WRITEBEHIND_STORE, WRITEBEHIND_KEY_PREFIX, WRITEBEHIND_HIGH_WATER_MARK,
+    /// WRITEBEHIND_PARTITIONS, WRITEBEHIND_REPLICA_ACKS).
+    /// The Redis password is kept out of every public property: <see cref="Redis"/> never holds it (a
+    /// <c>password=</c> from the environment is moved out of the string), and <see cref="ToString"/> names no secret.</summary>
     public sealed class WriteBehindOptions
     {
         public const string DefaultRedis = "localhost:6379";
         public const long DefaultHighWaterMark = 10_000_000;
 
-        /// <summary>A StackExchange.Redis configuration string (endpoints and options). May hold a
-        /// password; it is never printed.</summary>
+        /// <summary>A StackExchange.Redis configuration string (endpoints and options), without a password:
+        /// <see cref="FromEnvironment"/> moves a <c>password=</c>/<c>user=</c> of WRITEBEHIND_REDIS into
+        /// <see cref="RedisUser"/> and the (internal) password, and Connect-WriteBehind refuses a -Redis that holds one.</summary>
         public string Redis { get; set; } = DefaultRedis;
         public string RedisUser { get; set; }
-        public string RedisPassword { get; set; }
+        /// <summary>Internal on purpose: the options object is reachable from PowerShell
+        /// (<c>$connection.Options</c>), and no property there may show the password.</summary>
+        internal string RedisPassword { get; set; }
+        /// <summary>Whether a Redis password is set (the password itself is not readable here).</summary>
+        public bool HasRedisPassword => !string.IsNullOrEmpty(RedisPassword);
+        /// <summary>Connect to Redis over TLS (also on when the configuration string says <c>ssl=true</c>).</summary>
+        public bool UseTls { get; set; }
+        /// <summary>Path of a PEM or DER file with the CA certificate(s) the server certificate must chain to
+        /// (instead of the system's trust store).</summary>
+        public string TlsCaCertificate { get; set; }
+        /// <summary>The name the server certificate must carry (default: the endpoint's host).</summary>
+        public string TlsHostName { get; set; }
+        /// <summary>Accept any server certificate (TLS without authentication of the server).</summary>
+        public bool SkipCertificateCheck { get; set; }
         /// <summary>Store URI: <c>sqlite:///abs/path.db</c>, <c>sqlite:relative.db</c> or a plain path.</summary>
         public string Store { get; set; } = DefaultStoreUri;
         public string KeyPrefix { get; set; } = string.Empty;
@@ -50,7 +67,29 @@ namespace WriteBehind.Engine
         {
             var o = new WriteBehindOptions();
             string redis = Environment.GetEnvironmentVariable("WRITEBEHIND_REDIS");
-            if (!string.IsNullOrWhiteSpace(redis)) o.Redis = redis;
+            if (!string.IsNullOrWhiteSpace(redis))
+            {
+                // The environment is an allowed source of a password: take it out of the string.
+                o.Redis = RedisSecrets.Split(redis, out string user, out string password);
+                if (user != null) o.RedisUser = user;
+                if (password != null) o.RedisPassword = password;
+            }
+            string redisUser = Environment.GetEnvironmentVariable("WRITEBEHIND_REDIS_USER");
+            if (!string.IsNullOrEmpty(redisUser)) o.RedisUser = redisUser;
+            string redisPassword = Environment.GetEnvironmentVariable("WRITEBEHIND_REDIS_PASSWORD");
+            if (!string.IsNullOrEmpty(redisPassword)) o.RedisPassword = redisPassword;
+            string tls = Environment.GetEnvironmentVariable("WRITEBEHIND_REDIS_TLS");
+            if (!string.IsNullOrWhiteSpace(tls))
+            {
+                switch (tls.Trim().ToLowerInvariant())
+                {
+                    case "true": case "1": case "yes": o.UseTls = true; break;
+                    case "false": case "0": case "no": o.UseTls = false; break;
+                    default: throw new WriteBehindException(ErrorIds.InvalidConfiguration, "WRITEBEHIND_REDIS_TLS must be true or false.");
+                }
+            }
+            string ca = Environment.GetEnvironmentVariable("WRITEBEHIND_REDIS_CA");
+            if (!string.IsNullOrWhiteSpace(ca)) { o.TlsCaCertificate = ca; o.UseTls = o.UseTls || string.IsNullOrWhiteSpace(tls); }
             string store = Environment.GetEnvironmentVariable("WRITEBEHIND_STORE");
             if (!string.IsNullOrWhiteSpace(store)) o.Store = store;
             string prefix = Environment.GetEnvironmentVariable("WRITEBEHIND_KEY_PREFIX");
@@ -77,5 +116,9 @@ namespace WriteBehind.Engine
         }
 
         public WriteBehindOptions Clone() => (WriteBehindOptions)MemberwiseClone();
+
+        /// <summary>Names no secret: the configuration string (which holds no password) and the store.</summary>
+        public override string ToString() =>
+            $"Redis {Redis}{(UseTls ? " (TLS)" : "")}{(RedisUser != null ? " as " + RedisUser : "")}{(HasRedisPassword ? " with a password" : "")}; store {Store}";
     }
 }

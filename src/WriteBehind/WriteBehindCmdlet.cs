@@ -89,7 +89,10 @@ namespace WriteBehind.Commands
             {
                 case ErrorIds.InvalidUserId:
                 case ErrorIds.InvalidStoreUri:
-                case ErrorIds.InvalidConfiguration: return ErrorCategory.InvalidArgument;
+                case ErrorIds.InvalidConfiguration:
+                case ErrorIds.PasswordInParameter: return ErrorCategory.InvalidArgument;
+                case ErrorIds.RedisPermissionDenied: return ErrorCategory.PermissionDenied;
+                case ErrorIds.TlsValidationFailed: return ErrorCategory.SecurityError;
                 case ErrorIds.InvalidProfileJson:
                 case ErrorIds.InvalidQueueItem: return ErrorCategory.InvalidData;
                 case ErrorIds.QueueFull: return ErrorCategory.LimitsExceeded;

@@ -278,12 +278,26 @@ Describe 'Connection failures' {
         ($err | Out-String) | Should -Not -Match $secret
         $err.Exception.ToString() | Should -Not -Match $secret
     }
-    It 'a password inside the configuration string is not shown either' {
+    It 'a password inside -Redis is refused (PasswordInParameter) and not repeated' {
         $port = & { $l = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0); $l.Start(); $p = $l.LocalEndpoint.Port; $l.Stop(); $p }
         $err = $null
-        try { Connect-WriteBehind -Redis "127.0.0.1:$port,password=Inline-Pw-42,connectTimeout=1500" -ErrorAction Stop } catch { $err = $_ }
-        $err.FullyQualifiedErrorId | Should -Be 'RedisUnavailable,WriteBehind.Commands.ConnectWriteBehindCommand'
+        $redis = "127.0.0.1:$port,password=Inline-Pw-42,connectTimeout=1500"
+        try { Connect-WriteBehind -Redis $redis -ErrorAction Stop } catch { $err = $_ }
+        $err.FullyQualifiedErrorId | Should -Be 'PasswordInParameter,WriteBehind.Commands.ConnectWriteBehindCommand'
+        $err.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $err.Exception.Message | Should -Match 'WRITEBEHIND_REDIS_PASSWORD'
         ($err | Out-String) | Should -Not -Match 'Inline-Pw-42'
+        $err.Exception.ToString() | Should -Not -Match 'Inline-Pw-42'
+    }
+    It 'a password inside $env:WRITEBEHIND_REDIS is allowed, and not shown when Redis is unreachable' {
+        $port = & { $l = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0); $l.Start(); $p = $l.LocalEndpoint.Port; $l.Stop(); $p }
+        $saved = $env:WRITEBEHIND_REDIS
+        $env:WRITEBEHIND_REDIS = "127.0.0.1:$port,password=Env-Pw-43,connectTimeout=1500"
+        $err = $null
+        try { Connect-WriteBehind -ErrorAction Stop } catch { $err = $_ } finally { $env:WRITEBEHIND_REDIS = $saved }
+        $err.FullyQualifiedErrorId | Should -Be 'RedisUnavailable,WriteBehind.Commands.ConnectWriteBehindCommand'
+        ($err | Out-String) | Should -Not -Match 'Env-Pw-43'
+        $err.Exception.ToString() | Should -Not -Match 'Env-Pw-43'
     }
     It 'cmdlets without a connection use $env:WRITEBEHIND_REDIS' {
         $p = New-TestPrefix

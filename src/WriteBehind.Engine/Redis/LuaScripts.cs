@@ -30,8 +30,64 @@ namespace WriteBehind.Engine.Redis
             }
             catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
             {
-                return await db.ScriptEvaluateAsync(Text, keys, args).ConfigureAwait(false);
+                try
+                {
+                    return await db.ScriptEvaluateAsync(Text, keys, args).ConfigureAwait(false);
+                }
+                catch (RedisServerException inner) when (RedisPermission.IsDenied(inner.Message))
+                {
+                    throw new RedisPermissionException(inner.Message, this, await DeniedCommandsAsync(db, inner.Message).ConfigureAwait(false));
+                }
             }
+            catch (RedisServerException ex) when (RedisPermission.IsDenied(ex.Message))
+            {
+                throw new RedisPermissionException(ex.Message, this, await DeniedCommandsAsync(db, ex.Message).ConfigureAwait(false));
+            }
+        }
+
+        private const string AclCheckScript =
+            "local denied = {}\n" +
+            "for _, c in ipairs(ARGV) do if not redis.acl_check_cmd(c) then denied[#denied + 1] = c end end\n" +
+            "return denied";
+
+        /// <summary>Inside a script Redis 7.0 does not name the command it refused ("can't run this command
+        /// ... @user_script:10"), and a line such as call_chunked's names none: ask Redis which of the
+        /// script's commands the user may not run (redis.acl_check_cmd, Redis 7). Empty when that cannot be
+        /// found out (no EVAL grant, an older server, a key refusal).</summary>
+        private async Task<string[]> DeniedCommandsAsync(IDatabaseAsync db, string message)
+        {
+            if (message.IndexOf("can't run this command", StringComparison.Ordinal) < 0) return Array.Empty<string>();
+            try
+            {
+                var commands = Commands();
+                var reply = await db.ScriptEvaluateAsync(AclCheckScript, Array.Empty<RedisKey>(),
+                    System.Linq.Enumerable.ToArray(System.Linq.Enumerable.Select(commands, c => (RedisValue)c))).ConfigureAwait(false);
+                return (string[])reply ?? Array.Empty<string>();
+            }
+            catch (Exception)
+            {
+                return Array.Empty<string>();
+            }
+        }
+
+        /// <summary>The Redis commands named on a 1-based line of the script text (<c>redis.call('HSET'</c>).</summary>
+        internal string CommandOnLine(int line)
+        {
+            string[] lines = Text.Split('\n');
+            if (line < 1 || line > lines.Length) return null;
+            var m = System.Text.RegularExpressions.Regex.Match(lines[line - 1], @"redis\.p?call\(\s*'([A-Za-z]+)'");
+            return m.Success ? m.Groups[1].Value.ToLowerInvariant() : null;
+        }
+
+        /// <summary>Every command the script may call (for a message when the line does not name one).</summary>
+        internal string[] Commands()
+        {
+            var set = new System.Collections.Generic.SortedSet<string>(StringComparer.Ordinal);
+            foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(Text, @"redis\.p?call\(\s*'([A-Za-z]+)'"))
+                set.Add(m.Groups[1].Value.ToLowerInvariant());
+            foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(Text, @"\b(?:chunked|call_chunked)\w*\(\s*'([A-Za-z]+)'"))
+                set.Add(m.Groups[1].Value.ToLowerInvariant());
+            return System.Linq.Enumerable.ToArray(set);
         }
 
         /// <summary>A script with the shared helpers it needs prepended (common.lua: chunked calls and the

@@ -10,7 +10,8 @@ namespace WriteBehind.Commands
     [OutputType(typeof(WriteBehindConnection))]
     public sealed class ConnectWriteBehindCommand : PSCmdlet
     {
-        /// <summary>StackExchange.Redis configuration, e.g. "localhost:6379" or "host:6380,ssl=true".</summary>
+        /// <summary>StackExchange.Redis configuration, e.g. "localhost:6379" or "host:6380,ssl=true". A
+        /// password here is refused (PasswordInParameter): use -Credential or WRITEBEHIND_REDIS_PASSWORD.</summary>
         [Parameter(Position = 0)]
         [ValidateNotNullOrEmpty]
         public string Redis { get; set; }
@@ -56,6 +57,24 @@ namespace WriteBehind.Commands
         [Parameter]
         public TimeSpan ReplicaTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
+        /// <summary>Connect to Redis over TLS.</summary>
+        [Parameter]
+        public SwitchParameter UseTls { get; set; }
+
+        /// <summary>PEM or DER file with the CA certificate the server's certificate must chain to (implies -UseTls).</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string TlsCaCertificate { get; set; }
+
+        /// <summary>The name the server's certificate must carry (default: the endpoint's host).</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string TlsHostName { get; set; }
+
+        /// <summary>Accept any server certificate (writes a warning).</summary>
+        [Parameter]
+        public SwitchParameter SkipCertificateCheck { get; set; }
+
         [Parameter]
         public SwitchParameter PassThru { get; set; }
 
@@ -64,8 +83,17 @@ namespace WriteBehind.Commands
             WriteBehindOptions options;
             try
             {
+                if (Redis != null && RedisSecrets.HasPassword(Redis))
+                    throw new WriteBehindException(ErrorIds.PasswordInParameter,
+                        "-Redis holds a password (password=...). A password on a command line ends up in the history, transcripts and " +
+                        "process lists: pass it with -Credential (PSCredential) or the environment (WRITEBEHIND_REDIS_PASSWORD, or a " +
+                        "password= in WRITEBEHIND_REDIS), and remove it from -Redis.");
                 options = WriteBehindOptions.FromEnvironment();
-                if (Redis != null) options.Redis = Redis;
+                if (Redis != null)
+                {
+                    options.Redis = RedisSecrets.Split(Redis, out string user, out _);
+                    if (user != null) options.RedisUser = user;
+                }
                 if (Store != null) options.Store = Store;
                 if (KeyPrefix != null) options.KeyPrefix = KeyPrefix;
                 if (HighWaterMark >= 0) options.HighWaterMark = HighWaterMark;
@@ -74,6 +102,20 @@ namespace WriteBehind.Commands
                 if (Partitions > 0) options.Partitions = Partitions;
                 if (ReplicaAcks >= 0) options.ReplicaAcks = ReplicaAcks;
                 options.ReplicaTimeout = ReplicaTimeout;
+                if (UseTls) options.UseTls = true;
+                if (TlsCaCertificate != null)
+                {
+                    options.TlsCaCertificate = SessionState.Path.GetUnresolvedProviderPathFromPSPath(TlsCaCertificate);
+                    options.UseTls = true;
+                }
+                if (TlsHostName != null) options.TlsHostName = TlsHostName;
+                if (SkipCertificateCheck)
+                {
+                    options.SkipCertificateCheck = true;
+                    options.UseTls = true;
+                    WriteWarning("-SkipCertificateCheck: the Redis server's TLS certificate is not checked. The connection is encrypted, " +
+                                 "but anyone between this machine and the server can pretend to be it and read the password and the data.");
+                }
                 if (Credential != null && Credential != PSCredential.Empty)
                 {
                     if (!string.IsNullOrEmpty(Credential.UserName) && Credential.UserName != "default") options.RedisUser = Credential.UserName;
@@ -85,7 +127,7 @@ namespace WriteBehind.Commands
             }
             catch (WriteBehindException ex)
             {
-                ThrowTerminatingError(new ErrorRecord(ex, ex.ErrorId, WriteBehindCmdlet.CategoryOf(ex.ErrorId), Store));
+                ThrowTerminatingError(new ErrorRecord(ex, ex.ErrorId, WriteBehindCmdlet.CategoryOf(ex.ErrorId), ex.ErrorId == ErrorIds.PasswordInParameter ? null : Store));
                 return;
             }
             catch (ArgumentException ex)
@@ -104,7 +146,7 @@ namespace WriteBehind.Commands
                 return;
             }
             ConnectionRegistry.SetDefault(connection);
-            WriteVerbose($"Connected to Redis at {connection.RedisEndpoint}; store {connection.StoreUri}; key prefix '{connection.Keys.Prefix}'; {connection.Layout.Count} partition(s){(connection.IsCluster ? " on a Redis Cluster" : "")}.");
+            WriteVerbose($"Connected to Redis at {connection.RedisEndpoint}{(connection.UsesTls ? " over TLS" : "")} as {connection.RedisUser}; store {connection.StoreUri}; key prefix '{connection.Keys.Prefix}'; {connection.Layout.Count} partition(s){(connection.IsCluster ? " on a Redis Cluster" : "")}.");
             if (PassThru) WriteObject(connection);
         }
     }
