@@ -138,10 +138,19 @@ namespace WriteBehind.Engine
             foreach (string rule in (RedisAcl.ModuleCommands + " " + RedisAcl.PartitionCommands).Split(' '))
             {
                 string command = rule.Substring(1);
-                // EVAL/EVALSHA with their script and numkeys 0, WAIT with its two numbers; the others need no
+                // EVAL/EVALSHA with their script and numkeys 0, WAIT with its two numbers, the owner key's
+                // commands with that key (Redis refuses SET, GET and PEXPIRE without one); the others need no
                 // arguments to be checked
-                args.Add(command == "eval" ? "eval return 0" : command == "evalsha" ? "evalsha 0000000000000000000000000000000000000000 0"
-                    : command == "wait" ? "wait 0 0" : command);
+                switch (command)
+                {
+                    case "eval": args.Add("eval return 0"); break;
+                    case "evalsha": args.Add("evalsha 0000000000000000000000000000000000000000 0"); break;
+                    case "wait": args.Add("wait 0 0"); break;
+                    case "set": args.Add("set " + Keys.Owner + " v"); break;
+                    case "get": args.Add("get " + Keys.Owner); break;
+                    case "pexpire": args.Add("pexpire " + Keys.Owner + " 1"); break;
+                    default: args.Add(command); break;
+                }
                 args.Add("+" + command);
             }
             foreach (var (command, key) in new[] {
@@ -323,7 +332,9 @@ namespace WriteBehind.Engine
                     throw new WriteBehindException(ErrorIds.PartitionMismatch,
                         $"Redis at {RedisEndpoint} holds WriteBehind data with one partition ({single.Versions}, {single.Queue}) under prefix '{Layout.Prefix}': " +
                         $"connect without -Partitions, or drain and clear it before using {Layout.Count} partitions.");
-                if (await RedisAsync(db => db.StringSetAsync(Layout.LayoutKey, Layout.Count, when: When.NotExists)).ConfigureAwait(false)) return;
+                // SET NX, not SETNX (StackExchange.Redis's choice for When.NotExists), so the ACL needs +set only
+                var set = await RedisAsync(db => db.ExecuteAsync("SET", (RedisKey)Layout.LayoutKey, Layout.Count, "NX")).ConfigureAwait(false);
+                if (!set.IsNull) return;
                 recorded = await RedisAsync(db => db.StringGetAsync(Layout.LayoutKey)).ConfigureAwait(false);
             }
             long count = recorded.IsNull ? 1 : (long)recorded;

@@ -70,10 +70,28 @@ Describe 'Least privilege (Redis ACL)' {
         @(Invoke-AdminCommand @script:Admin -Command 'ACL' -Arguments @('LOG')) | Where-Object { $_ } | Should -BeNullOrEmpty
     }
 
+    It 'the same rules cover partitions: owner keys, the layout key and every partition''s keys' {
+        Clear-ModuleKeys
+        Set-AclUser 'wb_app' ($script:Rules -split ' ')
+        $null = Invoke-AdminCommand @script:Admin -Command 'ACL' -Arguments @('LOG', 'RESET')
+        Connect-WriteBehind -Redis $script:Server.Endpoint -Credential (New-TestCredential 'wb_app' $script:Password) -Store "sqlite://$(New-TestStore)" -Partitions 4
+        1..200 | ForEach-Object { [pscustomobject]@{ UserId = "p$_"; Profile = '{"a":"1"}' } } | Set-UserProfile
+        Add-WriteQueueItem -UserId p1 -Update '{"a":"2"}'
+        Remove-UserProfile -UserId p2 -Confirm:$false
+        $r = Invoke-WriteBehindFlush -Verbose 4>$null
+        $r.Dequeued | Should -Be 202
+        (Get-UserProfile -UserId p1).Json | Should -BeExactly '{"a":"2"}'
+        (Get-WriteBehindStatus).Partitions | Should -Be 4
+        (Test-WriteBehindConsistency).DriftCount | Should -Be 0
+        @(Invoke-AdminCommand @script:Admin -Command 'ACL' -Arguments @('LOG')) | Where-Object { $_ } | Should -BeNullOrEmpty
+        Disconnect-WriteBehind
+    }
+
     It 'a user without <Missing> is refused at Connect-WriteBehind with RedisPermissionDenied naming <Named>' -TestCases @(
         @{ Missing = '+evalsha'; Named = "may not run 'evalsha'" }
         @{ Missing = '+hset'; Named = "may not run 'hset'" }
         @{ Missing = '+blmove'; Named = "may not run 'blmove'" }
+        @{ Missing = '+pexpire'; Named = "may not run 'pexpire'" }
         @{ Missing = '~user_profiles*'; Named = "may not access .*'user_profiles'.*'~user_profiles\*'" }
     ) {
         param($Missing, $Named)
