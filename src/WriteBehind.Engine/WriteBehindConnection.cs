@@ -35,7 +35,7 @@ namespace WriteBehind.Engine
         public KeyNames Keys { get; }
         /// <summary>The Redis endpoint(s), safe to print: never the password.</summary>
         public string RedisEndpoint { get; }
-        public string StoreUri => Options.Store;
+        public string StoreUri => StoreFactory.Display(Options.Store);
         public bool IsConnected => _mux.IsConnected;
         internal IDatabase Database { get; }
 
@@ -116,7 +116,7 @@ namespace WriteBehind.Engine
             {
                 lock (_storeLock)
                 {
-                    if (_store == null) _store = StoreFactory.Open(Options.Store);
+                    if (_store == null) _store = StoreFactory.Open(Options);
                     return _store;
                 }
             }
@@ -124,7 +124,7 @@ namespace WriteBehind.Engine
 
         public string StoreDescription
         {
-            get { try { return Store.Description; } catch (WriteBehindException) { return Options.Store; } }
+            get { try { return Store.Description; } catch (WriteBehindException) { return StoreUri; } }
         }
 
         internal async Task<T> RedisAsync<T>(Func<IDatabase, Task<T>> call)
@@ -411,7 +411,7 @@ namespace WriteBehind.Engine
                 var st = new WriteBehindStatus
                 {
                     Redis = RedisEndpoint,
-                    Store = Options.Store,
+                    Store = StoreUri,
                     KeyPrefix = Keys.Prefix,
                     QueueDepth = depth.Result,
                     DeadLetters = dead.Result,

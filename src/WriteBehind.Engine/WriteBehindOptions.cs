@@ -7,7 +7,7 @@ namespace WriteBehind.Engine
     public enum BackpressurePolicy { Fail, Block }
 
     /// <summary>Where the cache, queue and store are, and the limits. Built by Connect-WriteBehind or from
-    /// the environment (WRITEBEHIND_REDIS, WRITEBEHIND_STORE, WRITEBEHIND_KEY_PREFIX, WRITEBEHIND_HIGH_WATER_MARK).</summary>
+    /// the environment (WRITEBEHIND_REDIS, WRITEBEHIND_STORE, WRITEBEHIND_STORE_USER, WRITEBEHIND_STORE_PASSWORD, WRITEBEHIND_KEY_PREFIX, WRITEBEHIND_HIGH_WATER_MARK).</summary>
     public sealed class WriteBehindOptions
     {
         public const string DefaultRedis = "localhost:6379";
@@ -18,8 +18,13 @@ namespace WriteBehind.Engine
         public string Redis { get; set; } = DefaultRedis;
         public string RedisUser { get; set; }
         public string RedisPassword { get; set; }
-        /// <summary>Store URI: <c>sqlite:///abs/path.db</c>, <c>sqlite:relative.db</c> or a plain path.</summary>
+        /// <summary>Store URI: <c>sqlite:///abs/path.db</c>, <c>sqlite:relative.db</c>, a plain path, or
+        /// <c>postgres://user@host:port/database?sslmode=require</c> (never with a password).</summary>
         public string Store { get; set; } = DefaultStoreUri;
+        /// <summary>The store server's user (PostgreSQL); wins over a user in the URI. From -StoreCredential or WRITEBEHIND_STORE_USER.</summary>
+        public string StoreUser { get; set; }
+        /// <summary>The store server's password, in memory only; never printed. From -StoreCredential or WRITEBEHIND_STORE_PASSWORD.</summary>
+        public string StorePassword { get; set; }
         public string KeyPrefix { get; set; } = string.Empty;
         /// <summary>Producers fail with QueueFull when the queue would pass this depth (0: unbounded).</summary>
         public long HighWaterMark { get; set; } = DefaultHighWaterMark;
@@ -44,6 +49,10 @@ namespace WriteBehind.Engine
             if (!string.IsNullOrWhiteSpace(redis)) o.Redis = redis;
             string store = Environment.GetEnvironmentVariable("WRITEBEHIND_STORE");
             if (!string.IsNullOrWhiteSpace(store)) o.Store = store;
+            string storeUser = Environment.GetEnvironmentVariable("WRITEBEHIND_STORE_USER");
+            if (!string.IsNullOrEmpty(storeUser)) o.StoreUser = storeUser;
+            string storePassword = Environment.GetEnvironmentVariable("WRITEBEHIND_STORE_PASSWORD");
+            if (!string.IsNullOrEmpty(storePassword)) o.StorePassword = storePassword;
             string prefix = Environment.GetEnvironmentVariable("WRITEBEHIND_KEY_PREFIX");
             if (!string.IsNullOrEmpty(prefix)) o.KeyPrefix = prefix;
             string hw = Environment.GetEnvironmentVariable("WRITEBEHIND_HIGH_WATER_MARK");

@@ -50,7 +50,7 @@ namespace WriteBehind.Commands
             if (current != null) return current;
             var options = WriteBehindOptions.FromEnvironment();
             // The key holds the password only in memory; it is never printed.
-            string key = string.Join("\n", options.Redis, options.Store, options.KeyPrefix, options.HighWaterMark.ToString());
+            string key = string.Join("\n", options.Redis, options.Store, options.StoreUser, options.StorePassword, options.KeyPrefix, options.HighWaterMark.ToString());
             if (FromEnvironment.TryGetValue(key, out var cached) && cached.IsConnected) return cached;
             lock (Gate)
             {
