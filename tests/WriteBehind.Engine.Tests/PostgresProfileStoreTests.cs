@@ -313,10 +313,38 @@ namespace WriteBehind.Engine.Tests
             Assert.False(string.IsNullOrEmpty(ca), TestPostgres.CaVariable + " is not set");
             Assert.True(await SslOfStoreConnection("?sslmode=verify-full&sslrootcert=" + System.Uri.EscapeDataString(ca)));
 
-            // Without the CA the server's certificate is not trusted: refused, as an outage (nothing is dead-lettered).
-            using var db = new PostgresTarget("?sslmode=verify-full");
-            using var store = db.Open();
-            await Assert.ThrowsAsync<StoreUnavailableException>(() => store.CountAsync(None));
+            // The certificate names localhost too.
+            Assert.True(await SslOfStoreConnection("?sslmode=verify-ca&sslrootcert=" + System.Uri.EscapeDataString(ca)));
+
+            // Another CA (the system's bundle) or none: the server's certificate is not trusted, and that is
+            // an outage for the flush (nothing is dead-lettered).
+            foreach (string query in new[] { "?sslmode=verify-full&sslrootcert=/etc/ssl/certs/ca-certificates.crt", "?sslmode=verify-full" })
+            {
+                using var db = new PostgresTarget(query);
+                using var store = db.Open();
+                var ex = await Assert.ThrowsAsync<StoreUnavailableException>(() => store.CountAsync(None));
+                Assert.Contains("SSL", ex.Message);
+            }
+        }
+
+        [Fact]
+        public void Verify_full_host_name_check_reads_the_subject_alternative_names()
+        {
+            using var key = System.Security.Cryptography.RSA.Create(2048);
+            var request = new System.Security.Cryptography.X509Certificates.CertificateRequest(
+                "CN=db01.example.com", key, System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1);
+            var san = new System.Security.Cryptography.X509Certificates.SubjectAlternativeNameBuilder();
+            san.AddDnsName("db01.example.com");
+            san.AddDnsName("*.pg.example.com");
+            san.AddIpAddress(IPAddress.Parse("10.1.2.3"));
+            san.AddIpAddress(IPAddress.Parse("::1"));
+            request.CertificateExtensions.Add(san.Build());
+            using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+
+            foreach (string host in new[] { "db01.example.com", "DB01.example.com", "a.pg.example.com", "10.1.2.3", "::1" })
+                Assert.True(PostgresCertificates.Names(certificate, host), host);
+            foreach (string host in new[] { "db02.example.com", "example.com", "a.b.pg.example.com", "pg.example.com", "10.1.2.4", "127.0.0.1", "localhost" })
+                Assert.False(PostgresCertificates.Names(certificate, host), host);
         }
     }
 }

@@ -58,6 +58,7 @@ namespace WriteBehind.Engine.Store
         private const string SelectColumns = "SELECT user_id, json, version, updated_at FROM user_profiles ";
 
         private readonly string _connectionString;
+        private readonly System.Net.Security.RemoteCertificateValidationCallback _certificateValidation;
         private readonly string _description;
         private readonly SemaphoreSlim _schemaGate = new SemaphoreSlim(1, 1);
         private volatile bool _schemaReady;
@@ -65,8 +66,10 @@ namespace WriteBehind.Engine.Store
 
         /// <param name="connectionString">An Npgsql connection string (may hold the password; never printed).</param>
         /// <param name="description">What to call the store in messages: its URI without any password.</param>
-        public PostgresProfileStore(string connectionString, string description)
+        /// <param name="certificateValidation">Checks the server's TLS certificate (sslrootcert); null: Npgsql's own checks.</param>
+        public PostgresProfileStore(string connectionString, string description, System.Net.Security.RemoteCertificateValidationCallback certificateValidation = null)
         {
+            _certificateValidation = certificateValidation;
             if (string.IsNullOrWhiteSpace(connectionString))
                 throw new ArgumentException("A connection string is required.", nameof(connectionString));
             _description = description ?? "postgres";
@@ -228,6 +231,8 @@ namespace WriteBehind.Engine.Store
             try
             {
                 connection = new NpgsqlConnection(_connectionString);
+                if (_certificateValidation != null)
+                    connection.UserCertificateValidationCallback = _certificateValidation;
                 await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
                 opened = true;
                 if (!_schemaReady)

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using System.Text;
+using System.Net.Security;
 using Npgsql;
 
 namespace WriteBehind.Engine.Store
@@ -27,7 +28,16 @@ namespace WriteBehind.Engine.Store
                 PostgresTarget target = ParsePostgres(uri, user, connectTimeout);
                 var builder = target.Builder;
                 if (!string.IsNullOrEmpty(password)) builder.Password = password;
-                return new PostgresProfileStore(builder.ConnectionString, target.Description);
+                RemoteCertificateValidationCallback validation = null;
+                if (!string.IsNullOrEmpty(builder.RootCertificate) && (builder.SslMode == SslMode.VerifyCA || builder.SslMode == SslMode.VerifyFull))
+                {
+                    // Npgsql's netstandard2.0 build (the one the module ships) cannot trust a private CA by itself:
+                    // the module checks the chain against sslrootcert (and the host name for verify-full) itself.
+                    validation = PostgresCertificates.Validator(builder.RootCertificate, builder.SslMode == SslMode.VerifyFull ? builder.Host : null);
+                    builder.RootCertificate = null;
+                    builder.SslMode = SslMode.Require;
+                }
+                return new PostgresProfileStore(builder.ConnectionString, target.Description, validation);
             }
             return new SqliteProfileStore(SqlitePath(uri));
         }
@@ -173,7 +183,7 @@ namespace WriteBehind.Engine.Store
                 {
                     throw new WriteBehindException(ErrorIds.InvalidStoreUri, $"Invalid value for the PostgreSQL store URI parameter '{p.Key}': {ex.Message}");
                 }
-                shown.Append(shown.Length == 0 ? '?' : '&').Append(Uri.EscapeDataString(p.Key)).Append('=').Append(Uri.EscapeDataString(p.Value));
+                shown.Append(shown.Length == 0 ? '?' : '&').Append(EscapeQuery(p.Key)).Append('=').Append(EscapeQuery(p.Value));
             }
 
             string shownHost = host.IndexOf(':') >= 0 ? "[" + host + "]" : host;
@@ -183,6 +193,18 @@ namespace WriteBehind.Engine.Store
                 Description = scheme + "://" + Uri.EscapeDataString(effectiveUser) + "@" + shownHost + ":" + port.ToString(CultureInfo.InvariantCulture) +
                               "/" + Uri.EscapeDataString(database) + shown,
             };
+        }
+
+        // Like Uri.EscapeDataString, but leaves '/', ':', '@' and ',' readable (a path in sslrootcert).
+        private static string EscapeQuery(string text)
+        {
+            var sb = new StringBuilder(text.Length);
+            foreach (char c in text)
+            {
+                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || "-._~/:@,".IndexOf(c) >= 0) sb.Append(c);
+                else sb.Append(Uri.EscapeDataString(c.ToString()));
+            }
+            return sb.ToString();
         }
 
         private static int ParsePort(string text)
