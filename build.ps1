@@ -140,7 +140,20 @@ function Invoke-Test {
     if (Get-Command redis-server -ErrorAction SilentlyContinue) { $kinds.Add('Redis') }
     else { Write-Warning 'redis-server is not on PATH: running the tests against Garnet only (install redis-server to test against Redis).' }
     $kinds.Add('Garnet')
+    $postgres = $null
     try {
+        # One throwaway PostgreSQL for the whole run (xunit store contract, Pester PostgreSQL scenario, fault
+        # suite): its URI carries no password; the password and CA go through their own variables.
+        if (Get-PostgresBin) {
+            $postgres = Start-TestPostgres
+            Write-Host "==> PostgreSQL on $($postgres.Uri) (TLS, scram-sha-256)"
+            $env:WRITEBEHIND_TEST_POSTGRES = $postgres.Uri
+            $env:WRITEBEHIND_TEST_POSTGRES_PASSWORD = $postgres.Password
+            $env:WRITEBEHIND_TEST_POSTGRES_CA = $postgres.CaFile
+            $env:WRITEBEHIND_TEST_POSTGRES_BIN = $postgres.Bin
+        } else {
+            Write-Warning 'PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): the PostgreSQL tests fail or are skipped (apt-get install -y postgresql).'
+        }
         foreach ($kind in $kinds) {
             $server = Start-TestServer -Kind $kind -WorkDir (Join-Path $Out 'servers')
             Write-Host "==> $($server.Kind) on $($server.Endpoint)"
@@ -180,6 +193,13 @@ function Invoke-Test {
         }
     } finally {
         Stop-TestServer $server
+        if ($postgres) {
+            Stop-TestPostgres $postgres
+            foreach ($v in 'WRITEBEHIND_TEST_POSTGRES', 'WRITEBEHIND_TEST_POSTGRES_PASSWORD', 'WRITEBEHIND_TEST_POSTGRES_CA', 'WRITEBEHIND_TEST_POSTGRES_BIN') {
+                Remove-Item "Env:$v" -ErrorAction SilentlyContinue
+            }
+            Write-Host '==> Stopped PostgreSQL'
+        }
     }
     Write-Host "$passed passed, $failed failed, $skipped skipped"
     if ($failed -gt 0) { exit 1 }
