@@ -112,7 +112,7 @@ function Get-PostgresStoreRow([string] $Uri, [string] $UserId) {
     if ($UserId -notmatch '^[A-Za-z0-9_.@-]+$') { throw "Unexpected user id $UserId" }
     $name = ($Uri -replace '\?.*$', '') -replace '^.*/', ''
     # encode(...,'base64') keeps the text byte for byte through psql's output.
-    $line = Invoke-TestPsql "SELECT coalesce(encode(convert_to(json, 'UTF8'), 'base64'), '<null>'), version, deleted FROM user_profiles WHERE user_id = '$UserId'" $name
+    $line = Invoke-TestPsql "SELECT coalesce(translate(encode(convert_to(json, 'UTF8'), 'base64'), E'\n', ''), '<null>'), version, deleted FROM user_profiles WHERE user_id = '$UserId'" $name
     if (-not $line) { return $null }
     $json64, $version, $deleted = ((@($line) -join '') -split "`t")
     $json = if ($json64 -eq '<null>') { $null } else { [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String(($json64 -replace '\s', ''))) }
