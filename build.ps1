@@ -216,13 +216,22 @@ function Invoke-Bench {
         throw 'Bench needs redis-server and redis-benchmark on PATH (on Debian: apt-get install -y redis-server redis-tools).'
     }
     $server = $null
+    $postgres = $null
     try {
         $server = Start-TestServer -Kind Redis -WorkDir (Join-Path $Out 'servers')
         Write-Host "==> Started a throwaway $($server.Kind) on $($server.Endpoint)"
+        # The PostgreSQL flush figure: a throwaway cluster (Start-TestPostgres), skipped when PostgreSQL is not installed.
+        if (Get-PostgresBin) {
+            $postgres = Start-TestPostgres -Durable
+            Write-Host "==> Started a throwaway PostgreSQL $($postgres.Version) on $($postgres.Uri)"
+        } else {
+            Write-Warning 'PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): no PostgreSQL flush figure.'
+        }
         & (Join-Path $PSScriptRoot 'bench/Bench.ps1') -ModulePath $manifest -Server $server -Scale $BenchScale `
-            -OutDir (Join-Path $Out 'bench') -Configuration $Configuration
+            -OutDir (Join-Path $Out 'bench') -Configuration $Configuration -Postgres $postgres
     } finally {
         if ($server) { Stop-TestServer $server; Write-Host "==> Stopped the $($server.Kind) server" }
+        if ($postgres) { Stop-TestPostgres $postgres; Write-Host '==> Stopped PostgreSQL' }
     }
 }
 

@@ -104,7 +104,10 @@ function Start-TestPostgres {
         # The role the tests use (password auth); the bootstrap superuser 'postgres' is reachable only
         # through the unix socket in the temp folder.
         [string] $User = 'writebehind',
-        [string] $Database = 'writebehind'
+        [string] $Database = 'writebehind',
+        # fsync and full-page writes on (the bench; WAL flushed by the background writer as with
+        # synchronous_commit=off, the closest to SQLite's WAL with synchronous=NORMAL). Tests run without.
+        [switch] $Durable
     )
     $bin = Get-PostgresBin
     if (-not $bin) { throw 'PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb; on Debian: apt-get install -y postgresql).' }
@@ -147,7 +150,8 @@ function Start-TestPostgres {
         Add-Content -Path (Join-Path $data 'postgresql.conf') -Value @(
             "listen_addresses = '127.0.0.1'", "unix_socket_directories = '$socket'", 'ssl = on',
             "ssl_cert_file = 'server.crt'", "ssl_key_file = 'server.key'", "password_encryption = 'scram-sha-256'",
-            'fsync = off', 'synchronous_commit = off', 'full_page_writes = off', 'max_connections = 200', "shared_buffers = '128MB'")
+            'synchronous_commit = off', 'max_connections = 200', "shared_buffers = '128MB'")
+        if (-not $Durable) { Add-Content -Path (Join-Path $data 'postgresql.conf') -Value @('fsync = off', 'full_page_writes = off') }
         # Only loopback TCP with a password (with or without TLS), and the bootstrap superuser on the socket.
         Set-Content -Path (Join-Path $data 'pg_hba.conf') -Value @(
             'local all postgres trust', 'host all all 127.0.0.1/32 scram-sha-256')
@@ -173,7 +177,7 @@ function Start-TestPostgres {
         throw
     }
     [pscustomobject]@{
-        Kind = 'PostgreSQL'; Port = $port; Host = '127.0.0.1'; User = $User; Database = $Database; Password = $password
+        Kind = 'PostgreSQL'; Durable = [bool]$Durable; Version = ((& (Join-Path $bin 'postgres') --version) -replace '^.*\) ', ''); Port = $port; Host = '127.0.0.1'; User = $User; Database = $Database; Password = $password
         # The URI never carries the password (WriteBehind refuses one there).
         Uri = "postgres://$User@127.0.0.1:$port/$Database"
         CaFile = $ca; Dir = $root; DataDir = $data; SocketDir = $socket; Bin = $bin; RunAs = $runAs

@@ -112,4 +112,29 @@ Describe 'PostgreSQL store' {
         $null = Invoke-WriteBehindFlush
         (Get-PostgresStoreRow $script:StoreUri 'pg-wrong').Json | Should -BeExactly '{"a":1}'
     }
+
+    It 'a row PostgreSQL refuses for good (a CHECK constraint, 23514) is dead-lettered with its message; the rest is persisted' {
+        $prefix = New-TestPrefix
+        try {
+            Connect-WriteBehind -Redis $script:RedisEndpoint -Store $script:StoreUri -StoreCredential (Get-TestPostgresCredential) -KeyPrefix $prefix
+            Set-UserProfile -UserId seedrow -Profile '{"a":0}'
+            $null = Invoke-WriteBehindFlush   # the schema exists
+            $db = ($script:StoreUri -replace '^.*/', '')
+            $null = Invoke-TestPsql "ALTER TABLE user_profiles ADD CONSTRAINT refuse_bad CHECK (user_id <> 'bad1')" $db
+            1..9 | ForEach-Object { Set-UserProfile -UserId "ok$_" -Profile "{`"n`":$_}" }
+            Set-UserProfile -UserId bad1 -Profile '{"n":"bad"}'
+            $r = Invoke-WriteBehindFlush
+            $r.Persisted | Should -Be 9
+            $r.DeadLettered | Should -Be 1
+            foreach ($i in 1..9) { (Get-PostgresStoreRow $script:StoreUri "ok$i").Json | Should -BeExactly "{`"n`":$i}" }
+            Get-PostgresStoreRow $script:StoreUri 'bad1' | Should -BeNullOrEmpty
+            $dead = @(Get-WriteBehindDeadLetter)
+            $dead.Count | Should -Be 1
+            $dead[0].Item | Should -BeExactly 'set:user:bad1:1'
+            $dead[0].Reason | Should -Match 'store rejected: .*23514.*refuse_bad'
+            (Get-WriteBehindStatus).InFlight | Should -Be 0
+        } finally {
+            Remove-TestKeys $prefix
+        }
+    }
 }
