@@ -5,8 +5,9 @@
 .DESCRIPTION
     Runs Invoke-WriteBehindFlush once (or -Continuous until stopped) and exits with a code a scheduler can
     act on. Connection settings come from the parameters or from the environment (WRITEBEHIND_REDIS,
-    WRITEBEHIND_STORE, WRITEBEHIND_KEY_PREFIX). Passwords belong in WRITEBEHIND_REDIS (a file the service
-    manager loads, e.g. systemd's EnvironmentFile), never on the command line.
+    WRITEBEHIND_STORE, WRITEBEHIND_STORE_USER, WRITEBEHIND_STORE_PASSWORD, WRITEBEHIND_KEY_PREFIX). Passwords
+    belong in WRITEBEHIND_REDIS and WRITEBEHIND_STORE_PASSWORD (a file the service manager loads, e.g.
+    systemd's EnvironmentFile), never on the command line.
     Exit codes: 0 flushed (and consistent, with -CheckConsistency); 1 the flush failed (nothing is lost: the
     next run re-persists what was in flight); 2 -CheckConsistency found drift; 3 the module could not be
     loaded or Redis could not be reached.
