@@ -72,7 +72,9 @@ function Get-ServerCpuSeconds {
     return $Server.Process.TotalProcessorTime.TotalSeconds
 }
 
-# CPU seconds of every PostgreSQL server process (postmaster and backends, from /proc), 0 without a server.
+# CPU seconds of the PostgreSQL server (from /proc): every live postgres process's own time plus the time
+# of the children they reaped (a backend's CPU moves into the postmaster's cutime/cstime when it exits), 0
+# without a server.
 function Get-PostgresCpuSeconds {
     if (-not $Postgres -or -not (Test-Path /proc)) { return 0 }
     $ticks = 0
@@ -82,7 +84,7 @@ function Get-PostgresCpuSeconds {
             if ($cmd -notlike "*postgres*" -and -not (Get-Content (Join-Path $dir.FullName 'comm') -ErrorAction Stop).StartsWith('postgres')) { continue }
             $stat = (Get-Content (Join-Path $dir.FullName 'stat') -Raw -ErrorAction Stop)
             $fields = $stat.Substring($stat.LastIndexOf(')') + 2).Split(' ')
-            $ticks += [long]$fields[11] + [long]$fields[12]   # utime, stime
+            $ticks += [long]$fields[11] + [long]$fields[12] + [long]$fields[13] + [long]$fields[14]   # utime, stime, cutime, cstime
         } catch { }
     }
     $ticks / 100.0
