@@ -38,7 +38,10 @@ $DependencyAssemblies = @(
     'Microsoft.Bcl.AsyncInterfaces.dll', 'System.IO.Pipelines.dll', 'System.Threading.Channels.dll',
     'System.Buffers.dll', 'System.Memory.dll', 'System.Numerics.Vectors.dll',
     'System.Runtime.CompilerServices.Unsafe.dll', 'System.Threading.Tasks.Extensions.dll',
-    'Microsoft.Data.Sqlite.dll', 'SQLitePCLRaw.batteries_v2.dll', 'SQLitePCLRaw.core.dll', 'SQLitePCLRaw.provider.e_sqlite3.dll'
+    'Microsoft.Data.Sqlite.dll', 'SQLitePCLRaw.batteries_v2.dll', 'SQLitePCLRaw.core.dll', 'SQLitePCLRaw.provider.e_sqlite3.dll',
+    # Npgsql (PostgreSQL store) and what its netstandard2.0 build pulls in.
+    'Npgsql.dll', 'Microsoft.Bcl.HashCode.dll', 'Microsoft.Extensions.DependencyInjection.Abstractions.dll',
+    'System.Collections.Immutable.dll', 'System.Diagnostics.DiagnosticSource.dll', 'System.Text.Encodings.Web.dll', 'System.Text.Json.dll'
 )
 # SQLite's native library per runtime; linux-x64 is tested here, the others are laid out the same way.
 $NativeRuntimes = @('linux-x64', 'linux-arm64', 'linux-musl-x64', 'osx-x64', 'osx-arm64', 'win-x64', 'win-arm64')
@@ -137,7 +140,20 @@ function Invoke-Test {
     if (Get-Command redis-server -ErrorAction SilentlyContinue) { $kinds.Add('Redis') }
     else { Write-Warning 'redis-server is not on PATH: running the tests against Garnet only (install redis-server to test against Redis).' }
     $kinds.Add('Garnet')
+    $postgres = $null
     try {
+        # One throwaway PostgreSQL for the whole run (xunit store contract, Pester PostgreSQL scenario, fault
+        # suite): its URI carries no password; the password and CA go through their own variables.
+        if (Get-PostgresBin) {
+            $postgres = Start-TestPostgres
+            Write-Host "==> PostgreSQL on $($postgres.Uri) (TLS, scram-sha-256)"
+            $env:WRITEBEHIND_TEST_POSTGRES = $postgres.Uri
+            $env:WRITEBEHIND_TEST_POSTGRES_PASSWORD = $postgres.Password
+            $env:WRITEBEHIND_TEST_POSTGRES_CA = $postgres.CaFile
+            $env:WRITEBEHIND_TEST_POSTGRES_BIN = $postgres.Bin
+        } else {
+            Write-Warning 'PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): the PostgreSQL tests fail or are skipped (apt-get install -y postgresql).'
+        }
         foreach ($kind in $kinds) {
             $server = Start-TestServer -Kind $kind -WorkDir (Join-Path $Out 'servers')
             Write-Host "==> $($server.Kind) on $($server.Endpoint)"
@@ -180,6 +196,13 @@ function Invoke-Test {
         }
     } finally {
         Stop-TestServer $server
+        if ($postgres) {
+            Stop-TestPostgres $postgres
+            foreach ($v in 'WRITEBEHIND_TEST_POSTGRES', 'WRITEBEHIND_TEST_POSTGRES_PASSWORD', 'WRITEBEHIND_TEST_POSTGRES_CA', 'WRITEBEHIND_TEST_POSTGRES_BIN') {
+                Remove-Item "Env:$v" -ErrorAction SilentlyContinue
+            }
+            Write-Host '==> Stopped PostgreSQL'
+        }
     }
     Write-Host "$passed passed, $failed failed, $skipped skipped"
     if ($failed -gt 0) { exit 1 }
@@ -196,13 +219,22 @@ function Invoke-Bench {
         throw 'Bench needs redis-server and redis-benchmark on PATH (on Debian: apt-get install -y redis-server redis-tools).'
     }
     $server = $null
+    $postgres = $null
     try {
         $server = Start-TestServer -Kind Redis -WorkDir (Join-Path $Out 'servers')
         Write-Host "==> Started a throwaway $($server.Kind) on $($server.Endpoint)"
+        # The PostgreSQL flush figure: a throwaway cluster (Start-TestPostgres), skipped when PostgreSQL is not installed.
+        if (Get-PostgresBin) {
+            $postgres = Start-TestPostgres -Durable
+            Write-Host "==> Started a throwaway PostgreSQL $($postgres.Version) on $($postgres.Uri)"
+        } else {
+            Write-Warning 'PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): no PostgreSQL flush figure.'
+        }
         & (Join-Path $PSScriptRoot 'bench/Bench.ps1') -ModulePath $manifest -Server $server -Scale $BenchScale `
-            -OutDir (Join-Path $Out 'bench') -Configuration $Configuration
+            -OutDir (Join-Path $Out 'bench') -Configuration $Configuration -Postgres $postgres
     } finally {
         if ($server) { Stop-TestServer $server; Write-Host "==> Stopped the $($server.Kind) server" }
+        if ($postgres) { Stop-TestPostgres $postgres; Write-Host '==> Stopped PostgreSQL' }
     }
 }
 

@@ -11,6 +11,8 @@ param(
     [double] $Scale = 1.0,
     [Parameter(Mandatory)] [string] $OutDir,
     [string] $Configuration = 'Release',
+    # Optional: a throwaway PostgreSQL (build/Servers.psm1 Start-TestPostgres) for the PostgreSQL flush figure.
+    $Postgres = $null,
     # Repetitions of each throughput figure (medians are reported); default 3 when Scale <= 0.1, else 1.
     [int] $Runs = 0
 )
@@ -71,11 +73,47 @@ function Get-ServerCpuSeconds {
     return $Server.Process.TotalProcessorTime.TotalSeconds
 }
 
+# CPU seconds of the PostgreSQL server (from /proc): every live postgres process's own time plus the time
+# of the children they reaped (a backend's CPU moves into the postmaster's cutime/cstime when it exits), 0
+# without a server.
+function Get-PostgresCpuSeconds {
+    if (-not $Postgres -or -not (Test-Path /proc)) { return 0 }
+    $ticks = 0
+    foreach ($dir in Get-ChildItem /proc -Directory -ErrorAction SilentlyContinue | Where-Object Name -match '^\d+$') {
+        try {
+            $cmd = Get-Content (Join-Path $dir.FullName 'cmdline') -Raw -ErrorAction Stop
+            if ($cmd -notlike "*postgres*" -and -not (Get-Content (Join-Path $dir.FullName 'comm') -ErrorAction Stop).StartsWith('postgres')) { continue }
+            $stat = (Get-Content (Join-Path $dir.FullName 'stat') -Raw -ErrorAction Stop)
+            $fields = $stat.Substring($stat.LastIndexOf(')') + 2).Split(' ')
+            $ticks += [long]$fields[11] + [long]$fields[12] + [long]$fields[13] + [long]$fields[14]   # utime, stime, cutime, cstime
+        } catch { }
+    }
+    $ticks / 100.0
+}
+
 function Get-Median([double[]] $Values) {
     $v = @($Values | Where-Object { $null -ne $_ } | Sort-Object)
     if ($v.Count -eq 0) { return $null }
     if ($v.Count % 2 -eq 1) { return [double]$v[[int][Math]::Floor($v.Count / 2)] }
     return ([double]$v[$v.Count / 2 - 1] + [double]$v[$v.Count / 2]) / 2
+}
+
+# A fresh database on the bench's PostgreSQL; returns its store URI (no password: the children get it
+# from WRITEBEHIND_STORE_PASSWORD).
+function New-PostgresStore {
+    $name = 'bench_' + [guid]::NewGuid().ToString('N').Substring(0, 12)
+    Invoke-Psql "CREATE DATABASE $name"
+    "postgres://$($Postgres.User)@127.0.0.1:$($Postgres.Port)/$name"
+}
+function Remove-PostgresStore([string] $Uri) {
+    Invoke-Psql "DROP DATABASE IF EXISTS $($Uri -replace '^.*/', '') WITH (FORCE)"
+}
+function Invoke-Psql([string] $Sql) {
+    $env:PGPASSWORD = $Postgres.Password
+    try {
+        $out = & (Join-Path $Postgres.Bin 'psql') -h 127.0.0.1 -p $Postgres.Port -U $Postgres.User -d $Postgres.Database -X -q -v ON_ERROR_STOP=1 -c $Sql 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "psql failed: $($out -join "`n")" }
+    } finally { Remove-Item Env:PGPASSWORD -ErrorAction SilentlyContinue }
 }
 
 function Remove-Store([string] $Path) {
@@ -157,7 +195,7 @@ $luaScript = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]); redis.call('HINCRBY
 $raw = [ordered]@{
     setUserProfile = @(); naive = @(); pipelineFloor = @(); serverLua = @()
     addWriteQueueItem = @(); serverLpush = @()
-    enqueueSmall = @(); flushSmall = @(); enqueue = @(); flush = @(); storeLimit = @(); storeLimitKeyOrder = @(); storeLimitLargeTx = @()
+    enqueueSmall = @(); flushSmall = @(); enqueue = @(); flush = @(); enqueuePostgres = @(); flushPostgres = @(); storeLimit = @(); storeLimitKeyOrder = @(); storeLimitLargeTx = @()
     clusterScaling = @()
     coldStart = $null
 }
@@ -211,6 +249,28 @@ for ($run = 1; $run -le $Runs; $run++) {
         if ($r.dequeued -ne $e.items -or $r.error) { Write-Warning "The flush dequeued $($r.dequeued) of $($e.items) queued items (error: $($r.error))." }
         Write-Step ("Invoke-WriteBehindFlush {0,6:N0} items  {1,12}  peak RSS {2:N0} MiB, persisted {3:N0}, coalesced {4:N0}; {5}" -f `
             $r.dequeued, (Format-Rate $r.perSecond), ($r.peakRssBytes / 1MB), $r.persisted, $r.coalesced, (Format-Diagnostics $r))
+    }
+
+    # 3b. the same 1M (x scale) workload, flushed into a fresh PostgreSQL database (the module's Npgsql store)
+    if ($Postgres) {
+        Clear-Server
+        $e = Invoke-StoreLimitTool @('enqueue', $endpoint, [string]$counts.flush, [string](41 + $run))
+        $raw.enqueuePostgres += $e
+        $pgStore = New-PostgresStore
+        $env:WRITEBEHIND_STORE_PASSWORD = $Postgres.Password
+        try {
+            $pgServerCpu0 = (Get-PostgresCpuSeconds)
+            $r = Invoke-Child 'Flush' @{ Store = $pgStore; BatchSize = 2000 }
+            $r | Add-Member -NotePropertyName postgresCpuSeconds -NotePropertyValue ((Get-PostgresCpuSeconds) - $pgServerCpu0)
+        } finally {
+            Remove-Item Env:WRITEBEHIND_STORE_PASSWORD -ErrorAction SilentlyContinue
+            Remove-PostgresStore $pgStore
+        }
+        $r | Add-Member -NotePropertyName queued -NotePropertyValue $e.items
+        $raw.flushPostgres += $r
+        if ($r.dequeued -ne $e.items -or $r.error) { Write-Warning "The PostgreSQL flush dequeued $($r.dequeued) of $($e.items) queued items (error: $($r.error))." }
+        Write-Step ("flush into PostgreSQL {0,6:N0} items  {1,12}  persisted {2:N0}, coalesced {3:N0}; PostgreSQL CPU {4:F1} s; {5}" -f `
+            $r.dequeued, (Format-Rate $r.perSecond), $r.persisted, $r.coalesced, $r.postgresCpuSeconds, (Format-Diagnostics $r))
     }
 
     # 3. the store's own limit: the same number of distinct rows, ids in random order (as the flush meets them)
@@ -295,6 +355,11 @@ $m = [ordered]@{
     serverLpushPerSecond       = Get-MedianOf $raw.serverLpush 'perSecond'
     flushPerSecond             = Get-MedianOf $raw.flush 'perSecond'
     flushSmallPerSecond        = Get-MedianOf $raw.flushSmall 'perSecond'
+    flushPostgresPerSecond     = Get-MedianOf $raw.flushPostgres 'perSecond'
+    flushPostgresSeconds       = Get-MedianOf $raw.flushPostgres 'seconds'
+    flushPostgresServerCpuSeconds = Get-MedianOf $raw.flushPostgres 'serverCpuSeconds'
+    flushPostgresClientCpuSeconds = Get-MedianOf $raw.flushPostgres 'cpuSeconds'
+    flushPostgresDbCpuSeconds  = Get-MedianOf $raw.flushPostgres 'postgresCpuSeconds'
     storeLimitRowsPerSecond    = Get-MedianOf $raw.storeLimit 'rowsPerSecond'
     storeLimitKeyOrderRowsPerSecond = Get-MedianOf $raw.storeLimitKeyOrder 'rowsPerSecond'
     storeLimitLargeTxRowsPerSecond = Get-MedianOf $raw.storeLimitLargeTx 'rowsPerSecond'
@@ -318,6 +383,7 @@ $m.addWriteQueueItemVsServerLpush = Get-Ratio $m.addWriteQueueItemPerSecond $m.s
 $m.flushVsStoreLimit = Get-Ratio $m.flushPerSecond $m.storeLimitRowsPerSecond
 $m.flushVsStoreLimitKeyOrder = Get-Ratio $m.flushPerSecond $m.storeLimitKeyOrderRowsPerSecond
 $m.flushVsStoreLimitLargeTx = Get-Ratio $m.flushPerSecond $m.storeLimitLargeTxRowsPerSecond
+$m.flushPostgresVsSqlite = Get-Ratio $m.flushPostgresPerSecond $m.flushPerSecond
 $m.flushRss1MVs100k = Get-Ratio $m.flushPeakRssMiB $m.flushSmallPeakRssMiB
 $m.coldStartRatio = Get-Ratio $m.coldStartModuleSeconds $m.coldStartBareSeconds
 $m.coldStartImportOnlyRatio = Get-Ratio $m.coldStartImportOnlySeconds $m.coldStartBareSeconds
@@ -353,6 +419,8 @@ $rows = @(
     [ordered]@{ measure = '  vs store limit, 2,000 rows/tx (info)'; items = $c.flush; result = ''; against = "$(F0 $m.storeLimitRowsPerSecond) rows/s"; ratio = F2x $m.flushVsStoreLimit
         target = '-'; status = '' }
     [ordered]@{ measure = '  vs store limit, ids in key order (info)'; items = $c.flush; result = ''; against = "$(F0 $m.storeLimitKeyOrderRowsPerSecond) rows/s"; ratio = F2x $m.flushVsStoreLimitKeyOrder
+        target = '-'; status = '' }
+    [ordered]@{ measure = 'Flush into PostgreSQL (info)'; items = $c.flush; result = $(if ($Postgres) { "$(F0 $m.flushPostgresPerSecond) items/s" } else { 'not run' }); against = "$(F0 $m.flushPerSecond) items/s SQLite"; ratio = F2x $m.flushPostgresVsSqlite
         target = '-'; status = '' }
     foreach ($cs in $raw.clusterScaling) {
         $one = @($raw.clusterScaling | Where-Object flushers -eq 1 | Select-Object -First 1)
@@ -392,6 +460,10 @@ foreach ($row in $rows) {
 $lines += ("Flush of {0:N0} mixed items: {1:N0} profiles persisted, {2:N0} coalesced (10% of items on 1% hot ids, ~5% set items, the rest patches over {0:N0} ids)." -f $c.flush, $m.flushPersisted, $m.flushCoalesced)
 $lines += ("Store limit rows: ids in random order, as the flush meets them; SQLite wrote {0:N0} bytes per row that way, {1:N0} in key order." -f $m.storeLimitBytesWrittenPerRow, $m.storeLimitKeyOrderBytesWrittenPerRow)
 $lines += ("Flush of {0:N0}: {1:N1} s wall; redis-server CPU meanwhile {2:N1} s (the lease scripts), flushing pwsh CPU {3:N1} s (SQLite, parsing, GC)." -f $c.flush, $m.flushSeconds, $m.flushServerCpuSeconds, $m.flushClientCpuSeconds)
+if ($Postgres) {
+    $lines += ("Flush of {0:N0} into PostgreSQL {1} (fsync on, synchronous_commit off; same workload, same -BatchSize): {2:N1} s wall; redis-server CPU {3:N1} s, flushing pwsh CPU {4:N1} s, PostgreSQL CPU {5:N1} s." -f `
+        $c.flush, $Postgres.Version, $m.flushPostgresSeconds, $m.flushPostgresServerCpuSeconds, $m.flushPostgresClientCpuSeconds, $m.flushPostgresDbCpuSeconds)
+}
 $lines += ("Bench took {0:N0} s. Reproduce: dotnet tool restore && dotnet pwsh ./build.ps1 Bench -BenchScale {1}" -f $clock.Elapsed.TotalSeconds, $Scale)
 
 Write-Host ''

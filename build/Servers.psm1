@@ -187,4 +187,121 @@ function Get-TestClusterMaster($Cluster) {
     }
 }
 
-Export-ModuleMember -Function Get-FreeTcpPort, Test-RedisPing, Test-RedisTlsPing, Start-TestServer, Stop-TestServer, Start-TestCluster, Stop-TestCluster, Get-TestClusterMaster, Invoke-RedisCli
+# ---- PostgreSQL -------------------------------------------------------------------------------------
+# A throwaway cluster: initdb into a temp folder, pg_ctl start on a free loopback port, the unix socket
+# inside the folder, scram-sha-256 password auth for a test role (CREATEDB, generated password) and ssl=on
+# with a throwaway CA and server certificate (CN/SAN 127.0.0.1 and localhost). initdb refuses to run as
+# root: as root the folder belongs to the 'postgres' OS user (created when missing) and initdb, pg_ctl and
+# psql run through runuser.
+
+function Get-PostgresBin {
+    $bins = Get-ChildItem -Directory '/usr/lib/postgresql/*/bin' -ErrorAction SilentlyContinue |
+        Where-Object { Test-Path (Join-Path $_.FullName 'initdb') } |
+        Sort-Object { [int](Split-Path (Split-Path $_.FullName) -Leaf) } -Descending
+    if ($bins) { return ($bins | Select-Object -First 1).FullName }
+    $initdb = Get-Command initdb -ErrorAction SilentlyContinue
+    if ($initdb) { return (Split-Path $initdb.Source) }
+    return $null
+}
+
+function Invoke-AsPostgres([string] $RunAs, [string] $Exe, [string[]] $Arguments) {
+    $output = if ($RunAs) { & runuser -u $RunAs -- $Exe @Arguments 2>&1 } else { & $Exe @Arguments 2>&1 }
+    if ($LASTEXITCODE -ne 0) { throw "$(Split-Path $Exe -Leaf) failed with exit code $LASTEXITCODE`: $($output -join "`n")" }
+    $output
+}
+
+function Start-TestPostgres {
+    [CmdletBinding()]
+    param(
+        # The role the tests use (password auth); the bootstrap superuser 'postgres' is reachable only
+        # through the unix socket in the temp folder.
+        [string] $User = 'writebehind',
+        [string] $Database = 'writebehind',
+        # fsync and full-page writes on (the bench; WAL flushed by the background writer as with
+        # synchronous_commit=off, the closest to SQLite's WAL with synchronous=NORMAL). Tests run without.
+        [switch] $Durable
+    )
+    $bin = Get-PostgresBin
+    if (-not $bin) { throw 'PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb; on Debian: apt-get install -y postgresql).' }
+    $openssl = (Get-Command openssl -ErrorAction SilentlyContinue)
+    if (-not $openssl) { throw 'openssl is needed for the test server certificate.' }
+    $runAs = $null
+    if ((& id -u) -eq '0') {
+        $runAs = 'postgres'
+        & id -u postgres *> $null
+        if ($LASTEXITCODE -ne 0) {
+            & useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+            if ($LASTEXITCODE -ne 0) { throw 'Could not create the postgres OS user.' }
+        }
+    }
+    $root = Join-Path ([IO.Path]::GetTempPath()) ('wb-pg-' + [guid]::NewGuid().ToString('N').Substring(0, 12))
+    $data = Join-Path $root 'data'
+    $socket = Join-Path $root 'socket'
+    $tls = Join-Path $root 'tls'
+    New-Item -ItemType Directory -Force -Path $root, $socket, $tls | Out-Null
+    $password = -join ((1..24) | ForEach-Object { '{0:x2}' -f (Get-Random -Maximum 256) })
+    try {
+        # Throwaway CA + server certificate for 127.0.0.1 / localhost.
+        $ca = Join-Path $tls 'ca.crt'
+        $ext = Join-Path $tls 'server.ext'
+        Set-Content -Path $ext -Value "subjectAltName=IP:127.0.0.1,DNS:localhost`nbasicConstraints=CA:FALSE`nkeyUsage=digitalSignature,keyEncipherment`nextendedKeyUsage=serverAuth"
+        foreach ($step in @(
+                @('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=WriteBehind test CA', '-keyout', (Join-Path $tls 'ca.key'), '-out', $ca),
+                @('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', (Join-Path $tls 'server.key'), '-out', (Join-Path $tls 'server.csr')),
+                @('x509', '-req', '-in', (Join-Path $tls 'server.csr'), '-CA', $ca, '-CAkey', (Join-Path $tls 'ca.key'), '-CAcreateserial', '-days', '2', '-extfile', $ext, '-out', (Join-Path $tls 'server.crt')))) {
+            $out = & $openssl.Source @step 2>&1
+            if ($LASTEXITCODE -ne 0) { throw "openssl $($step[0]) failed: $($out -join "`n")" }
+        }
+        $pwfile = Join-Path $root 'pwfile'
+        Set-Content -Path $pwfile -Value ('super' + $password) -NoNewline
+        if ($runAs) { & chown -R "${runAs}:" $root; & chmod 700 $root }
+        Invoke-AsPostgres $runAs (Join-Path $bin 'initdb') @('-D', $data, '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--auth-local=trust', '--auth-host=scram-sha-256', "--pwfile=$pwfile", '--no-sync') | Out-Null
+        Copy-Item (Join-Path $tls 'server.crt'), (Join-Path $tls 'server.key') $data
+        if ($runAs) { & chown "${runAs}:" (Join-Path $data 'server.crt') (Join-Path $data 'server.key') }
+        & chmod 600 (Join-Path $data 'server.key')
+        Add-Content -Path (Join-Path $data 'postgresql.conf') -Value @(
+            "listen_addresses = '127.0.0.1'", "unix_socket_directories = '$socket'", 'ssl = on',
+            "ssl_cert_file = 'server.crt'", "ssl_key_file = 'server.key'", "password_encryption = 'scram-sha-256'",
+            'synchronous_commit = off', 'max_connections = 200', "shared_buffers = '128MB'")
+        if (-not $Durable) { Add-Content -Path (Join-Path $data 'postgresql.conf') -Value @('fsync = off', 'full_page_writes = off') }
+        # Only loopback TCP with a password (with or without TLS), and the bootstrap superuser on the socket.
+        Set-Content -Path (Join-Path $data 'pg_hba.conf') -Value @(
+            'local all postgres trust', 'host all all 127.0.0.1/32 scram-sha-256')
+        if ($runAs) { & chown "${runAs}:" (Join-Path $data 'postgresql.conf') (Join-Path $data 'pg_hba.conf') }
+        $deadline = [DateTime]::UtcNow.AddSeconds(30)
+        while ($true) {
+            $port = Get-FreeTcpPort
+            try {
+                Invoke-AsPostgres $runAs (Join-Path $bin 'pg_ctl') @('-D', $data, '-l', (Join-Path $root 'server.log'), '-o', "-p $port", '-w', '-t', '60', 'start') | Out-Null
+                break
+            } catch {
+                if ([DateTime]::UtcNow -gt $deadline) { throw }
+            }
+        }
+        foreach ($sql in @("CREATE ROLE $User LOGIN CREATEDB PASSWORD '$password'", "CREATE DATABASE $Database OWNER $User")) {
+            Invoke-AsPostgres $runAs (Join-Path $bin 'psql') @('-h', $socket, '-p', "$port", '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-q', '-c', $sql) | Out-Null
+        }
+    } catch {
+        if (Test-Path (Join-Path $data 'postmaster.pid')) {
+            try { Invoke-AsPostgres $runAs (Join-Path $bin 'pg_ctl') @('-D', $data, '-m', 'immediate', '-w', 'stop') | Out-Null } catch { }
+        }
+        Remove-Item -Recurse -Force $root -ErrorAction SilentlyContinue
+        throw
+    }
+    [pscustomobject]@{
+        Kind = 'PostgreSQL'; Durable = [bool]$Durable; Version = ((& (Join-Path $bin 'postgres') --version) -replace '^.*\) ', ''); Port = $port; Host = '127.0.0.1'; User = $User; Database = $Database; Password = $password
+        # The URI never carries the password (WriteBehind refuses one there).
+        Uri = "postgres://$User@127.0.0.1:$port/$Database"
+        CaFile = $ca; Dir = $root; DataDir = $data; SocketDir = $socket; Bin = $bin; RunAs = $runAs
+    }
+}
+
+function Stop-TestPostgres($Server) {
+    if ($null -eq $Server) { return }
+    if (Test-Path (Join-Path $Server.DataDir 'postmaster.pid')) {
+        try { Invoke-AsPostgres $Server.RunAs (Join-Path $Server.Bin 'pg_ctl') @('-D', $Server.DataDir, '-m', 'immediate', '-w', 'stop') | Out-Null } catch { Write-Warning $_ }
+    }
+    Remove-Item -Recurse -Force $Server.Dir -ErrorAction SilentlyContinue
+}
+
+Export-ModuleMember -Function Get-FreeTcpPort, Test-RedisPing, Test-RedisTlsPing, Start-TestServer, Stop-TestServer, Start-TestCluster, Stop-TestCluster, Get-TestClusterMaster, Invoke-RedisCli, Get-PostgresBin, Start-TestPostgres, Stop-TestPostgres

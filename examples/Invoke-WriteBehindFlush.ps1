@@ -5,9 +5,10 @@
 .DESCRIPTION
     Runs Invoke-WriteBehindFlush once (or -Continuous until stopped) and exits with a code a scheduler can
     act on. Connection settings come from the parameters or from the environment (WRITEBEHIND_REDIS,
-    WRITEBEHIND_STORE, WRITEBEHIND_KEY_PREFIX, WRITEBEHIND_REDIS_USER, WRITEBEHIND_REDIS_PASSWORD,
-    WRITEBEHIND_REDIS_TLS, WRITEBEHIND_REDIS_CA). Passwords belong in WRITEBEHIND_REDIS_PASSWORD (a file the
-    service manager loads, e.g. systemd's EnvironmentFile), never on the command line: -Redis refuses one.
+    WRITEBEHIND_STORE, WRITEBEHIND_STORE_USER, WRITEBEHIND_STORE_PASSWORD, WRITEBEHIND_KEY_PREFIX,
+    WRITEBEHIND_PARTITIONS, WRITEBEHIND_REDIS_USER, WRITEBEHIND_REDIS_PASSWORD, WRITEBEHIND_REDIS_TLS,
+    WRITEBEHIND_REDIS_CA). Passwords belong in WRITEBEHIND_REDIS_PASSWORD and WRITEBEHIND_STORE_PASSWORD (a file
+    the service manager loads, e.g. systemd's EnvironmentFile), never on the command line: -Redis refuses one.
     Exit codes: 0 flushed (and consistent, with -CheckConsistency); 1 the flush failed (nothing is lost: the
     next run re-persists what was in flight); 2 -CheckConsistency found drift; 3 the module could not be
     loaded or Redis could not be reached.

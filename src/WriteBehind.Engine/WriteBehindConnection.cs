@@ -43,7 +43,7 @@ namespace WriteBehind.Engine
         public bool IsCluster { get; private set; }
         /// <summary>The Redis endpoint(s), safe to print: never the password.</summary>
         public string RedisEndpoint { get; }
-        public string StoreUri => Options.Store;
+        public string StoreUri => StoreFactory.Display(Options.Store);
         /// <summary>The Redis user the connection authenticated as ("default" when none was named).</summary>
         public string RedisUser => string.IsNullOrEmpty(Options.RedisUser) ? "default" : Options.RedisUser;
         /// <summary>Whether the connection uses TLS.</summary>
@@ -435,7 +435,7 @@ namespace WriteBehind.Engine
             {
                 lock (_storeLock)
                 {
-                    if (_store == null) _store = StoreFactory.Open(Options.Store);
+                    if (_store == null) _store = StoreFactory.Open(Options);
                     return _store;
                 }
             }
@@ -443,7 +443,7 @@ namespace WriteBehind.Engine
 
         public string StoreDescription
         {
-            get { try { return Store.Description; } catch (WriteBehindException) { return Options.Store; } }
+            get { try { return Store.Description; } catch (WriteBehindException) { return StoreUri; } }
         }
 
         internal async Task<T> RedisAsync<T>(Func<IDatabase, Task<T>> call)
@@ -864,7 +864,7 @@ namespace WriteBehind.Engine
                 var st = new WriteBehindStatus
                 {
                     Redis = RedisEndpoint,
-                    Store = Options.Store,
+                    Store = StoreUri,
                     KeyPrefix = Keys.Prefix,
                     Partitions = Layout.Count,
                     PartitionDetails = parts,

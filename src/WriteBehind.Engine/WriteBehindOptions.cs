@@ -8,9 +8,9 @@ namespace WriteBehind.Engine
 
     /// <summary>Where the cache, queue and store are, and the limits. Built by Connect-WriteBehind or from
     /// the environment (WRITEBEHIND_REDIS, WRITEBEHIND_REDIS_USER, WRITEBEHIND_REDIS_PASSWORD, WRITEBEHIND_REDIS_TLS,
-    /// WRITEBEHIND_REDIS_CA, WRITEBEHIND_STORE, WRITEBEHIND_KEY_PREFIX, WRITEBEHIND_HIGH_WATER_MARK,
-    /// WRITEBEHIND_PARTITIONS, WRITEBEHIND_REPLICA_ACKS).
-    /// The Redis password is kept out of every public property: <see cref="Redis"/> never holds it (a
+    /// WRITEBEHIND_REDIS_CA, WRITEBEHIND_STORE, WRITEBEHIND_STORE_USER, WRITEBEHIND_STORE_PASSWORD, WRITEBEHIND_KEY_PREFIX,
+    /// WRITEBEHIND_HIGH_WATER_MARK, WRITEBEHIND_PARTITIONS, WRITEBEHIND_REPLICA_ACKS).
+    /// The passwords are kept out of every public property: <see cref="Redis"/> never holds the Redis one (a
     /// <c>password=</c> from the environment is moved out of the string), and <see cref="ToString"/> names no secret.</summary>
     public sealed class WriteBehindOptions
     {
@@ -36,8 +36,15 @@ namespace WriteBehind.Engine
         public string TlsHostName { get; set; }
         /// <summary>Accept any server certificate (TLS without authentication of the server).</summary>
         public bool SkipCertificateCheck { get; set; }
-        /// <summary>Store URI: <c>sqlite:///abs/path.db</c>, <c>sqlite:relative.db</c> or a plain path.</summary>
+        /// <summary>Store URI: <c>sqlite:///abs/path.db</c>, <c>sqlite:relative.db</c>, a plain path, or
+        /// <c>postgres://user@host:port/database?sslmode=require</c> (never with a password).</summary>
         public string Store { get; set; } = DefaultStoreUri;
+        /// <summary>The store server's user (PostgreSQL); wins over a user in the URI. From -StoreCredential or WRITEBEHIND_STORE_USER.</summary>
+        public string StoreUser { get; set; }
+        /// <summary>The store server's password, in memory only; never printed. From -StoreCredential or WRITEBEHIND_STORE_PASSWORD.</summary>
+        internal string StorePassword { get; set; }
+        /// <summary>Whether a store password is set (the password itself is not readable here).</summary>
+        public bool HasStorePassword => !string.IsNullOrEmpty(StorePassword);
         public string KeyPrefix { get; set; } = string.Empty;
         /// <summary>Producers fail with QueueFull when the queue would pass this depth (0: unbounded).</summary>
         public long HighWaterMark { get; set; } = DefaultHighWaterMark;
@@ -92,6 +99,10 @@ namespace WriteBehind.Engine
             if (!string.IsNullOrWhiteSpace(ca)) { o.TlsCaCertificate = ca; o.UseTls = o.UseTls || string.IsNullOrWhiteSpace(tls); }
             string store = Environment.GetEnvironmentVariable("WRITEBEHIND_STORE");
             if (!string.IsNullOrWhiteSpace(store)) o.Store = store;
+            string storeUser = Environment.GetEnvironmentVariable("WRITEBEHIND_STORE_USER");
+            if (!string.IsNullOrEmpty(storeUser)) o.StoreUser = storeUser;
+            string storePassword = Environment.GetEnvironmentVariable("WRITEBEHIND_STORE_PASSWORD");
+            if (!string.IsNullOrEmpty(storePassword)) o.StorePassword = storePassword;
             string prefix = Environment.GetEnvironmentVariable("WRITEBEHIND_KEY_PREFIX");
             if (!string.IsNullOrEmpty(prefix)) o.KeyPrefix = prefix;
             string hw = Environment.GetEnvironmentVariable("WRITEBEHIND_HIGH_WATER_MARK");

@@ -51,7 +51,8 @@ namespace WriteBehind.Commands
             var options = WriteBehindOptions.FromEnvironment();
             // The key holds the password only in memory; it is never printed.
             string key = string.Join("\n", options.Redis, options.RedisUser, options.RedisPassword, options.UseTls, options.TlsCaCertificate,
-                options.TlsHostName, options.Store, options.KeyPrefix, options.HighWaterMark.ToString());
+                options.TlsHostName, options.Store, options.StoreUser, options.StorePassword, options.KeyPrefix, options.HighWaterMark.ToString(),
+                options.Partitions.ToString(), options.ReplicaAcks.ToString());
             if (FromEnvironment.TryGetValue(key, out var cached) && cached.IsConnected) return cached;
             lock (Gate)
             {

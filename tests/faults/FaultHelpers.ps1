@@ -79,6 +79,17 @@ function Write-FaultRounds([Parameter(Mandatory)] $Rounds, [Parameter(Mandatory)
 
 function Read-FaultStore([Parameter(Mandatory)] [string] $Path) {
     $rows = @{}
+    if ($Path -like 'postgres*://*') {
+        # A PostgreSQL store (its URI): read with psql, the JSON as base64 so it comes through byte for byte.
+        $name = ($Path -replace '\?.*$', '') -replace '^.*/', ''
+        $lines = Invoke-TestPsql "SELECT user_id, coalesce(translate(encode(convert_to(json, 'UTF8'), 'base64'), E'\n', ''), '<null>'), version, deleted FROM user_profiles" $name
+        foreach ($line in $lines) {
+            if (-not $line) { continue }
+            $id, $json64, $version, $deleted = "$line" -split "`t"
+            $rows[$id] = [pscustomobject]@{ Json = $(if ($json64 -eq '<null>') { $null } else { [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($json64)) }); Version = [long]$version; Deleted = $deleted -eq 't' }
+        }
+        return $rows
+    }
     $conn = [Microsoft.Data.Sqlite.SqliteConnection]::new("Data Source=$Path;Mode=ReadOnly;Pooling=False")
     $conn.Open()
     try {
@@ -281,6 +292,7 @@ function Get-FaultChildResults($Child) {
 }
 
 function Remove-FaultStore([string] $StorePath) {
+    if ($StorePath -like 'postgres*://*') { Remove-TestPostgresDatabase $StorePath; return }
     if ($StorePath) { Remove-Item -Recurse -Force -ErrorAction SilentlyContinue (Split-Path $StorePath) }
 }
 

@@ -12,11 +12,27 @@ AfterAll {
     if ($script:FaultWork) { Remove-Item -Recurse -Force -ErrorAction SilentlyContinue $script:FaultWork }
 }
 
-Describe 'Crash: a flusher SIGKILLed at 20+ random moments loses nothing and applies nothing twice' -Tag Fault {
+# Run against each store: SQLite (a file) and PostgreSQL (a fresh database on the server build.ps1 Test
+# starts; the children get the password through WRITEBEHIND_STORE_PASSWORD, the URI carries none).
+Describe 'Crash (<Store>): a flusher SIGKILLed at 20+ random moments loses nothing and applies nothing twice' -Tag Fault -ForEach @(
+    @{ Store = 'sqlite' }, @{ Store = 'postgres' }
+) {
+    BeforeEach {
+        if ($script:SkipStore) { Set-ItResult -Skipped -Because $script:SkipStore }
+    }
     BeforeAll {
+        $script:SkipStore = $null
+        if ($Store -eq 'postgres' -and -not $script:PostgresUri) { $script:SkipStore = $script:PostgresSkipReason; return }
         $script:P = New-TestPrefix
-        $script:StorePath = New-TestStore
-        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P
+        if ($Store -eq 'postgres') {
+            $script:StorePath = New-TestPostgresDatabase
+            $script:StoreUri = $script:StorePath
+            $env:WRITEBEHIND_STORE_PASSWORD = $env:WRITEBEHIND_TEST_POSTGRES_PASSWORD
+        } else {
+            $script:StorePath = New-TestStore
+            $script:StoreUri = "sqlite://$($script:StorePath)"
+        }
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store $script:StoreUri -KeyPrefix $script:P
         $script:Seed = if ($env:WRITEBEHIND_FAULT_SEED) { [int]$env:WRITEBEHIND_FAULT_SEED } else { [Random]::new().Next() }
         Write-FaultLog "crash test seed $($script:Seed) (replay with WRITEBEHIND_FAULT_SEED=$($script:Seed))"
         $rnd = [Random]::new($script:Seed)
@@ -29,7 +45,7 @@ Describe 'Crash: a flusher SIGKILLed at 20+ random moments loses nothing and app
         $kindCounts = $script:Workload.Rounds | Group-Object Kind | ForEach-Object { "$($_.Name) $(($_.Group | ForEach-Object { $_.Ops.Count } | Measure-Object -Sum).Sum)" }
         Write-FaultLog "queued $($script:Queued) items in $($script:Workload.Rounds.Count) rounds ($($kindCounts -join ', ')) over $($script:Expected.Count) ids, $([int]$clock.Elapsed.TotalSeconds) s"
 
-        $childConfig = @{ Mode = 'Flush'; Redis = $script:RedisEndpoint; Store = "sqlite://$($script:StorePath)"; KeyPrefix = $script:P
+        $childConfig = @{ Mode = 'Flush'; Redis = $script:RedisEndpoint; Store = $script:StoreUri; KeyPrefix = $script:P
                           BatchSize = 500; LeaseDuration = '00:00:02'; RetryTimeout = '00:00:30' }
         $alternate = @{}
         if ((Get-Command Invoke-WriteBehindFlush).Parameters.ContainsKey('CommitSize')) { $alternate.CommitSize = 1000 }
@@ -56,7 +72,7 @@ Describe 'Crash: a flusher SIGKILLed at 20+ random moments loses nothing and app
         }
         $withLease = @($script:Kills | Where-Object { $_.NewLeases -gt 0 }).Count
         $summary = [ordered]@{
-            Seed = $script:Seed; Items = $script:Queued; Ids = $script:Expected.Count
+            Store = $Store; Seed = $script:Seed; Items = $script:Queued; Ids = $script:Expected.Count
             Kills = $script:Kills.Count; Children = $script:Runs.Count; KillsAtStartUp = @($script:Kills | Where-Object Moment -eq 'start-up').Count; KillsLeavingABatchInFlight = $withLease
             LeasesRecoveredByChildren = ($script:Kills | Measure-Object RecoveredLeases -Sum).Sum
             PendingAtFinalFlush = $script:Pending.Depth; LeasesAtFinalFlush = $script:Pending.Leases; LeasedItemsAtFinalFlush = $script:Pending.Leased
@@ -73,9 +89,11 @@ Describe 'Crash: a flusher SIGKILLed at 20+ random moments loses nothing and app
         }
     }
     AfterAll {
+        if ($script:SkipStore) { return }
         Disconnect-WriteBehind
         Remove-FaultKeys $script:P
         Remove-FaultStore $script:StorePath
+        Remove-Item Env:WRITEBEHIND_STORE_PASSWORD -ErrorAction SilentlyContinue
     }
 
     It 'queued 50,000 mixed items over 5,000 ids' {

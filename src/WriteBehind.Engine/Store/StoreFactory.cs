@@ -1,14 +1,240 @@
 using System;
+using System.Collections.Generic;
+using System.Globalization;
 using System.IO;
+using System.Text;
+using System.Net.Security;
+using Npgsql;
 
 namespace WriteBehind.Engine.Store
 {
     /// <summary>Turns a store URI into a store.</summary>
     public static class StoreFactory
     {
-        public static IProfileStore Open(string uri)
+        /// <summary>Opens the store the options name (<see cref="WriteBehindOptions.Store"/>), with
+        /// <see cref="WriteBehindOptions.StoreUser"/> / <see cref="WriteBehindOptions.StorePassword"/> for a server.</summary>
+        public static IProfileStore Open(WriteBehindOptions options)
         {
+            if (options == null) throw new ArgumentNullException(nameof(options));
+            return Open(options.Store, options.StoreUser, options.StorePassword, options.ConnectTimeout);
+        }
+
+        /// <summary>Opens a store by URI: <c>sqlite:...</c> or a path (SQLite), <c>postgres://</c> or
+        /// <c>postgresql://</c> (PostgreSQL; the password comes only from <paramref name="password"/>).</summary>
+        public static IProfileStore Open(string uri, string user = null, string password = null, TimeSpan? connectTimeout = null)
+        {
+            if (IsPostgres(uri))
+            {
+                PostgresTarget target = ParsePostgres(uri, user, connectTimeout);
+                var builder = target.Builder;
+                if (!string.IsNullOrEmpty(password)) builder.Password = password;
+                RemoteCertificateValidationCallback validation = null;
+                if (!string.IsNullOrEmpty(builder.RootCertificate) && (builder.SslMode == SslMode.VerifyCA || builder.SslMode == SslMode.VerifyFull))
+                {
+                    // Npgsql's netstandard2.0 build (the one the module ships) cannot trust a private CA by itself:
+                    // the module checks the chain against sslrootcert (and the host name for verify-full) itself.
+                    validation = PostgresCertificates.Validator(builder.RootCertificate, builder.SslMode == SslMode.VerifyFull ? builder.Host : null);
+                    builder.RootCertificate = null;
+                    builder.SslMode = SslMode.Require;
+                }
+                return new PostgresProfileStore(builder.ConnectionString, target.Description, validation);
+            }
             return new SqliteProfileStore(SqlitePath(uri));
+        }
+
+        /// <summary>Checks a store URI without opening anything (throws <see cref="WriteBehindException"/>
+        /// with <see cref="ErrorIds.InvalidStoreUri"/>), and returns what to show for it (no secret).</summary>
+        public static string Validate(string uri, string user = null)
+        {
+            if (IsPostgres(uri)) return ParsePostgres(uri, user, null).Description;
+            return "sqlite:" + SqlitePath(uri);
+        }
+
+        /// <summary>What to show for a store URI: never a secret, even for a URI that is invalid because it
+        /// carries a password (then only its scheme).</summary>
+        public static string Display(string uri)
+        {
+            if (!IsPostgres(uri)) return uri;
+            try { return ParsePostgres(uri, null, null).Description; }
+            catch (WriteBehindException) { return uri.Substring(0, uri.IndexOf("://", StringComparison.Ordinal)) + "://(invalid store URI)"; }
+        }
+
+        public static bool IsPostgres(string uri) =>
+            uri != null && (uri.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) || uri.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase));
+
+        internal sealed class PostgresTarget
+        {
+            public NpgsqlConnectionStringBuilder Builder;
+            public string Description;
+        }
+
+        private const string PasswordAdvice =
+            "The store URI must not carry a password: give it with Connect-WriteBehind -StoreCredential or the WRITEBEHIND_STORE_PASSWORD environment variable.";
+
+        /// <summary>postgres://[user@]host[:port]/database[?sslmode=...&amp;sslrootcert=...&amp;connect_timeout=s&amp;command_timeout=s&amp;application_name=...&amp;search_path=...].
+        /// The user comes from <paramref name="user"/> (the credential or WRITEBEHIND_STORE_USER) when given, else from the URI.
+        /// Messages never echo the URI's authority or query (they could hold a secret).</summary>
+        internal static PostgresTarget ParsePostgres(string uri, string user, TimeSpan? connectTimeout)
+        {
+            int schemeEnd = uri.IndexOf("://", StringComparison.Ordinal);
+            string scheme = uri.Substring(0, schemeEnd).ToLowerInvariant();
+            string rest = uri.Substring(schemeEnd + 3);
+            int pathStart = rest.IndexOfAny(new[] { '/', '?', '#' });
+            string authority = pathStart < 0 ? rest : rest.Substring(0, pathStart);
+            string afterAuthority = pathStart < 0 ? string.Empty : rest.Substring(pathStart);
+            int at = authority.LastIndexOf('@');
+            string userInfo = at < 0 ? null : authority.Substring(0, at);
+            string hostPort = at < 0 ? authority : authority.Substring(at + 1);
+            if (userInfo != null && userInfo.IndexOf(':') >= 0)
+                throw new WriteBehindException(ErrorIds.InvalidStoreUri, PasswordAdvice);
+
+            string path = afterAuthority;
+            string query = string.Empty;
+            int q = afterAuthority.IndexOf('?');
+            if (q >= 0) { path = afterAuthority.Substring(0, q); query = afterAuthority.Substring(q + 1); }
+            if (path.IndexOf('#') >= 0 || query.IndexOf('#') >= 0)
+                throw new WriteBehindException(ErrorIds.InvalidStoreUri, "A PostgreSQL store URI takes no fragment (#...).");
+
+            var parameters = new List<KeyValuePair<string, string>>();
+            foreach (string pair in query.Split(new[] { '&' }, StringSplitOptions.RemoveEmptyEntries))
+            {
+                int eq = pair.IndexOf('=');
+                string key = Uri.UnescapeDataString(eq < 0 ? pair : pair.Substring(0, eq)).Trim().ToLowerInvariant();
+                string value = eq < 0 ? string.Empty : Uri.UnescapeDataString(pair.Substring(eq + 1).Replace('+', ' '));
+                if (key == "password" || key == "passfile")
+                    throw new WriteBehindException(ErrorIds.InvalidStoreUri, PasswordAdvice);
+                parameters.Add(new KeyValuePair<string, string>(key, value));
+            }
+
+            // Host: a name, an IPv4 address or [IPv6]; port 5432 unless given.
+            string host = hostPort;
+            int port = 5432;
+            if (hostPort.StartsWith("[", StringComparison.Ordinal))
+            {
+                int close = hostPort.IndexOf(']');
+                if (close < 0) throw new WriteBehindException(ErrorIds.InvalidStoreUri, "The PostgreSQL store URI has an unclosed [IPv6] host.");
+                host = hostPort.Substring(1, close - 1);
+                string tail = hostPort.Substring(close + 1);
+                if (tail.Length > 0)
+                {
+                    if (tail[0] != ':') throw new WriteBehindException(ErrorIds.InvalidStoreUri, "The PostgreSQL store URI has text after its [IPv6] host.");
+                    port = ParsePort(tail.Substring(1));
+                }
+            }
+            else
+            {
+                int colon = hostPort.LastIndexOf(':');
+                if (colon >= 0) { host = hostPort.Substring(0, colon); port = ParsePort(hostPort.Substring(colon + 1)); }
+            }
+            host = Uri.UnescapeDataString(host);
+            if (host.Length == 0 || host.IndexOf(',') >= 0)
+                throw new WriteBehindException(ErrorIds.InvalidStoreUri, "The PostgreSQL store URI names no host (or several): use postgres://user@host:port/database.");
+
+            string database = Uri.UnescapeDataString(path.TrimStart('/'));
+            if (database.Length == 0 || database.IndexOf('/') >= 0)
+                throw new WriteBehindException(ErrorIds.InvalidStoreUri, "The PostgreSQL store URI names no database: use postgres://user@host:port/database.");
+
+            string effectiveUser = !string.IsNullOrEmpty(user) ? user : (userInfo == null ? null : Uri.UnescapeDataString(userInfo));
+            if (string.IsNullOrEmpty(effectiveUser))
+                throw new WriteBehindException(ErrorIds.InvalidStoreUri,
+                    "The PostgreSQL store URI names no user: use postgres://user@host:port/database, -StoreCredential or WRITEBEHIND_STORE_USER.");
+
+            var builder = new NpgsqlConnectionStringBuilder
+            {
+                Host = host,
+                Port = port,
+                Database = database,
+                Username = effectiveUser,
+                ApplicationName = "WriteBehind",
+                Timeout = Math.Max(1, (int)Math.Ceiling((connectTimeout ?? TimeSpan.FromSeconds(5)).TotalSeconds)),
+                CommandTimeout = 30,
+            };
+            var shown = new StringBuilder();
+            foreach (var p in parameters)
+            {
+                try
+                {
+                    switch (p.Key)
+                    {
+                        case "sslmode":
+                            builder.SslMode = ParseSslMode(p.Value);
+                            break;
+                        case "sslrootcert":
+                            builder.RootCertificate = p.Value;
+                            break;
+                        case "connect_timeout":
+                            builder.Timeout = ParseSeconds(p.Key, p.Value);
+                            break;
+                        case "command_timeout":
+                            builder.CommandTimeout = ParseSeconds(p.Key, p.Value);
+                            break;
+                        case "application_name":
+                            builder.ApplicationName = p.Value;
+                            break;
+                        case "search_path":
+                            builder.SearchPath = p.Value;
+                            break;
+                        default:
+                            throw new WriteBehindException(ErrorIds.InvalidStoreUri,
+                                $"Unsupported PostgreSQL store URI parameter '{p.Key}': use sslmode, sslrootcert, connect_timeout, command_timeout, application_name or search_path.");
+                    }
+                }
+                catch (ArgumentException ex)
+                {
+                    throw new WriteBehindException(ErrorIds.InvalidStoreUri, $"Invalid value for the PostgreSQL store URI parameter '{p.Key}': {ex.Message}");
+                }
+                shown.Append(shown.Length == 0 ? '?' : '&').Append(EscapeQuery(p.Key)).Append('=').Append(EscapeQuery(p.Value));
+            }
+
+            string shownHost = host.IndexOf(':') >= 0 ? "[" + host + "]" : host;
+            return new PostgresTarget
+            {
+                Builder = builder,
+                Description = scheme + "://" + Uri.EscapeDataString(effectiveUser) + "@" + shownHost + ":" + port.ToString(CultureInfo.InvariantCulture) +
+                              "/" + Uri.EscapeDataString(database) + shown,
+            };
+        }
+
+        // Like Uri.EscapeDataString, but leaves '/', ':', '@' and ',' readable (a path in sslrootcert).
+        private static string EscapeQuery(string text)
+        {
+            var sb = new StringBuilder(text.Length);
+            foreach (char c in text)
+            {
+                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || "-._~/:@,".IndexOf(c) >= 0) sb.Append(c);
+                else sb.Append(Uri.EscapeDataString(c.ToString()));
+            }
+            return sb.ToString();
+        }
+
+        private static int ParsePort(string text)
+        {
+            if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int port) || port < 1 || port > 65535)
+                throw new WriteBehindException(ErrorIds.InvalidStoreUri, "The PostgreSQL store URI has an invalid port (1-65535).");
+            return port;
+        }
+
+        private static int ParseSeconds(string key, string text)
+        {
+            if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int seconds) || seconds > 3600)
+                throw new WriteBehindException(ErrorIds.InvalidStoreUri, $"The PostgreSQL store URI parameter '{key}' must be whole seconds (0-3600).");
+            return seconds;
+        }
+
+        private static SslMode ParseSslMode(string text)
+        {
+            switch (text.ToLowerInvariant())
+            {
+                case "disable": return SslMode.Disable;
+                case "allow": return SslMode.Allow;
+                case "prefer": return SslMode.Prefer;
+                case "require": return SslMode.Require;
+                case "verify-ca": return SslMode.VerifyCA;
+                case "verify-full": return SslMode.VerifyFull;
+                default:
+                    throw new WriteBehindException(ErrorIds.InvalidStoreUri,
+                        "The PostgreSQL store URI parameter 'sslmode' must be disable, allow, prefer, require, verify-ca or verify-full.");
+            }
         }
 
         /// <summary>The file path of a SQLite store URI: <c>sqlite:///abs/file.db</c> (absolute),
@@ -31,7 +257,7 @@ namespace WriteBehind.Engine.Store
             {
                 string scheme = uri.Substring(0, uri.IndexOf(':'));
                 throw new WriteBehindException(ErrorIds.InvalidStoreUri,
-                    $"Unsupported store scheme '{scheme}': use sqlite:///path/to/file.db.");
+                    $"Unsupported store scheme '{scheme}': use sqlite:///path/to/file.db or postgres://user@host:port/database.");
             }
             else
             {

@@ -25,6 +25,11 @@ namespace WriteBehind.Commands
         [ValidateNotNullOrEmpty]
         public string Store { get; set; }
 
+        /// <summary>User and password for a store server (PostgreSQL); the store URI never carries a password.</summary>
+        [Parameter]
+        [Credential]
+        public PSCredential StoreCredential { get; set; }
+
         /// <summary>Prefix for every key (e.g. "app1:" or a cluster hash tag "{wb}").</summary>
         [Parameter]
         [AllowEmptyString]
@@ -121,13 +126,19 @@ namespace WriteBehind.Commands
                     if (!string.IsNullOrEmpty(Credential.UserName) && Credential.UserName != "default") options.RedisUser = Credential.UserName;
                     options.RedisPassword = new NetworkCredential(string.Empty, Credential.Password).Password;
                 }
-                // Fail now on a malformed store URI rather than at the first flush.
-                WriteBehind.Engine.Store.StoreFactory.SqlitePath(options.Store);
+                if (StoreCredential != null && StoreCredential != PSCredential.Empty)
+                {
+                    if (!string.IsNullOrEmpty(StoreCredential.UserName)) options.StoreUser = StoreCredential.UserName;
+                    options.StorePassword = new NetworkCredential(string.Empty, StoreCredential.Password).Password;
+                }
+                // Fail now on a malformed store URI (or one that carries a password) rather than at the first flush.
+                WriteBehind.Engine.Store.StoreFactory.Validate(options.Store, options.StoreUser);
                 new KeyLayout(options.KeyPrefix, options.Partitions);
             }
             catch (WriteBehindException ex)
             {
-                ThrowTerminatingError(new ErrorRecord(ex, ex.ErrorId, WriteBehindCmdlet.CategoryOf(ex.ErrorId), ex.ErrorId == ErrorIds.PasswordInParameter ? null : Store));
+                ThrowTerminatingError(new ErrorRecord(ex, ex.ErrorId, WriteBehindCmdlet.CategoryOf(ex.ErrorId),
+                    ex.ErrorId == ErrorIds.PasswordInParameter ? null : WriteBehind.Engine.Store.StoreFactory.Display(Store)));
                 return;
             }
             catch (ArgumentException ex)

@@ -1,0 +1,368 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Net.Sockets;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace WriteBehind.Engine.Store
+{
+    /// <summary>
+    /// A system of record in PostgreSQL (through Npgsql). Same contract as <see cref="SqliteProfileStore"/>:
+    /// one statement per commit upserts every row of the batch (<c>INSERT ... SELECT FROM unnest(...) ON
+    /// CONFLICT ... DO UPDATE ... WHERE stored.version &lt; excluded.version</c>), deletes are versioned
+    /// tombstones (json NULL), JSON is kept as <c>text</c> (byte for byte; never jsonb, which reorders keys
+    /// and rewrites numbers), and pages come in ordinal id order (the id column is <c>COLLATE "C"</c>).
+    /// </summary>
+    /// <remarks>
+    /// Errors: a failure that has nothing to do with the rows in hand (cannot connect, authentication,
+    /// admin shutdown, connection exceptions 08xxx, serialization failures and deadlocks, insufficient
+    /// resources 53xxx, timeouts, schema trouble) is a <see cref="StoreUnavailableException"/>: the flush
+    /// keeps its batch and retries, then fails with nothing lost. Only a row the server refuses for good
+    /// (data exceptions 22xxx such as a NUL character, integrity violations 23xxx, text that cannot be
+    /// encoded) is a plain <see cref="StoreException"/>, which makes the flusher isolate and dead-letter
+    /// that row. Messages name the store by its URI without any password.
+    /// </remarks>
+    public sealed class PostgresProfileStore : IProfileStore
+    {
+        /// <summary>The schema version this code writes and understands.</summary>
+        internal const int CurrentSchemaVersion = 1;
+
+        // Any constant: serialises schema creation between processes that open a fresh database at once.
+        private const long SchemaLockKey = 0x5752_4954_4542_4831; // "WRITEBH1"
+
+        private const string CreateSchemaSql =
+            "CREATE TABLE IF NOT EXISTS wb_schema(version integer NOT NULL);" +
+            "CREATE TABLE IF NOT EXISTS user_profiles(" +
+            "user_id text COLLATE \"C\" NOT NULL PRIMARY KEY, " +
+            "json text NULL, " +
+            "version bigint NOT NULL, " +
+            "deleted boolean NOT NULL DEFAULT false, " +
+            "updated_at timestamptz NOT NULL DEFAULT now());";
+
+        // One statement for the whole batch. The rows come sorted by id (ordinal), so concurrent
+        // committers lock rows in the same order. A row whose WHERE fails is not counted in the result.
+        private const string UpsertSql =
+            "INSERT INTO user_profiles AS stored (user_id, json, version, deleted, updated_at) " +
+            "SELECT u.user_id, u.json, u.version, u.json IS NULL, now() " +
+            "FROM unnest(@ids, @jsons, @versions) WITH ORDINALITY AS u(user_id, json, version, n) ORDER BY u.n " +
+            "ON CONFLICT (user_id) DO UPDATE SET json = excluded.json, version = excluded.version, " +
+            "deleted = excluded.deleted, updated_at = excluded.updated_at " +
+            "WHERE stored.version < excluded.version";
+
+        private const string SelectColumns = "SELECT user_id, json, version, updated_at FROM user_profiles ";
+
+        private readonly string _connectionString;
+        private readonly System.Net.Security.RemoteCertificateValidationCallback _certificateValidation;
+        private readonly string _description;
+        private readonly SemaphoreSlim _schemaGate = new SemaphoreSlim(1, 1);
+        private volatile bool _schemaReady;
+        private volatile bool _disposed;
+
+        /// <param name="connectionString">An Npgsql connection string (may hold the password; never printed).</param>
+        /// <param name="description">What to call the store in messages: its URI without any password.</param>
+        /// <param name="certificateValidation">Checks the server's TLS certificate (sslrootcert); null: Npgsql's own checks.</param>
+        public PostgresProfileStore(string connectionString, string description, System.Net.Security.RemoteCertificateValidationCallback certificateValidation = null)
+        {
+            _certificateValidation = certificateValidation;
+            if (string.IsNullOrWhiteSpace(connectionString))
+                throw new ArgumentException("A connection string is required.", nameof(connectionString));
+            _description = description ?? "postgres";
+            _connectionString = connectionString;
+        }
+
+        public string Description => _description;
+
+        public Task<StoreCommitResult> CommitAsync(IReadOnlyList<ProfileRow> rows, CancellationToken cancellationToken)
+        {
+            if (rows == null)
+                throw new ArgumentNullException(nameof(rows));
+            for (int i = 0; i < rows.Count; i++)
+            {
+                if (rows[i] == null)
+                    throw new ArgumentException("Row " + i + " is null.", nameof(rows));
+            }
+            return RunAsync("commit " + rows.Count + " row(s) to", rowsInvolved: true, cancellationToken,
+                connection => CommitCore(connection, rows, cancellationToken));
+        }
+
+        public Task<IReadOnlyDictionary<string, StoredProfile>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
+        {
+            if (userIds == null)
+                throw new ArgumentNullException(nameof(userIds));
+            var distinct = new List<string>(userIds.Count);
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (string id in userIds)
+            {
+                if (id == null)
+                    throw new ArgumentException("A user id is null.", nameof(userIds));
+                if (seen.Add(id))
+                    distinct.Add(id);
+            }
+
+            return RunAsync("read " + distinct.Count + " row(s) from", rowsInvolved: false, cancellationToken, async connection =>
+            {
+                var result = new Dictionary<string, StoredProfile>(StringComparer.Ordinal);
+                if (distinct.Count == 0)
+                    return (IReadOnlyDictionary<string, StoredProfile>)result;
+                using (var command = new NpgsqlCommand(SelectColumns + "WHERE user_id = ANY(@ids)", connection))
+                {
+                    command.Parameters.Add(new NpgsqlParameter<string[]>("ids", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = distinct.ToArray() });
+                    foreach (StoredProfile row in await ReadRowsAsync(command, cancellationToken).ConfigureAwait(false))
+                        result[row.UserId] = row;
+                }
+                return (IReadOnlyDictionary<string, StoredProfile>)result;
+            });
+        }
+
+        public Task<IReadOnlyList<StoredProfile>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken)
+        {
+            if (limit < 1)
+                throw new ArgumentOutOfRangeException(nameof(limit));
+            return RunAsync("read a page of", rowsInvolved: false, cancellationToken, async connection =>
+            {
+                // user_id is COLLATE "C": byte order of UTF-8, which is ordinal order for the ASCII ids.
+                string sql = afterUserId == null
+                    ? SelectColumns + "ORDER BY user_id LIMIT @limit"
+                    : SelectColumns + "WHERE user_id > @after ORDER BY user_id LIMIT @limit";
+                using (var command = new NpgsqlCommand(sql, connection))
+                {
+                    if (afterUserId != null)
+                        command.Parameters.Add(new NpgsqlParameter<string>("after", NpgsqlDbType.Text) { TypedValue = afterUserId });
+                    command.Parameters.Add(new NpgsqlParameter<int>("limit", NpgsqlDbType.Integer) { TypedValue = limit });
+                    return (IReadOnlyList<StoredProfile>)await ReadRowsAsync(command, cancellationToken).ConfigureAwait(false);
+                }
+            });
+        }
+
+        public Task<long> CountAsync(CancellationToken cancellationToken)
+        {
+            return RunAsync("count the rows of", rowsInvolved: false, cancellationToken, async connection =>
+            {
+                using (var command = new NpgsqlCommand("SELECT count(*) FROM user_profiles WHERE NOT deleted", connection))
+                    return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
+            });
+        }
+
+        public void Dispose()
+        {
+            if (_disposed)
+                return;
+            _disposed = true;
+            try
+            {
+                // Closes the idle pooled connections of this store's connection string. (Plain connections,
+                // not an NpgsqlDataSource: the engine is built against Npgsql's netstandard2.0 assembly, where
+                // DbDataSource is Npgsql's own type, and a .NET 8+ host may load Npgsql's net8.0 build.)
+                using (var connection = new NpgsqlConnection(_connectionString))
+                    NpgsqlConnection.ClearPool(connection);
+            }
+            catch (Exception)
+            {
+                // Closing a broken connection must not hide the error that broke it.
+            }
+        }
+
+        private static async Task<StoreCommitResult> CommitCore(NpgsqlConnection connection, IReadOnlyList<ProfileRow> rows, CancellationToken cancellationToken)
+        {
+            if (rows.Count == 0)
+                return new StoreCommitResult(0, 0);
+
+            // One row per id: the newest version of an id that occurs more than once (ON CONFLICT cannot
+            // touch a row twice in one statement); the others are stale by definition.
+            var newest = new Dictionary<string, ProfileRow>(rows.Count, StringComparer.Ordinal);
+            foreach (ProfileRow row in rows)
+            {
+                if (!newest.TryGetValue(row.UserId, out ProfileRow seen) || row.Version > seen.Version)
+                    newest[row.UserId] = row;
+            }
+            var ordered = newest.Values.ToArray();
+            Array.Sort(ordered, (a, b) => string.CompareOrdinal(a.UserId, b.UserId));
+
+            var ids = new string[ordered.Length];
+            var jsons = new string[ordered.Length];
+            var versions = new long[ordered.Length];
+            for (int i = 0; i < ordered.Length; i++)
+            {
+                ids[i] = ordered[i].UserId;
+                jsons[i] = ordered[i].Json;
+                versions[i] = ordered[i].Version;
+            }
+
+            using (var command = new NpgsqlCommand(UpsertSql, connection))
+            {
+                command.Parameters.Add(new NpgsqlParameter<string[]>("ids", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = ids });
+                command.Parameters.Add(new NpgsqlParameter<string[]>("jsons", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = jsons });
+                command.Parameters.Add(new NpgsqlParameter<long[]>("versions", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { TypedValue = versions });
+                // A single statement is its own transaction: all rows or none.
+                int applied = await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                return new StoreCommitResult(applied, rows.Count - applied);
+            }
+        }
+
+        private static async Task<List<StoredProfile>> ReadRowsAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+        {
+            var rows = new List<StoredProfile>();
+            using (NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    DateTime updated = reader.GetFieldValue<DateTime>(3); // timestamptz: UTC
+                    rows.Add(new StoredProfile(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetInt64(2),
+                        new DateTimeOffset(DateTime.SpecifyKind(updated, DateTimeKind.Utc))));
+                }
+            }
+            return rows;
+        }
+
+        private async Task<T> RunAsync<T>(string what, bool rowsInvolved, CancellationToken cancellationToken, Func<NpgsqlConnection, Task<T>> operation)
+        {
+            if (_disposed)
+                throw new ObjectDisposedException(nameof(PostgresProfileStore));
+            cancellationToken.ThrowIfCancellationRequested();
+
+            NpgsqlConnection connection = null;
+            bool opened = false;
+            try
+            {
+                connection = new NpgsqlConnection(_connectionString);
+                if (_certificateValidation != null)
+                    connection.UserCertificateValidationCallback = _certificateValidation;
+                await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+                opened = true;
+                if (!_schemaReady)
+                    await EnsureSchemaAsync(connection, cancellationToken).ConfigureAwait(false);
+                return await operation(connection).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+            catch (ObjectDisposedException) when (_disposed)
+            {
+                throw;
+            }
+            catch (InvalidOperationException ex) when (!(ex is ObjectDisposedException) && ex.Message.StartsWith("PostgreSQL store", StringComparison.Ordinal))
+            {
+                throw; // a schema newer than this code: not a store outage
+            }
+            catch (Exception ex) when (ex is NpgsqlException || ex is IOException || ex is SocketException || ex is TimeoutException
+                                       || ex is OperationCanceledException || ex is EncoderFallbackException || ex is ArgumentException
+                                       || ex is InvalidCastException || ex is InvalidOperationException)
+            {
+                string message = "PostgreSQL store " + _description + (opened ? "" : " is unavailable") + ": could not " + what + " it: " + Describe(ex);
+                if (rowsInvolved && opened && IsRowError(ex))
+                    throw new StoreException(message, ex);
+                throw new StoreUnavailableException(message, ex);
+            }
+            finally
+            {
+                if (connection != null)
+                {
+                    try { connection.Dispose(); } catch (Exception) { /* a broken connection is dropped from the pool */ }
+                }
+            }
+        }
+
+        /// <summary>The error is about the data of a row, so the same rows will always fail.</summary>
+        internal static bool IsRowError(Exception ex)
+        {
+            if (ex is EncoderFallbackException || ex is ArgumentException || ex is InvalidCastException)
+                return true;
+            if (ex is PostgresException pg)
+                return IsRowError(pg.SqlState);
+            return false;
+        }
+
+        /// <summary>Data exceptions (22xxx: a NUL character, an invalid byte sequence, a value too long) and
+        /// integrity violations (23xxx). Everything else (connection exceptions 08xxx, admin shutdown
+        /// 57P01..57P03, serialization failures and deadlocks 40001/40P01, insufficient resources 53xxx,
+        /// timeouts, authentication, a missing database) does not depend on the rows and is transient to the flush.</summary>
+        internal static bool IsRowError(string sqlState)
+        {
+            return sqlState != null && (sqlState.StartsWith("22", StringComparison.Ordinal) || sqlState.StartsWith("23", StringComparison.Ordinal));
+        }
+
+        private static string Describe(Exception ex)
+        {
+            if (ex is PostgresException pg)
+                return pg.SqlState + ": " + pg.MessageText;
+            string message = ex.Message;
+            // Npgsql wraps socket and timeout errors: the inner message says what happened.
+            if (ex is NpgsqlException && ex.InnerException != null && !string.IsNullOrEmpty(ex.InnerException.Message)
+                && !message.Contains(ex.InnerException.Message))
+                message += " (" + ex.InnerException.Message + ")";
+            return message;
+        }
+
+        private async Task EnsureSchemaAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+        {
+            await _schemaGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                if (_schemaReady)
+                    return;
+                long version = await ReadSchemaVersionAsync(connection, null, cancellationToken).ConfigureAwait(false);
+                CheckSchemaVersion(version);
+                if (version < CurrentSchemaVersion)
+                {
+                    using (NpgsqlTransaction transaction = connection.BeginTransaction())
+                    {
+                        // Another process may be creating it right now: one at a time, then look again.
+                        await ExecuteAsync(connection, transaction, "SELECT pg_advisory_xact_lock(" + SchemaLockKey.ToString(CultureInfo.InvariantCulture) + ")", cancellationToken).ConfigureAwait(false);
+                        version = await ReadSchemaVersionAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+                        CheckSchemaVersion(version);
+                        if (version < 1)
+                        {
+                            await ExecuteAsync(connection, transaction, CreateSchemaSql, cancellationToken).ConfigureAwait(false);
+                            await ExecuteAsync(connection, transaction, "DELETE FROM wb_schema", cancellationToken).ConfigureAwait(false);
+                            await ExecuteAsync(connection, transaction, "INSERT INTO wb_schema(version) VALUES(1)", cancellationToken).ConfigureAwait(false);
+                        }
+                        // Future migrations: if (version < 2) { ...; UPDATE wb_schema SET version = 2 }
+                        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    }
+                }
+                _schemaReady = true;
+            }
+            finally
+            {
+                _schemaGate.Release();
+            }
+        }
+
+        private void CheckSchemaVersion(long version)
+        {
+            if (version > CurrentSchemaVersion)
+            {
+                throw new InvalidOperationException(
+                    "PostgreSQL store " + _description + " has schema version " + version.ToString(CultureInfo.InvariantCulture) +
+                    ", newer than the version " + CurrentSchemaVersion.ToString(CultureInfo.InvariantCulture) +
+                    " this WriteBehind understands. Upgrade WriteBehind or point it at another database.");
+            }
+        }
+
+        /// <summary>The version in wb_schema (in the connection's search path), or 0 when the table is missing or empty.</summary>
+        private static async Task<long> ReadSchemaVersionAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+        {
+            using (var command = new NpgsqlCommand("SELECT to_regclass('wb_schema') IS NOT NULL", connection, transaction))
+            {
+                if (!(bool)await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))
+                    return 0;
+                command.CommandText = "SELECT max(version) FROM wb_schema";
+                object value = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+                return value == null || value is DBNull ? 0 : Convert.ToInt64(value, CultureInfo.InvariantCulture);
+            }
+        }
+
+        private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken)
+        {
+            using (var command = new NpgsqlCommand(sql, connection, transaction))
+                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+}
