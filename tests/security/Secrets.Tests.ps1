@@ -7,6 +7,12 @@ BeforeDiscovery {
     $script:Cases = foreach ($source in 'Credential', 'Environment', 'EnvironmentString') {
         foreach ($which in 'Wrong', 'Right') { @{ Source = $source; Which = $which } }
     }
+    # A PostgreSQL store's password (-StoreCredential or WRITEBEHIND_STORE_PASSWORD), wrong and right, with
+    # the right Redis password: skipped without the test server build.ps1 Test starts.
+    $script:StoreCases = foreach ($source in 'Credential', 'Environment') {
+        foreach ($which in 'Wrong', 'Right') { @{ Source = $source; Which = $which } }
+    }
+    $script:NoPostgres = -not $env:WRITEBEHIND_TEST_POSTGRES
 }
 BeforeAll {
     . (Join-Path $PSScriptRoot 'SecurityHelpers.ps1')
@@ -17,16 +23,23 @@ BeforeAll {
     $script:Server = Start-TestServer -Kind Redis -WorkDir $script:ServerDir -ExtraArguments @('--requirepass', $script:RightPassword)
     $script:Child = Join-Path $PSScriptRoot 'SecretsChild.ps1'
 
-    function Invoke-SecretsChild([string] $Source, [string] $Password) {
+    $script:StoreRight = $env:WRITEBEHIND_TEST_POSTGRES_PASSWORD
+    $script:StoreWrong = New-Password
+    if ($script:StoreRight) { $script:Secrets += $script:StoreRight }
+    $script:Secrets += $script:StoreWrong
+
+    function Invoke-SecretsChild([string] $Source, [string] $Password, [string] $StoreUri, [string] $StorePassword) {
         $dir = Join-Path $script:ServerDir ('child-' + [guid]::NewGuid().ToString('N').Substring(0, 8))
         New-Item -ItemType Directory -Path $dir | Out-Null
         $out = Join-Path $dir 'dump.txt'
         $transcript = Join-Path $dir 'transcript.txt'
         $env:WB_TEST_SECRET_PASSWORD = $Password
+        if ($StorePassword) { $env:WB_TEST_STORE_PASSWORD = $StorePassword }
+        $storeArgs = if ($StoreUri) { @('-StoreUri', $StoreUri) } else { @() }
         try {
             $console = & dotnet pwsh -NoProfile -NonInteractive -File $script:Child -ModulePath $script:ModulePath -Endpoint $script:Server.Endpoint `
-                -Source $Source -OutFile $out -TranscriptPath $transcript -StorePath (Join-Path $dir 'store.db') 2>&1 | Out-String
-        } finally { Remove-Item Env:WB_TEST_SECRET_PASSWORD -ErrorAction SilentlyContinue }
+                -Source $Source -OutFile $out -TranscriptPath $transcript -StorePath (Join-Path $dir 'store.db') @storeArgs 2>&1 | Out-String
+        } finally { Remove-Item Env:WB_TEST_SECRET_PASSWORD, Env:WB_TEST_STORE_PASSWORD -ErrorAction SilentlyContinue }
         [pscustomobject]@{
             Dump = $(if (Test-Path $out) { Get-Content $out -Raw } else { '' })
             Transcript = $(if (Test-Path $transcript) { Get-Content $transcript -Raw } else { '' })
@@ -56,6 +69,24 @@ Describe 'Secrets' {
             $r.Dump | Should -Match '"age":"31"'
             $r.Dump | Should -Match 'Connected to Redis at '
             $r.Dump | Should -Not -Match 'ERRORID: RedisUnavailable'
+        }
+        foreach ($secret in $script:Secrets) {
+            $r.Dump.Contains($secret) | Should -BeFalse -Because 'the dump of streams and $Error must not hold a secret'
+            $r.Transcript.Contains($secret) | Should -BeFalse -Because 'the transcript must not hold a secret'
+            $r.Console.Contains($secret) | Should -BeFalse -Because 'the console must not hold a secret'
+        }
+    }
+
+    It 'no password in any stream, $Error or transcript: every cmdlet into PostgreSQL, <Which> store password from <Source>' -ForEach $StoreCases -Skip:$NoPostgres {
+        $storePassword = if ($Which -eq 'Right') { $script:StoreRight } else { $script:StoreWrong }
+        $r = Invoke-SecretsChild -Source $Source -Password $script:RightPassword -StoreUri $env:WRITEBEHIND_TEST_POSTGRES -StorePassword $storePassword
+        $r.Dump | Should -Match 'DONE: Disconnect-WriteBehind'
+        $r.Dump | Should -Match 'ERRORID: InvalidStoreUri'
+        if ($Which -eq 'Wrong') {
+            $r.Dump | Should -Match 'ERRORID: StoreUnavailable'
+        } else {
+            $r.Dump | Should -Match '"age":"31"'
+            $r.Dump | Should -Not -Match 'ERRORID: StoreUnavailable'
         }
         foreach ($secret in $script:Secrets) {
             $r.Dump.Contains($secret) | Should -BeFalse -Because 'the dump of streams and $Error must not hold a secret'

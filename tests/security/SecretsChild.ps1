@@ -8,7 +8,9 @@ param(
     [Parameter(Mandatory)] [ValidateSet('Credential', 'Environment', 'EnvironmentString')] [string] $Source,
     [Parameter(Mandatory)] [string] $OutFile,
     [Parameter(Mandatory)] [string] $TranscriptPath,
-    [Parameter(Mandatory)] [string] $StorePath
+    [Parameter(Mandatory)] [string] $StorePath,
+    # a PostgreSQL store instead of SQLite; its password comes through WB_TEST_STORE_PASSWORD
+    [string] $StoreUri
 )
 $ErrorActionPreference = 'Continue'
 $VerbosePreference = 'Continue'
@@ -18,6 +20,8 @@ $InformationPreference = 'Continue'
 $ProgressPreference = 'SilentlyContinue'
 $password = $env:WB_TEST_SECRET_PASSWORD
 Remove-Item Env:WB_TEST_SECRET_PASSWORD
+$storePassword = $env:WB_TEST_STORE_PASSWORD
+Remove-Item Env:WB_TEST_STORE_PASSWORD -ErrorAction SilentlyContinue
 $dump = [System.Text.StringBuilder]::new()
 function Add-Dump([string] $Title, $Value) {
     $null = $dump.AppendLine("=== $Title").AppendLine(($Value | Out-String -Width 4096))
@@ -25,7 +29,7 @@ function Add-Dump([string] $Title, $Value) {
 $null = Start-Transcript -Path $TranscriptPath -IncludeInvocationHeader
 Import-Module $ModulePath
 
-$store = "sqlite://$StorePath"
+$store = if ($StoreUri) { $StoreUri } else { "sqlite://$StorePath" }
 $cred = [pscredential]::new('default', (ConvertTo-SecureString -String $password -AsPlainText -Force))
 # How the session holds the password: a PSCredential, WRITEBEHIND_REDIS_PASSWORD, or password= inside
 # WRITEBEHIND_REDIS (the environment is an allowed source of it).
@@ -34,6 +38,12 @@ switch ($Source) {
     'Credential' { $env:WRITEBEHIND_REDIS = $Endpoint; $connect = @{ Redis = $Endpoint; Credential = $cred } }
     'Environment' { $env:WRITEBEHIND_REDIS = $Endpoint; $env:WRITEBEHIND_REDIS_PASSWORD = $password; $connect = @{} }
     'EnvironmentString' { $env:WRITEBEHIND_REDIS = "$Endpoint,password=$password"; $connect = @{} }
+}
+if ($StoreUri) {
+    # the store password as -StoreCredential, or in WRITEBEHIND_STORE_PASSWORD
+    $storeUser = ([uri]$StoreUri).UserInfo
+    if ($Source -eq 'Credential') { $connect.StoreCredential = [pscredential]::new($storeUser, (ConvertTo-SecureString -String $storePassword -AsPlainText -Force)) }
+    else { $env:WRITEBEHIND_STORE_PASSWORD = $storePassword }
 }
 $common = @{ Verbose = $true; Debug = $true; ErrorAction = 'Continue' }
 
@@ -72,6 +82,11 @@ foreach ($name in $calls.Keys) {
 $redisWithPassword = "$Endpoint,password=$password"
 Add-Dump 'password in -Redis' (Connect-WriteBehind -Redis $redisWithPassword -Credential $cred @common *>&1)
 Add-Dump 'password in -Redis, user too' (Connect-WriteBehind -Redis "$Endpoint,user=default,password=$password" @common *>&1)
+if ($StoreUri) {
+    # and the store password in the URI: refused (InvalidStoreUri), not echoed
+    $u = [uri]$StoreUri
+    Add-Dump 'password in the store URI' (Connect-WriteBehind -Redis $Endpoint -Credential $cred -Store "postgres://$($u.UserInfo):$storePassword@$($u.Authority)$($u.AbsolutePath)" @common *>&1)
+}
 
 # Everything $Error holds, every way a script would print it.
 $null = $dump.AppendLine("ERRORS: $($Error.Count)")
