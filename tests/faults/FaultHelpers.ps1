@@ -314,6 +314,9 @@ function Invoke-FaultKillRun {
         [Parameter(Mandatory)] [hashtable] $ChildConfig,
         [Parameter(Mandatory)] [string] $Prefix,
         [int] $MinKills = 20,
+        # ... of which at least this many leave a batch of the killed child's own in flight (kills go on
+        # past MinKills until they do, within MaxChildren and while the queue holds items)
+        [int] $MinInFlightKills = 2,
         [int] $MaxChildren = 60,
         # merged into the config of every second child (e.g. a smaller -CommitSize, so kills also land
         # around store commits and acks of a flusher's own leases, not only in its first big group)
@@ -321,8 +324,8 @@ function Invoke-FaultKillRun {
     )
     $overhead = 0.45; $rate = 10000.0
     $records = [System.Collections.Generic.List[object]]::new()
-    $kills = 0; $n = 0
-    while ($kills -lt $MinKills -and $n -lt $MaxChildren) {
+    $kills = 0; $n = 0; $inFlightKills = 0
+    while (($kills -lt $MinKills -or $inFlightKills -lt $MinInFlightKills) -and $n -lt $MaxChildren) {
         $before = Get-FaultQueueState $Prefix
         if ($before.Depth -eq 0) { break }
         $n++
@@ -330,7 +333,7 @@ function Invoke-FaultKillRun {
         $child = Start-FaultChild -Name "kill-$n" -Config $config
         $null = Wait-FaultChildReady $child
         $startup = $Random.Next(4) -eq 0
-        $share = $before.Depth / ($MinKills - $kills + 3)
+        $share = $before.Depth / ([Math]::Max(0, $MinKills - $kills) + 3)
         $delay = if ($startup) { 0.05 + $Random.NextDouble() * ([Math]::Max(0.06, $overhead) - 0.05) }
                  else { $overhead + $Random.NextDouble() * 2 * $share / $rate }
         $delay = [Math]::Min($delay, 3.0)
@@ -354,6 +357,7 @@ function Invoke-FaultKillRun {
         if ($killed -and $null -ne $firstTake -and $actual - $overhead -gt 0.1 -and $consumed -gt 0) { $rate = [Math]::Max(2000, 0.5 * $rate + 0.5 * $consumed / ($actual - $overhead)) }
         $new = @($after.LeaseKeys | Where-Object { $_ -notin $before.LeaseKeys })
         if ($killed) { $kills++ }
+        if ($killed -and $new.Count -gt 0) { $inFlightKills++ }
         $records.Add([pscustomobject]@{
             Child = $n; Killed = $killed; Moment = $(if ($startup) { 'start-up' } else { 'mid-flush' })
             CommitSize = $(if ($config.ContainsKey('CommitSize')) { $config.CommitSize } else { 'default' })
