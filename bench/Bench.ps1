@@ -296,12 +296,25 @@ Clear-Server
 # The flush's scaling curve on a local Redis Cluster: 1, 2 and 3 flusher processes over 16 partitions,
 # all writing to one store (bench/ClusterScaling.ps1).
 Write-Host "==> Redis Cluster: aggregate flush rate with 1, 2 and 3 flushers ($('{0:N0}' -f $counts.clusterFlush) patches over 16 partitions each time)"
+# The flushers of several machines share one PostgreSQL database (SQLite when PostgreSQL is not installed).
+$clusterStores = [System.Collections.Generic.List[string]]::new()
 $newClusterStore = {
+    if ($Postgres) {
+        $uri = New-PostgresStore
+        $clusterStores.Add($uri)
+        $env:WRITEBEHIND_STORE_PASSWORD = $Postgres.Password   # the flusher processes inherit it
+        return [pscustomobject]@{ Uri = $uri; Description = "PostgreSQL $($Postgres.Version), one database shared by the flushers" }
+    }
     $file = Join-Path $tmp ('cluster-' + [guid]::NewGuid().ToString('N').Substring(0, 8) + '.db')
-    [pscustomobject]@{ Uri = "sqlite://$file"; Description = 'SQLite (one file shared by the flushers)' }
+    [pscustomobject]@{ Uri = "sqlite://$file"; Description = 'SQLite, one file shared by the flushers' }
 }
-$raw.clusterScaling = @(& (Join-Path $benchDir 'ClusterScaling.ps1') -ModulePath $ModulePath -Child $child -Count $counts.clusterFlush `
-    -WorkDir (Join-Path $tmp 'cluster') -NewStore $newClusterStore)
+try {
+    $raw.clusterScaling = @(& (Join-Path $benchDir 'ClusterScaling.ps1') -ModulePath $ModulePath -Child $child -Count $counts.clusterFlush `
+        -WorkDir (Join-Path $tmp 'cluster') -NewStore $newClusterStore)
+} finally {
+    Remove-Item Env:WRITEBEHIND_STORE_PASSWORD -ErrorAction SilentlyContinue
+    foreach ($uri in $clusterStores) { Remove-PostgresStore $uri }
+}
 foreach ($r in $raw.clusterScaling) {
     Write-Step ("{0} flusher(s)           {1,9:N0} items     {2,12}  (wall {3:F1} s; per flusher {4}; enqueue {5}; store {6})" -f `
         $r.flushers, $r.dequeued, (Format-Rate $r.perSecond), $r.seconds, ($r.perFlusher -join '/'), (Format-Rate $r.enqueuePerSecond), $r.store)
