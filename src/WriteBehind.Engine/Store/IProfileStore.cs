@@ -78,4 +78,36 @@ namespace WriteBehind.Engine.Store
         /// <summary>Number of live (not deleted) profiles.</summary>
         Task<long> CountAsync(CancellationToken cancellationToken);
     }
+
+    /// <summary>The argument checks every store makes the same way.</summary>
+    internal static class StoreArguments
+    {
+        public static void CheckRows(IReadOnlyList<ProfileRow> rows)
+        {
+            if (rows == null)
+                throw new ArgumentNullException(nameof(rows));
+            for (int i = 0; i < rows.Count; i++)
+            {
+                if (rows[i] == null)
+                    throw new ArgumentException("Row " + i + " is null.", nameof(rows));
+            }
+        }
+
+        /// <summary>The ids once each, in their first order.</summary>
+        public static List<string> DistinctIds(IReadOnlyCollection<string> userIds)
+        {
+            if (userIds == null)
+                throw new ArgumentNullException(nameof(userIds));
+            var distinct = new List<string>(userIds.Count);
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (string id in userIds)
+            {
+                if (id == null)
+                    throw new ArgumentException("A user id is null.", nameof(userIds));
+                if (seen.Add(id))
+                    distinct.Add(id);
+            }
+            return distinct;
+        }
+    }
 }

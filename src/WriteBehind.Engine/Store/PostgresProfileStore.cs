@@ -80,30 +80,14 @@ namespace WriteBehind.Engine.Store
 
         public Task<StoreCommitResult> CommitAsync(IReadOnlyList<ProfileRow> rows, CancellationToken cancellationToken)
         {
-            if (rows == null)
-                throw new ArgumentNullException(nameof(rows));
-            for (int i = 0; i < rows.Count; i++)
-            {
-                if (rows[i] == null)
-                    throw new ArgumentException("Row " + i + " is null.", nameof(rows));
-            }
+            StoreArguments.CheckRows(rows);
             return RunAsync("commit " + rows.Count + " row(s) to", rowsInvolved: true, cancellationToken,
                 connection => CommitCore(connection, rows, cancellationToken));
         }
 
         public Task<IReadOnlyDictionary<string, StoredProfile>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
         {
-            if (userIds == null)
-                throw new ArgumentNullException(nameof(userIds));
-            var distinct = new List<string>(userIds.Count);
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (string id in userIds)
-            {
-                if (id == null)
-                    throw new ArgumentException("A user id is null.", nameof(userIds));
-                if (seen.Add(id))
-                    distinct.Add(id);
-            }
+            var distinct = StoreArguments.DistinctIds(userIds);
 
             return RunAsync("read " + distinct.Count + " row(s) from", rowsInvolved: false, cancellationToken, async connection =>
             {
