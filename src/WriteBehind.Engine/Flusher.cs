@@ -76,8 +76,13 @@ namespace WriteBehind.Engine
             {
                 // Expired leases are reclaimed in every partition, owned or not: the claim is atomic, and the
                 // re-persist writes the cache's current state, so it is safe beside the partition's owner.
-                foreach (var keys in layout.Partitions)
-                    await RecoverAsync(keys, store, options, result, cancellationToken).ConfigureAwait(false);
+                // The expired leases of all partitions are looked up together (one round trip per master).
+                long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                var expired = await _connection.RedisAsync(db => Task.WhenAll(layout.Partitions.Select(
+                    keys => db.SortedSetRangeByScoreAsync(keys.Leases, double.NegativeInfinity, now)))).ConfigureAwait(false);
+                for (int p = 0; p < layout.Count; p++)
+                    if (expired[p].Length > 0)
+                        await RecoverAsync(layout.Partitions[p], expired[p], now, store, options, result, cancellationToken).ConfigureAwait(false);
                 if (!options.RecoverOnly)
                 {
                     if (layout.Count == 1)
@@ -549,10 +554,9 @@ namespace WriteBehind.Engine
         }
 
         /// <summary>Re-persists the profiles of expired leases from the cache's current state (no re-merge).</summary>
-        private async Task RecoverAsync(KeyNames keys, IProfileStore store, FlushOptions options, FlushResult result, CancellationToken cancellationToken)
+        private async Task RecoverAsync(KeyNames keys, RedisValue[] expired, long now, IProfileStore store, FlushOptions options,
+            FlushResult result, CancellationToken cancellationToken)
         {
-            long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-            var expired = await _connection.RedisAsync(db => db.SortedSetRangeByScoreAsync(keys.Leases, double.NegativeInfinity, now)).ConfigureAwait(false);
             foreach (var leaseValue in expired)
             {
                 if (cancellationToken.IsCancellationRequested) break;
@@ -563,7 +567,7 @@ namespace WriteBehind.Engine
                         new RedisValue[] { now, expiry, "0" }).ConfigureAwait(false)).ConfigureAwait(false);
                 if (claimed.IsNull) continue;
                 var items = (string[])claimed;
-                var ids = items.Select(QueueItem.UserIdOf).Distinct(StringComparer.Ordinal).ToList();
+                var ids = items.Select(QueueItem.RoutingUserIdOf).Distinct(StringComparer.Ordinal).ToList();
                 var rows = new List<ProfileRow>(ids.Count);
                 for (int start = 0; start < ids.Count; start += 1000)
                     rows.AddRange(await _connection.ReadStateAsync(ids.Skip(start).Take(1000).ToList()).ConfigureAwait(false));
