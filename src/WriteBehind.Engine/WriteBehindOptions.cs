@@ -105,23 +105,17 @@ namespace WriteBehind.Engine
             if (!string.IsNullOrEmpty(storePassword)) o.StorePassword = storePassword;
             string prefix = Environment.GetEnvironmentVariable("WRITEBEHIND_KEY_PREFIX");
             if (!string.IsNullOrEmpty(prefix)) o.KeyPrefix = prefix;
-            string hw = Environment.GetEnvironmentVariable("WRITEBEHIND_HIGH_WATER_MARK");
-            if (!string.IsNullOrWhiteSpace(hw))
-            {
-                if (!long.TryParse(hw, NumberStyles.None, CultureInfo.InvariantCulture, out long mark))
-                    throw new WriteBehindException(ErrorIds.InvalidConfiguration, "WRITEBEHIND_HIGH_WATER_MARK must be a non-negative integer.");
-                o.HighWaterMark = mark;
-            }
-            o.Partitions = (int)IntegerFromEnvironment("WRITEBEHIND_PARTITIONS", o.Partitions);
-            o.ReplicaAcks = (int)IntegerFromEnvironment("WRITEBEHIND_REPLICA_ACKS", o.ReplicaAcks);
+            o.HighWaterMark = IntegerFromEnvironment("WRITEBEHIND_HIGH_WATER_MARK", o.HighWaterMark);
+            o.Partitions = (int)IntegerFromEnvironment("WRITEBEHIND_PARTITIONS", o.Partitions, int.MaxValue);
+            o.ReplicaAcks = (int)IntegerFromEnvironment("WRITEBEHIND_REPLICA_ACKS", o.ReplicaAcks, int.MaxValue);
             return o;
         }
 
-        private static long IntegerFromEnvironment(string name, long fallback)
+        private static long IntegerFromEnvironment(string name, long fallback, long max = long.MaxValue)
         {
             string text = Environment.GetEnvironmentVariable(name);
             if (string.IsNullOrWhiteSpace(text)) return fallback;
-            if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int value))
+            if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long value) || value > max)
                 throw new WriteBehindException(ErrorIds.InvalidConfiguration, name + " must be a non-negative integer.");
             return value;
         }
