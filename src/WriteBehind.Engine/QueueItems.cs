@@ -85,15 +85,6 @@ namespace WriteBehind.Engine
             return UserIds.IsValid(id) ? id : null;
         }
 
-        /// <summary>The user id of an item that passed the lease script (so its grammar is known good).</summary>
-        public static string UserIdOf(string item)
-        {
-            int c1 = item.IndexOf(':');
-            int idStart = c1 + 6;
-            int c2 = item.IndexOf(':', idStart);
-            return c2 < 0 ? item.Substring(idStart) : item.Substring(idStart, c2 - idStart);
-        }
-
         private static bool IsDigits(string s)
         {
             if (s.Length == 0) return false;

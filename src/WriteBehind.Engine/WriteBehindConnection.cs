@@ -100,10 +100,10 @@ namespace WriteBehind.Engine
             var connection = new WriteBehindConnection(mux, config, options, endpoint);
             try
             {
-                // One harmless read proves the user may use the module's keys at all (an ACL user without
-                // them connects fine and would otherwise fail only at the first cmdlet).
-                await connection.RedisAsync(db => db.ListLengthAsync(connection.Keys.Queue)).ConfigureAwait(false);
                 await connection.CheckPermissionsAsync().ConfigureAwait(false);
+                // Its read of the layout key also proves the user may use the module's keys at all where
+                // the permission check cannot be asked (an ACL user without them connects fine and would
+                // otherwise fail only at the first cmdlet).
                 await connection.CheckLayoutAsync().ConfigureAwait(false);
             }
             catch (Exception)
@@ -132,6 +132,8 @@ namespace WriteBehind.Engine
         /// leave its first writes behind (Redis does not roll a script back), so a user missing a grant is
         /// refused here, before any write. Skipped where it cannot be asked (no EVAL grant, Redis 6, Garnet):
         /// the first refused command then says what is missing.</summary>
+        private static readonly string[] CheckedWithKey = { "set", "get", "pexpire" };
+
         private async Task CheckPermissionsAsync()
         {
             var args = new List<RedisValue>();
@@ -171,8 +173,11 @@ namespace WriteBehind.Engine
                 return;
             }
             if (denied == null || denied.Length == 0) return;
-            var commands = denied.Where(d => d.StartsWith("+", StringComparison.Ordinal)).Select(d => d.Substring(1)).ToArray();
             var keys = denied.Where(d => !d.StartsWith("+", StringComparison.Ordinal)).ToArray();
+            // The owner key's commands are checked with that key: when keys are refused too, their refusal
+            // says nothing about the command itself.
+            var commands = denied.Where(d => d.StartsWith("+", StringComparison.Ordinal)).Select(d => d.Substring(1))
+                .Where(c => keys.Length == 0 || !CheckedWithKey.Contains(c)).ToArray();
             string who = $"Redis user '{RedisUser}' at {RedisEndpoint}";
             string message = commands.Length > 0
                 ? $"{who} may not run {string.Join(", ", commands.Select(c => "'" + c + "'"))}, which the module needs"
@@ -602,7 +607,7 @@ namespace WriteBehind.Engine
         /// the depth after of the last queue written.</summary>
         public async Task<long> EnqueueAsync(IReadOnlyList<string> items)
         {
-            var depths = await Task.WhenAll(ByPartitionOfItems(items).Select(async group =>
+            var depths = await Task.WhenAll(ByPartition(items, QueueItem.RoutingUserIdOf).Select(async group =>
             {
                 var keys = group.Key;
                 var args = new RedisValue[1 + group.Value.Count];
@@ -613,18 +618,6 @@ namespace WriteBehind.Engine
                 return depth;
             })).ConfigureAwait(false);
             return depths.Length == 0 ? 0 : depths[depths.Length - 1];
-        }
-
-        private IEnumerable<KeyValuePair<KeyNames, List<int>>> ByPartitionOfItems(IReadOnlyList<string> items)
-        {
-            var groups = new SortedDictionary<int, List<int>>();
-            for (int i = 0; i < items.Count; i++)
-            {
-                int p = PartitionOfItem(items[i]);
-                if (!groups.TryGetValue(p, out var list)) groups[p] = list = new List<int>();
-                list.Add(i);
-            }
-            return groups.Select(g => new KeyValuePair<KeyNames, List<int>>(Layout.Partitions[g.Key], g.Value));
         }
 
         public async Task<long> ClearQueueAsync()
@@ -787,14 +780,14 @@ namespace WriteBehind.Engine
         public static string RequeueTextOf(DeadLetter entry)
         {
             if (entry.Reason != null && entry.Reason.StartsWith("store rejected", StringComparison.Ordinal))
-                return "set:user:" + QueueItem.UserIdOf(entry.Item);
+                return "set:user:" + QueueItem.RoutingUserIdOf(entry.Item);
             return entry.Item;
         }
 
         private async Task<bool[]> TakeDeadLettersAsync(IReadOnlyList<DeadLetter> entries, bool restore)
         {
             var found = new bool[entries.Count];
-            foreach (var group in ByPartition(entries, e => null).SelectMany(g => g.Value).GroupBy(i => Math.Min(entries[i].Partition, Layout.Count - 1)))
+            foreach (var group in Enumerable.Range(0, entries.Count).GroupBy(i => Math.Min(entries[i].Partition, Layout.Count - 1)))
             {
                 var keys = Layout.Partitions[group.Key];
                 var positions = group.ToList();
