@@ -49,6 +49,14 @@ function Add-CounterDeltas($Result, $Before) {
     $Result.gcCollections = @(($after.gen0 - $Before.gen0), ($after.gen1 - $Before.gen1), ($after.gen2 - $Before.gen2))
 }
 
+# A FlushResult's figures, in camel case, with count = items dequeued.
+function Add-FlushFigures($Result, $Flush) {
+    foreach ($name in 'Dequeued', 'Persisted', 'Coalesced', 'DeadLettered', 'InFlight', 'Recovered', 'StaleSkipped', 'Batches', 'Error') {
+        $Result[$name.Substring(0, 1).ToLowerInvariant() + $name.Substring(1)] = $Flush.$name
+    }
+    $Result.count = $Flush.Dequeued
+}
+
 $result = [ordered]@{ mode = $Mode; count = $Count }
 $sw = $null
 switch ($Mode) {
@@ -142,10 +150,7 @@ public sealed class SetBenchNoOpCommand : PSCmdlet
         $sw.Stop()
         Add-CounterDeltas $result $cpu0
         $result.seconds = $sw.Elapsed.TotalSeconds
-        foreach ($name in 'Dequeued', 'Persisted', 'Coalesced', 'DeadLettered', 'InFlight', 'Recovered', 'StaleSkipped', 'Batches', 'Error') {
-            $result[$name.Substring(0, 1).ToLowerInvariant() + $name.Substring(1)] = $flush.$name
-        }
-        $result.count = $flush.Dequeued
+        Add-FlushFigures $result $flush
     }
     'ClusterEnqueue' {
         # Patches over Count/2 distinct ids (so half the items coalesce), each to its id's partition.
@@ -175,10 +180,7 @@ public sealed class SetBenchNoOpCommand : PSCmdlet
         $result.endMs = [DateTimeOffset]::UtcNow.ToUnixTimeMilliseconds()
         Add-CounterDeltas $result $cpu0
         $result.seconds = $sw.Elapsed.TotalSeconds
-        foreach ($name in 'Dequeued', 'Persisted', 'Coalesced', 'DeadLettered', 'InFlight', 'Recovered', 'StaleSkipped', 'Batches', 'Error') {
-            $result[$name.Substring(0, 1).ToLowerInvariant() + $name.Substring(1)] = $flush.$name
-        }
-        $result.count = $flush.Dequeued
+        Add-FlushFigures $result $flush
     }
 }
 if ($result.seconds -gt 0) { $result.perSecond = $result.count / $result.seconds }

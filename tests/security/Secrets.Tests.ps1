@@ -28,6 +28,15 @@ BeforeAll {
     if ($script:StoreRight) { $script:Secrets += $script:StoreRight }
     $script:Secrets += $script:StoreWrong
 
+    # Every secret, whichever the session held, is absent from the dump, the transcript and the console.
+    function Assert-NoSecret($r) {
+        foreach ($secret in $script:Secrets) {
+            $r.Dump.Contains($secret) | Should -BeFalse -Because 'the dump of streams and $Error must not hold a secret'
+            $r.Transcript.Contains($secret) | Should -BeFalse -Because 'the transcript must not hold a secret'
+            $r.Console.Contains($secret) | Should -BeFalse -Because 'the console must not hold a secret'
+        }
+    }
+
     function Invoke-SecretsChild([string] $Source, [string] $Password, [string] $StoreUri, [string] $StorePassword) {
         $dir = Join-Path $script:ServerDir ('child-' + [guid]::NewGuid().ToString('N').Substring(0, 8))
         New-Item -ItemType Directory -Path $dir | Out-Null
@@ -70,11 +79,7 @@ Describe 'Secrets' {
             $r.Dump | Should -Match 'Connected to Redis at '
             $r.Dump | Should -Not -Match 'ERRORID: RedisUnavailable'
         }
-        foreach ($secret in $script:Secrets) {
-            $r.Dump.Contains($secret) | Should -BeFalse -Because 'the dump of streams and $Error must not hold a secret'
-            $r.Transcript.Contains($secret) | Should -BeFalse -Because 'the transcript must not hold a secret'
-            $r.Console.Contains($secret) | Should -BeFalse -Because 'the console must not hold a secret'
-        }
+        Assert-NoSecret $r
     }
 
     It 'no password in any stream, $Error or transcript: every cmdlet into PostgreSQL, <Which> store password from <Source>' -ForEach $StoreCases -Skip:$NoPostgres {
@@ -88,10 +93,6 @@ Describe 'Secrets' {
             $r.Dump | Should -Match '"age":"31"'
             $r.Dump | Should -Not -Match 'ERRORID: StoreUnavailable'
         }
-        foreach ($secret in $script:Secrets) {
-            $r.Dump.Contains($secret) | Should -BeFalse -Because 'the dump of streams and $Error must not hold a secret'
-            $r.Transcript.Contains($secret) | Should -BeFalse -Because 'the transcript must not hold a secret'
-            $r.Console.Contains($secret) | Should -BeFalse -Because 'the console must not hold a secret'
-        }
+        Assert-NoSecret $r
     }
 }
