@@ -175,13 +175,12 @@ function Invoke-Test {
             }
             Write-Host "==> Pester (cmdlets, against $kind)"
             $json = Join-Path $results "pester-$kind.json"
-            # The fault-injection suite (child processes killed with SIGKILL, a Redis restart under AOF) and
-            # the security suite (ACL users, TLS, passwords: throwaway redis-servers of its own) run once, in
-            # the redis-server pass; the cmdlet suite runs against every server.
-            $suites = @((Join-Path $PSScriptRoot 'tests/cmdlets'))
-            # The Redis Cluster suite (6 redis-server processes, a master killed mid-flush) and the security suite
-            # (ACL, TLS, secrets; servers of their own) run in the same pass.
-            if ($kind -eq 'Redis') { $suites += (Join-Path $PSScriptRoot 'tests/faults'), (Join-Path $PSScriptRoot 'tests/cluster'), (Join-Path $PSScriptRoot 'tests/security') }
+            # The cmdlet suite and the fault-injection suite (child processes killed with SIGKILL, the server
+            # itself killed and restarted from its AOF) run against every server. The Redis Cluster suite (6
+            # redis-server processes, a master killed mid-flush) and the security suite (ACL users, TLS,
+            # passwords: throwaway redis-servers of their own) need redis-server and run in its pass.
+            $suites = @((Join-Path $PSScriptRoot 'tests/cmdlets'), (Join-Path $PSScriptRoot 'tests/faults'))
+            if ($kind -eq 'Redis') { $suites += (Join-Path $PSScriptRoot 'tests/cluster'), (Join-Path $PSScriptRoot 'tests/security') }
             dotnet pwsh -NoProfile -File (Join-Path $PSScriptRoot 'tests/Invoke-PesterSuite.ps1') -PesterPath $pester -ModulePath $manifest `
                 -Redis $server.Endpoint -ServerKind $kind -ResultPath $json -Path ($suites -join ',')
             if (Test-Path $json) {
