@@ -21,14 +21,33 @@ local function queue_full(queue, hw, n)
 end
 
 -- The partition (0-based) of a user id among n: FNV-1a 32-bit over its bytes, mod n (KeyLayout.IndexOf in
--- C#). The multiply by the FNV prime 16777619 = 2^24 + 403 is split so every step stays exact in a double.
+-- C#). Plain arithmetic, exact both where every number is a double (Redis's Lua 5.1) and where numbers are
+-- 64-bit integers or floats (Garnet's Lua 5.4, whose bit library returns floats and shifts wrongly): no
+-- bit library, no value above 2^41, and math.floor instead of a division that would make a float.
+local xor4 = {}
+for a = 0, 15 do
+  for b = 0, 15 do
+    local x, p, aa, bb = 0, 1, a, b
+    for _ = 1, 4 do
+      if aa % 2 ~= bb % 2 then x = x + p end
+      aa, bb, p = math.floor(aa / 2), math.floor(bb / 2), p * 2
+    end
+    xor4[a * 16 + b] = x
+  end
+end
+
 local function partition_of(id, n)
   if n <= 1 then return 0 end
-  local h = bit.tobit(2166136261)
+  local h = 2166136261
   for i = 1, #id do
-    h = bit.bxor(h, string.byte(id, i))
-    h = bit.tobit(bit.lshift(h, 24) + h * 403)
+    local b = string.byte(id, i)
+    local low = h % 256
+    -- h xor b changes only the low byte: xor it a nibble at a time
+    h = h - low + xor4[(low % 16) * 16 + b % 16] + 16 * xor4[math.floor(low / 16) * 16 + math.floor(b / 16)]
+    -- h * 16777619 mod 2^32, with h split into 16-bit halves so each product stays below 2^41
+    local lo = h % 65536
+    local hi = math.floor(h / 65536)
+    h = (lo * 16777619 + (hi * 16777619) % 65536 * 65536) % 4294967296
   end
-  if h < 0 then h = h + 4294967296 end
   return h % n
 end
