@@ -119,6 +119,26 @@ Describe 'Partitions on one Redis' {
 }
 
 Describe 'Partition settings' {
+    It 'flushes ids 0..60 over three partitions with none dead-lettered (the lease script routes every id as C# does)' {
+        # Garnet's Lua (5.4 numbers, a bit library that shifts wrongly) once put half of these in the wrong partition.
+        $p = New-TestPrefix
+        $store = New-TestStore
+        try {
+            Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$store" -KeyPrefix $p -Partitions 3
+            0..60 | ForEach-Object { [pscustomobject]@{ UserId = "$_"; Profile = "{""n"":$_}" } } | Set-UserProfile
+            foreach ($k in 0..2) {
+                foreach ($item in Get-RawList "$($p)write_queue{$k}") {
+                    Get-Partition ($item -split ':')[2] 3 | Should -Be $k -Because "$item is queued to partition $k"
+                }
+            }
+            $r = Invoke-WriteBehindFlush
+            $r.Dequeued | Should -Be 61
+            $r.DeadLettered | Should -Be 0
+            $r.Persisted | Should -Be 61
+            @(Get-WriteBehindDeadLetter).Count | Should -Be 0
+            foreach ($id in 0..60) { (Get-StoreRow $store "$id").Json | Should -BeExactly "{""n"":$id}" }
+        } finally { Disconnect-WriteBehind; Remove-TestKeys $p }
+    }
     It 'refuses partitions over data written with one partition (PartitionMismatch)' {
         $p = New-TestPrefix
         try {
