@@ -1,6 +1,12 @@
 -- Shared by the scripts that write (prepended to them): chunked multi-argument calls and the queue's
 -- high-water mark.
+-- Numbers: Redis's Lua 5.1 has only doubles (concatenation prints 1e14 and above as '1e+14'); Garnet's
+-- Lua 5.4 has integers and floats, and prints a float such as 6/2 as '3.0' (also in redis.call arguments).
+-- So a count or version is never made by '/', and one that goes into text goes through int_text.
 local unpack = unpack or table.unpack
+
+-- The decimal text of an integral number, the same on both servers (no exponent, no '.0').
+local function int_text(x) return string.format('%d', x) end
 
 -- redis.call(cmd, key, args[first], ...) in chunks of 1000 arguments (Lua's unpack limit); 1000 is even,
 -- so field/value pairs starting at `first` stay together. Returns the last call's reply.
@@ -17,7 +23,7 @@ local function queue_full(queue, hw, n)
   if hw <= 0 then return nil end
   local depth = redis.call('LLEN', queue)
   if depth + n <= hw then return nil end
-  return redis.error_reply('WB_QUEUE_FULL queue depth ' .. depth .. ' + ' .. n .. ' exceeds the high-water mark ' .. hw)
+  return redis.error_reply(string.format('WB_QUEUE_FULL queue depth %d + %d exceeds the high-water mark %d', depth, n, hw))
 end
 
 -- The partition (0-based) of a user id among n: FNV-1a 32-bit over its bytes, mod n (KeyLayout.IndexOf in

@@ -18,7 +18,7 @@ for c = 2, #ARGV, 1000 do
     latest[f] = v
     vers[#vers + 1] = f
     vers[#vers + 1] = v
-    items[#items + 1] = 'delete:' .. f .. ':' .. v
+    items[#items + 1] = 'delete:' .. f .. ':' .. int_text(v)
   end
   redis.call('HDEL', KEYS[1], unpack(ARGV, c, last))
 end

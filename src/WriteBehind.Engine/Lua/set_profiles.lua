@@ -7,7 +7,7 @@
 -- Work is done in a few multi-field calls per chunk, not three calls per profile.
 local queue = ARGV[1] == '1'
 if queue then
-  local err = queue_full(KEYS[3], tonumber(ARGV[2]), (#ARGV - 2) / 2)
+  local err = queue_full(KEYS[3], tonumber(ARGV[2]), math.floor((#ARGV - 2) / 2))
   if err then return err end
 end
 local fields = {}
@@ -26,7 +26,7 @@ for i = 1, #fields do
   out[i] = v
   vers[#vers + 1] = f
   vers[#vers + 1] = v
-  items[i] = 'set:' .. f .. ':' .. v
+  items[i] = 'set:' .. f .. ':' .. int_text(v)
 end
 call_chunked('HSET', KEYS[1], ARGV, 3)
 call_chunked('HSET', KEYS[2], vers)
