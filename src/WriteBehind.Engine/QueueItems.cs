@@ -7,9 +7,11 @@ namespace WriteBehind.Engine
 
     /// <summary>A parsed queue item. The grammar (the Lua lease script applies the same rules):
     /// <c>update:user:&lt;id&gt;:&lt;json object&gt;</c> a deferred patch;
-    /// <c>set:user:&lt;id&gt;[:&lt;version&gt;]</c> persist the cached profile (written by Set-UserProfile);
+    /// <c>set:user:&lt;id&gt;[:&lt;version&gt;]</c> persist the cached profile (written by Set-UserProfile; without a
+    /// version by consistency repair and dead-letter restore);
     /// <c>delete:user:&lt;id&gt;:&lt;version&gt;</c> persist the tombstone (written by Remove-UserProfile);
-    /// <c>delete:user:&lt;id&gt;</c> a deferred delete from a raw producer.</summary>
+    /// <c>delete:user:&lt;id&gt;</c> a deferred delete from a raw producer.
+    /// A version is 1 to 2^53 - 1 in decimal digits, without sign or leading zero.</summary>
     public readonly struct QueueItem
     {
         public QueueItem(QueueItemKind kind, string userId, string rest)
@@ -26,12 +28,41 @@ namespace WriteBehind.Engine
 
         public static string FormatUpdate(string userId, string jsonPatch) => "update:user:" + userId + ":" + jsonPatch;
 
+        /// <summary>The largest version an item may carry: 2^53 - 1, the largest integer Redis's Lua (whose
+        /// numbers are doubles) counts exactly.</summary>
+        public const long MaxVersion = 9007199254740991;
+
+        private const string Unrecognised = "unrecognised item: expected '<update|set|delete>:user:<id>...'";
+
+        /// <summary>Parses an item's bytes as Redis holds them: what the lease script sees. Bytes that are not
+        /// well-formed UTF-8 are poison, as there.</summary>
+        public static bool TryParseUtf8(byte[] item, out QueueItem parsed, out string reason)
+        {
+            parsed = default;
+            if (item == null || item.Length == 0) { reason = "empty item"; return false; }
+            if (Array.IndexOf(item, (byte)0) >= 0) { reason = "item contains a NUL byte"; return false; }
+            string text;
+            try { text = StrictUtf8.GetString(item); }
+            catch (System.Text.DecoderFallbackException) { reason = "item is not valid UTF-8"; return false; }
+            return TryParse(text, out parsed, out reason);
+        }
+
+        private static readonly System.Text.UTF8Encoding StrictUtf8 = new System.Text.UTF8Encoding(false, true);
+
+        /// <summary>Parses an item. The rules, their order and the reasons are the lease script's
+        /// (parse_item in prelude.lua, then its JSON check of an update's patch), so the cmdlets refuse
+        /// exactly what the flush would dead-letter; a shared table of cases holds both to it.</summary>
         public static bool TryParse(string item, out QueueItem parsed, out string reason)
         {
             parsed = default;
             if (string.IsNullOrEmpty(item)) { reason = "empty item"; return false; }
-            int c1 = item.IndexOf(':');
-            string kindText = c1 < 0 ? item : item.Substring(0, c1);
+            if (item.IndexOf('\0') >= 0) { reason = "item contains a NUL byte"; return false; }
+            // a lone surrogate has no UTF-8 form: the bytes Redis would get are not the text given
+            if (HasLoneSurrogate(item)) { reason = "item is not valid UTF-8"; return false; }
+            int c1 = 0;
+            while (c1 < item.Length && item[c1] >= 'a' && item[c1] <= 'z') c1++;
+            if (c1 == 0 || string.CompareOrdinal(item, c1, ":user:", 0, 6) != 0) { reason = Unrecognised; return false; }
+            string kindText = item.Substring(0, c1);
             QueueItemKind kind;
             switch (kindText)
             {
@@ -39,13 +70,8 @@ namespace WriteBehind.Engine
                 case "set": kind = QueueItemKind.Set; break;
                 case "delete": kind = QueueItemKind.Delete; break;
                 default:
-                    reason = "unrecognised item: expected '<update|set|delete>:user:<id>...'";
+                    reason = "unknown operation '" + (kindText.Length <= 20 ? kindText : kindText.Substring(0, 20)) + "'";
                     return false;
-            }
-            if (string.CompareOrdinal(item, c1 + 1, "user:", 0, 5) != 0)
-            {
-                reason = "unrecognised item: expected '<update|set|delete>:user:<id>...'";
-                return false;
             }
             int idStart = c1 + 6;
             int c2 = item.IndexOf(':', idStart);
@@ -58,9 +84,10 @@ namespace WriteBehind.Engine
                 if (rest == null) { reason = "update item has no JSON patch"; return false; }
                 if (!JsonText.TryValidateObject(rest, out string jsonReason)) { reason = "invalid JSON patch: " + jsonReason; return false; }
             }
-            else if (rest != null && !IsDigits(rest))
+            else if (rest != null && !IsVersion(rest))
             {
-                reason = kindText + " item: expected a version number after the id";
+                reason = kindText + " item: expected a version after the id (1 to " + MaxVersion.ToString(System.Globalization.CultureInfo.InvariantCulture)
+                         + ", digits without sign or leading zero)";
                 return false;
             }
             parsed = new QueueItem(kind, id, rest);
@@ -85,11 +112,24 @@ namespace WriteBehind.Engine
             return UserIds.IsValid(id) ? id : null;
         }
 
-        private static bool IsDigits(string s)
+        /// <summary>A version as items write it: decimal digits without sign or leading zero, 1 to <see cref="MaxVersion"/>.</summary>
+        public static bool IsVersion(string s)
         {
-            if (s.Length == 0) return false;
+            if (string.IsNullOrEmpty(s) || s.Length > 16 || s[0] == '0') return false;
             foreach (char ch in s) if (ch < '0' || ch > '9') return false;
-            return true;
+            return long.Parse(s, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture) <= MaxVersion;
+        }
+
+        private static bool HasLoneSurrogate(string s)
+        {
+            for (int i = 0; i < s.Length; i++)
+            {
+                char c = s[i];
+                if (c < 0xD800 || c > 0xDFFF) continue;
+                if (c <= 0xDBFF && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1])) { i++; continue; }
+                return true;
+            }
+            return false;
         }
     }
 }

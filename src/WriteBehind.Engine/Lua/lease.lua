@@ -86,6 +86,10 @@ for k = count, 1, -1 do
           st.dirty = true
         end
       end
+    elseif not st.json and st.ver == 0 then
+      -- a set or delete of a profile the cache has never known (no JSON, no version, not even made by an
+      -- earlier item of this batch): there is no state to persist, so it is not counted as persisted
+      reason = 'no cached profile and no version for user ' .. id .. ': nothing to persist'
     elseif kind == 'delete' and not rest then
       -- a deferred delete from a raw producer (the module's own deletes carry the version they made)
       if st.json then

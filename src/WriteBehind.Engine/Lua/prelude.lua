@@ -1,7 +1,7 @@
 -- Shared helpers, prepended to the scripts that parse queue items and merge profiles.
 -- They work on JSON *text*: values are located by offset and spliced, never decoded and re-encoded,
 -- so field order, number text, escapes and nested values stay byte for byte (cjson would rewrite them).
-local sbyte, ssub, sfind, schar, smatch = string.byte, string.sub, string.find, string.char, string.match
+local sbyte, ssub, sfind, schar, smatch, sgsub = string.byte, string.sub, string.find, string.char, string.match, string.gsub
 local tconcat = table.concat
 local MAX_DEPTH = 64
 local MAX_ID = 128
@@ -14,55 +14,200 @@ local function skip_ws(s, i)
   return e + 1
 end
 
+-- Failure reasons are worded exactly as the C# validator's (JsonText.cs), offsets included: a shared table
+-- of cases (tests/WriteBehind.Engine.Tests/ValidationCases.txt) holds both to it. C# counts offsets in
+-- UTF-16 code units from 0; here they are computed from byte positions only when a reason is made.
+local function offset(s, p)
+  local before = ssub(s, 1, p - 1)
+  local _, cont = sgsub(before, '[\128-\191]', '')
+  local _, four = sgsub(before, '[\240-\247]', '')
+  return string.format('%d', #before - cont + four)
+end
+
+-- The UTF-16 code unit at byte p (an astral character's high surrogate), as C# sees the character there.
+local function code_unit(s, p)
+  local c = sbyte(s, p)
+  if c < 0x80 then return c end
+  local d1, d2, d3 = sbyte(s, p + 1) or 128, sbyte(s, p + 2) or 128, sbyte(s, p + 3) or 128
+  if c < 0xE0 then return (c % 32) * 64 + d1 % 64 end
+  if c < 0xF0 then return (c % 16) * 4096 + (d1 % 64) * 64 + d2 % 64 end
+  local cp = (c % 8) * 262144 + (d1 % 64) * 4096 + (d2 % 64) * 64 + d3 % 64
+  return 0xD800 + math.floor((cp - 0x10000) / 1024)
+end
+
+local function code_point_text(u) return string.format('U+%04X', u) end
+
+local function describe_char(s, p)
+  local c = sbyte(s, p)
+  if c > 32 and c < 127 then return "'" .. schar(c) .. "'" end
+  return code_point_text(code_unit(s, p))
+end
+
+local function is_comment_start(s, p)
+  local n = sbyte(s, p + 1)
+  return sbyte(s, p) == 47 and (n == 47 or n == 42)
+end
+
+-- C#'s Expected(what) at byte p.
+local function expected(s, p, what)
+  local c = sbyte(s, p)
+  if not c then return nil, 'unexpected end of input at offset ' .. offset(s, p) .. ' (expected ' .. what .. ')' end
+  if is_comment_start(s, p) then return nil, 'comments are not allowed in JSON (offset ' .. offset(s, p) .. ')' end
+  if c == 39 then return nil, 'single-quoted strings are not allowed in JSON (offset ' .. offset(s, p) .. ')' end
+  return nil, 'expected ' .. what .. ' at offset ' .. offset(s, p) .. ', found ' .. describe_char(s, p)
+end
+
 -- Returns the index after the closing quote and whether the string had escapes, or nil and a reason.
+-- (A NUL byte is not looked for here: an item with one is refused before its JSON is read.)
 local function scan_string(s, i)
   local j, esc = i + 1, false
   while true do
     local p = sfind(s, '["\\\1-\31]', j)
-    if not p then return nil, 'unterminated string' end
+    if not p then return nil, 'unterminated string starting at offset ' .. offset(s, i) end
     local c = sbyte(s, p)
     if c == 34 then return p + 1, esc end
-    if c ~= 92 then return nil, 'control character in string' end
+    if c ~= 92 then
+      return nil, 'raw control character ' .. code_point_text(c) .. ' in string at offset ' .. offset(s, p) .. ' (must be escaped)'
+    end
     esc = true
     local n = sbyte(s, p + 1)
     if n == 117 then
-      if not sfind(s, '^%x%x%x%x', p + 2) then return nil, 'bad \\u escape' end
+      if not sfind(s, '^%x%x%x%x', p + 2) then
+        return nil, 'invalid \\u escape at offset ' .. offset(s, p) .. ' (expected 4 hex digits)'
+      end
       j = p + 6
     elseif n == 34 or n == 92 or n == 47 or n == 98 or n == 102 or n == 110 or n == 114 or n == 116 then
       j = p + 2
+    elseif not n then
+      return nil, 'unterminated string starting at offset ' .. offset(s, i)
     else
-      return nil, 'bad escape in string'
+      local e = (n > 32 and n < 127) and ("'\\" .. schar(n) .. "'") or ("'\\' followed by " .. code_point_text(code_unit(s, p + 1)))
+      return nil, 'invalid escape sequence ' .. e .. ' at offset ' .. offset(s, p)
     end
   end
 end
 
+local function non_finite(s, p)
+  return nil, 'NaN and Infinity are not valid JSON numbers (offset ' .. offset(s, p) .. ')'
+end
+
+-- -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 local function scan_number(s, i)
   local j = i
-  if sbyte(s, j) == 45 then j = j + 1 end
+  if sbyte(s, j) == 45 then
+    j = j + 1
+    if ssub(s, j, j + 7) == 'Infinity' then return non_finite(s, i) end
+  end
   local c = sbyte(s, j)
   if c == 48 then
     j = j + 1
+    c = sbyte(s, j)
+    if c and c >= 48 and c <= 57 then return nil, 'leading zeros are not allowed in numbers (offset ' .. offset(s, i) .. ')' end
   elseif c and c >= 49 and c <= 57 then
     local _, e = sfind(s, '^%d*', j + 1)
     j = e + 1
   else
-    return nil, 'bad number'
+    return expected(s, j, "a digit after '-'")
   end
   if sbyte(s, j) == 46 then
     local _, e = sfind(s, '^%d+', j + 1)
-    if not e then return nil, 'bad number' end
+    if not e then return expected(s, j + 1, 'a digit after the decimal point') end
     j = e + 1
   end
   c = sbyte(s, j)
   if c == 101 or c == 69 then
-    local _, e = sfind(s, '^[+-]?%d+', j + 1)
-    if not e then return nil, 'bad number' end
+    j = j + 1
+    c = sbyte(s, j)
+    if c == 43 or c == 45 then j = j + 1 end
+    local _, e = sfind(s, '^%d+', j)
+    if not e then return expected(s, j, 'a digit in the exponent') end
     j = e + 1
   end
   return j
 end
 
+local utf8_char, decode_name
+
+-- A member name as compared for duplicates: its text, decoded when it has escapes (so "a" and "\u0061"
+-- are one name, as C# compares decoded UTF-16).
+local function name_key(s, j, ke, esc)
+  if esc then return decode_name(ssub(s, j, ke - 1)) end
+  return ssub(s, j + 1, ke - 2)
+end
+
+-- C#'s reason for a duplicate: the decoded name, cut to 32 UTF-16 code units when longer (never just
+-- after a high surrogate), as a JSON string literal written by JsonText.WriteString.
+local function duplicate(s, name, quote)
+  local _, cont = sgsub(name, '[\128-\191]', '')
+  local _, four = sgsub(name, '[\240-\247]', '')
+  local total = #name - cont + four
+  local out, units, i, n = {}, 0, 1, #name
+  while i <= n do
+    local c, d = sbyte(name, i), sbyte(name, i + 1) or 0
+    local len = (c < 0x80 and 1) or (c < 0xE0 and 2) or (c < 0xF0 and 3) or 4
+    local lone = c == 0xED and d >= 0xA0 -- a surrogate decoded from a lone \u escape
+    if total > 32 then
+      if units + ((len == 4) and 2 or 1) > 32 or (units == 31 and lone and d <= 0xAF) then break end
+    end
+    units = units + ((len == 4) and 2 or 1)
+    if c == 34 then out[#out + 1] = '\\"'
+    elseif c == 92 then out[#out + 1] = '\\\\'
+    elseif c == 8 then out[#out + 1] = '\\b'
+    elseif c == 12 then out[#out + 1] = '\\f'
+    elseif c == 10 then out[#out + 1] = '\\n'
+    elseif c == 13 then out[#out + 1] = '\\r'
+    elseif c == 9 then out[#out + 1] = '\\t'
+    elseif c < 32 then out[#out + 1] = string.format('\\u%04x', c)
+    elseif lone then out[#out + 1] = string.format('\\u%04x', code_unit(name, i))
+    else out[#out + 1] = ssub(name, i, i + len - 1) end
+    i = i + len
+  end
+  return nil, 'duplicate member name "' .. tconcat(out) .. '"' .. ((total > 32) and '...' or '') .. ' at offset ' .. offset(s, quote)
+end
+
 local scan_value
+
+-- A nested object or array at byte i, of depth `depth` (the top-level object is 1); returns the index
+-- after it, or nil and a reason. Member names are checked for duplicates at every depth.
+local function scan_container(s, i, depth)
+  local c = sbyte(s, i)
+  local obj = c == 123
+  local close = obj and 125 or 93
+  local j = skip_ws(s, i + 1)
+  if sbyte(s, j) == close then return j + 1 end
+  local names = obj and {} or nil
+  while true do
+    local err
+    if obj then
+      if sbyte(s, j) ~= 34 then return expected(s, j, "'\"' to start a member name") end
+      local ke, esc = scan_string(s, j)
+      if not ke then return nil, esc end
+      local name = name_key(s, j, ke, esc)
+      if names[name] then return duplicate(s, name, j) end
+      names[name] = true
+      j = skip_ws(s, ke)
+      if sbyte(s, j) ~= 58 then return expected(s, j, "':' after member name") end
+      j = skip_ws(s, j + 1)
+    end
+    j, err = scan_value(s, j, depth)
+    if not j then return nil, err end
+    j = skip_ws(s, j)
+    local d = sbyte(s, j)
+    if d == 44 then
+      local comma = j
+      j = skip_ws(s, j + 1)
+      if sbyte(s, j) == close then
+        return nil, 'trailing comma before ' .. (obj and "'}'" or "']'") .. ' at offset ' .. offset(s, comma)
+      end
+    elseif d == close then
+      return j + 1
+    else
+      return expected(s, j, obj and "',' or '}' after member value" or "',' or ']' after array element")
+    end
+  end
+end
+
+-- One value at byte i inside a container of depth `depth`.
 scan_value = function(s, i, depth)
   local c = sbyte(s, i)
   if c == 34 then
@@ -70,41 +215,21 @@ scan_value = function(s, i, depth)
     if not j then return nil, e end
     return j
   elseif c == 123 or c == 91 then
-    if depth > MAX_DEPTH then return nil, 'nesting deeper than 64' end
-    local close = (c == 123) and 125 or 93
-    local j = skip_ws(s, i + 1)
-    if sbyte(s, j) == close then return j + 1 end
-    while true do
-      local err
-      if c == 123 then
-        if sbyte(s, j) ~= 34 then return nil, 'expected member name' end
-        j, err = scan_string(s, j)
-        if not j then return nil, err end
-        j = skip_ws(s, j)
-        if sbyte(s, j) ~= 58 then return nil, "expected ':'" end
-        j = skip_ws(s, j + 1)
-      end
-      j, err = scan_value(s, j, depth + 1)
-      if not j then return nil, err end
-      j = skip_ws(s, j)
-      local d = sbyte(s, j)
-      if d == close then return j + 1 end
-      if d ~= 44 then return nil, "expected ',' or end of " .. ((c == 123) and 'object' or 'array') end
-      j = skip_ws(s, j + 1)
-    end
-  elseif c == 116 then
-    if ssub(s, i, i + 3) == 'true' then return i + 4 end
-  elseif c == 102 then
-    if ssub(s, i, i + 4) == 'false' then return i + 5 end
-  elseif c == 110 then
-    if ssub(s, i, i + 3) == 'null' then return i + 4 end
+    if depth >= MAX_DEPTH then return nil, 'nesting deeper than 64 at offset ' .. offset(s, i) end
+    return scan_container(s, i, depth + 1)
+  elseif c == 116 or c == 102 or c == 110 then
+    local lit = (c == 116 and 'true') or (c == 102 and 'false') or 'null'
+    if ssub(s, i, i + #lit - 1) == lit then return i + #lit end
+    return nil, 'invalid literal at offset ' .. offset(s, i) .. ' (expected ' .. lit .. ')'
   elseif c == 45 or (c and c >= 48 and c <= 57) then
     return scan_number(s, i)
+  elseif (c == 78 and ssub(s, i, i + 2) == 'NaN') or (c == 73 and ssub(s, i, i + 7) == 'Infinity') then
+    return non_finite(s, i)
   end
-  return nil, 'invalid JSON value'
+  return expected(s, i, 'a value')
 end
 
-local function utf8_char(cp)
+utf8_char = function(cp)
   if cp < 0x80 then return schar(cp) end
   if cp < 0x800 then return schar(0xC0 + math.floor(cp / 64), 0x80 + cp % 64) end
   if cp < 0x10000 then
@@ -117,7 +242,7 @@ end
 local simple_escapes = { [34] = '"', [92] = '\\', [47] = '/', [98] = '\b', [102] = '\f', [110] = '\n', [114] = '\r', [116] = '\t' }
 
 -- Decodes a member name (raw text with quotes) so that "a" and "\u0061" compare equal.
-local function decode_name(raw)
+decode_name = function(raw)
   local out, i, n = {}, 2, #raw - 1
   while i <= n do
     local p = sfind(raw, '\\', i, true)
@@ -144,29 +269,42 @@ local function decode_name(raw)
   return tconcat(out)
 end
 
+local function describe_top_level(s, i)
+  local c = sbyte(s, i)
+  if c == 91 then return 'found an array' end
+  if c == 34 then return 'found a string' end
+  if c == 39 then return 'found a single-quoted string' end
+  if c == 45 or (c >= 48 and c <= 57) then return 'found a number' end
+  if ssub(s, i, i + 3) == 'true' or ssub(s, i, i + 4) == 'false' then return 'found a boolean' end
+  if ssub(s, i, i + 3) == 'null' then return 'found null' end
+  if is_comment_start(s, i) then return 'comments are not allowed, offset ' .. offset(s, i) end
+  return 'found ' .. describe_char(s, i) .. ' at offset ' .. offset(s, i)
+end
+
 -- Parses a text that must be exactly one JSON object (whitespace around allowed). Returns the members
 -- as offsets into s: { n, open, idx[name] = k, at } where member k's decoded name, name start, name end
 -- (after the closing quote), value start and value end (after the value) are at[5k-4 .. 5k]. Few tables
 -- per object: building them is most of what parsing costs in Redis's Lua.
 local function parse_object(s)
   local i = skip_ws(s, 1)
-  if sbyte(s, i) ~= 123 then return nil, 'not a JSON object' end
+  if i > #s then return nil, (#s == 0) and 'empty input' or 'empty input (whitespace only)' end
+  if sbyte(s, i) ~= 123 then return nil, 'top-level value is not a JSON object (' .. describe_top_level(s, i) .. ')' end
   local idx, at, n = {}, {}, 0
   local j = skip_ws(s, i + 1)
   if sbyte(s, j) == 125 then
     j = j + 1
   else
     while true do
-      if sbyte(s, j) ~= 34 then return nil, 'expected member name' end
+      if sbyte(s, j) ~= 34 then return expected(s, j, "'\"' to start a member name") end
       local ke, esc = scan_string(s, j)
       if not ke then return nil, esc end
-      local name = esc and decode_name(ssub(s, j, ke - 1)) or ssub(s, j + 1, ke - 2)
-      if idx[name] then return nil, 'duplicate member name' end
+      local name = name_key(s, j, ke, esc)
+      if idx[name] then return duplicate(s, name, j) end
       local ks = j
       j = skip_ws(s, ke)
-      if sbyte(s, j) ~= 58 then return nil, "expected ':'" end
+      if sbyte(s, j) ~= 58 then return expected(s, j, "':' after member name") end
       j = skip_ws(s, j + 1)
-      local ve, err = scan_value(s, j, 2)
+      local ve, err = scan_value(s, j, 1)
       if not ve then return nil, err end
       n = n + 1
       idx[name] = n
@@ -174,12 +312,23 @@ local function parse_object(s)
       at[b - 4], at[b - 3], at[b - 2], at[b - 1], at[b] = name, ks, ke, j, ve
       j = skip_ws(s, ve)
       local d = sbyte(s, j)
-      if d == 125 then j = j + 1; break end
-      if d ~= 44 then return nil, "expected ',' or end of object" end
-      j = skip_ws(s, j + 1)
+      if d == 44 then
+        local comma = j
+        j = skip_ws(s, j + 1)
+        if sbyte(s, j) == 125 then return nil, "trailing comma before '}' at offset " .. offset(s, comma) end
+      elseif d == 125 then
+        j = j + 1
+        break
+      else
+        return expected(s, j, "',' or '}' after member value")
+      end
     end
   end
-  if skip_ws(s, j) <= #s then return nil, 'text after the JSON object' end
+  j = skip_ws(s, j)
+  if j <= #s then
+    if is_comment_start(s, j) then return nil, 'comments are not allowed in JSON (offset ' .. offset(s, j) .. ')' end
+    return nil, 'unexpected data after the top-level object at offset ' .. offset(s, j)
+  end
   return { n = n, open = i, idx = idx, at = at }
 end
 
@@ -242,8 +391,18 @@ local function valid_utf8(s)
   end
 end
 
+-- The largest version an item may carry: 2^53 - 1, the largest integer Redis's Lua (doubles) counts exactly.
+local MAX_VERSION = '9007199254740991'
+
+-- A version as items write it: decimal digits, no sign, no leading zero, from 1 to MAX_VERSION.
+local function valid_version(v)
+  if not sfind(v, '^[1-9]%d*$') then return false end
+  return #v < #MAX_VERSION or (#v == #MAX_VERSION and v <= MAX_VERSION)
+end
+
 -- Parses a queue item. Returns kind, id, rest (rest: the JSON of an update, the version digits of a
--- set/delete, or nil), or nil and the reason the item is poison.
+-- set/delete, or nil), or nil and the reason the item is poison. QueueItem.TryParse in C# applies the
+-- same rules in the same order, with the same reasons.
 local function parse_item(item)
   if item == '' then return nil, 'empty item' end
   if sfind(item, '\0', 1, true) then return nil, 'item contains a NUL byte' end
@@ -260,8 +419,8 @@ local function parse_item(item)
   end
   if kind == 'update' then
     if not rest then return nil, 'update item has no JSON patch' end
-  elseif rest and not sfind(rest, '^%d+$') then
-    return nil, kind .. ' item: expected a version number after the id'
+  elseif rest and not valid_version(rest) then
+    return nil, kind .. ' item: expected a version after the id (1 to ' .. MAX_VERSION .. ', digits without sign or leading zero)'
   end
   return kind, id, rest
 end
