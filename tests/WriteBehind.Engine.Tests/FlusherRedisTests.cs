@@ -347,6 +347,74 @@ namespace WriteBehind.Engine.Tests
             Assert.Equal(2, await VersionAsync("1001"));
         }
 
+        [Fact]
+        public async Task Raw_items_the_cmdlets_refuse_are_dead_lettered_and_every_item_is_accounted_for_honestly()
+        {
+            await Conn.SetProfilesAsync(new[] { P("k1", """{"a":1}""") }, queue: false); // v1, cached, nothing queued
+            var items = new[]
+            {
+                """update:user:6005:{"n":{"b":1,"b":2}}""",   // duplicate names in a nested object
+                "set:user:k1:99999999999999999999",            // a version no 64-bit integer holds
+                "delete:user:k1:007",                          // leading zeros
+                "set:user:k1:0",
+                "set:user:77:3",                               // nothing cached, no version
+                "delete:user:78:4",
+                "delete:user:79",
+                "set:user:k1:1",                               // the one good item: persists k1
+            };
+            foreach (var item in items) await Db.ListLeftPushAsync(Keys.Queue, item);
+
+            var result = await FlushAsync();
+
+            AssertAccounted(result);
+            Assert.Equal(8, result.Dequeued);
+            Assert.Equal(7, result.DeadLettered);
+            Assert.Equal(1, result.Persisted);
+            Assert.Equal(0, result.Coalesced);
+            var reasons = (await Conn.GetDeadLettersAsync()).ToDictionary(l => l.Item, l => l.Reason);
+            Assert.Equal("invalid JSON patch: duplicate member name \"b\" at offset 12", reasons[items[0]]);
+            const string version = " item: expected a version after the id (1 to 9007199254740991, digits without sign or leading zero)";
+            Assert.Equal("set" + version, reasons[items[1]]);
+            Assert.Equal("delete" + version, reasons[items[2]]);
+            Assert.Equal("set" + version, reasons[items[3]]);
+            Assert.Equal("no cached profile and no version for user 77: nothing to persist", reasons[items[4]]);
+            Assert.Equal("no cached profile and no version for user 78: nothing to persist", reasons[items[5]]);
+            Assert.Equal("no cached profile and no version for user 79: nothing to persist", reasons[items[6]]);
+            // the C# validator (Add-WriteQueueItem) refuses the poison with the same reasons
+            for (int i = 0; i < 4; i++)
+            {
+                Assert.False(QueueItem.TryParse(items[i], out _, out string reason));
+                Assert.Equal(reasons[items[i]], reason);
+            }
+            Assert.Null(await HGetAsync("6005"));
+            foreach (var id in new[] { "6005", "77", "78", "79" })
+            {
+                Assert.Null(await StoredAsync(id));
+                Assert.Null(await VersionAsync(id));
+            }
+            await AssertPersistedAsync("k1", """{"a":1}""");
+        }
+
+        [Fact]
+        public async Task A_set_or_delete_of_a_profile_an_earlier_item_of_the_batch_created_is_persisted()
+        {
+            // the check for "nothing to persist" looks at the state the batch has made so far
+            await Db.ListLeftPushAsync(Keys.Queue, """update:user:n1:{"a":1}""");
+            await Db.ListLeftPushAsync(Keys.Queue, "set:user:n1");
+            await Db.ListLeftPushAsync(Keys.Queue, "delete:user:n1");
+            await Db.ListLeftPushAsync(Keys.Queue, "delete:user:n1:2");
+
+            var result = await FlushAsync();
+
+            AssertAccounted(result);
+            Assert.Equal(0, result.DeadLettered);
+            Assert.Equal(1, result.Persisted);
+            Assert.Equal(3, result.Coalesced);
+            var tomb = await StoredAsync("n1");
+            Assert.Null(tomb.Json);
+            Assert.Equal(2, tomb.Version);
+        }
+
         // ------------------------------------------------------------------------------------------------
         // 5. Coalescing (invariant 6)
         // ------------------------------------------------------------------------------------------------
