@@ -170,7 +170,13 @@ Describe 'Poison items go to the dead-letter list' {
             ''
             'update:user:1001:{"a":1} trailing'
             'update:user:1001:{"a":1,"a":2}'
+            'update:user:1001:{"n":{"b":1,"b":2}}'
+            'set:user:1001:99999999999999999999'
+            'delete:user:1001:007'
+            'set:user:77:3'
         )
+        # follows the grammar, so Add-WriteQueueItem takes it; the flush finds nothing to persist
+        $script:NothingToPersist = 'set:user:77:3'
         Set-UserProfile -UserId 1001 -Profile '{"name":"Alice","age":"30"}'
         Set-UserProfile -UserId 1002 -Profile '{"name":"Bob","age":"25"}'
         Clear-WriteQueue -Confirm:$false | Out-Null
@@ -194,15 +200,30 @@ Describe 'Poison items go to the dead-letter list' {
     It 'gives each a reason' {
         foreach ($d in Get-WriteBehindDeadLetter) { $d.Reason | Should -Not -BeNullOrEmpty; $d.Attempts | Should -BeGreaterOrEqual 1 }
     }
+    It 'gives the reason Add-WriteQueueItem gives for the same text, word for word (one definition of valid)' {
+        foreach ($d in Get-WriteBehindDeadLetter) {
+            if ($d.Item -eq $script:NothingToPersist) {
+                $d.Reason | Should -BeExactly 'no cached profile and no version for user 77: nothing to persist'
+                continue
+            }
+            $err = $null
+            Add-WriteQueueItem -Item $d.Item -ErrorVariable err -ErrorAction SilentlyContinue
+            $err.Count | Should -Be 1 -Because "Add-WriteQueueItem refuses '$($d.Item)'"
+            $err[0].FullyQualifiedErrorId | Should -Be 'InvalidQueueItem,WriteBehind.Commands.AddWriteQueueItemCommand'
+            $err[0].Exception.Message.EndsWith(": $($d.Reason).") | Should -BeTrue -Because "the flush said '$($d.Reason)', the cmdlet '$($err[0].Exception.Message)'"
+        }
+        $script:Db.ListLength("$($script:P)write_queue") | Should -Be 0
+    }
     It 'persists the good items around them' {
-        Get-RawString "$($script:P)user_profiles" 'user:1001' | Should -BeExactly '{"name":"Alice","age":"30","n":"8"}'
-        Get-RawString "$($script:P)user_profiles" 'user:1002' | Should -BeExactly '{"name":"Bob","age":"25","n":"7"}'
-        (Get-StoreRow $script:StorePath '1001').Json | Should -BeExactly '{"name":"Alice","age":"30","n":"8"}'
+        Get-RawString "$($script:P)user_profiles" 'user:1001' | Should -BeExactly '{"name":"Alice","age":"30","n":"12"}'
+        Get-RawString "$($script:P)user_profiles" 'user:1002' | Should -BeExactly '{"name":"Bob","age":"25","n":"11"}'
+        (Get-StoreRow $script:StorePath '1001').Json | Should -BeExactly '{"name":"Alice","age":"30","n":"12"}'
+        Get-StoreRow $script:StorePath '77' | Should -BeNullOrEmpty
     }
     It 'accounts for every item: dequeued = persisted + coalesced + dead-lettered' {
         $r = $script:Result
-        $r.Dequeued | Should -Be 16
-        $r.DeadLettered | Should -Be 8
+        $r.Dequeued | Should -Be 24
+        $r.DeadLettered | Should -Be 12
         ($r.Persisted + $r.Coalesced + $r.DeadLettered) | Should -Be $r.Dequeued
         $script:Db.ListLength("$($script:P)write_queue") | Should -Be 0
     }
