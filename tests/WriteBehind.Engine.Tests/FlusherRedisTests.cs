@@ -359,18 +359,20 @@ namespace WriteBehind.Engine.Tests
                 "set:user:k1:0",
                 "set:user:77:3",                               // nothing cached, no version
                 "delete:user:78:4",
-                "delete:user:79",
-                "set:user:k1:1",                               // the one good item: persists k1
+                "set:user:79",
+                "delete:user:80",                              // a deferred delete with nothing to delete
+                "set:user:k1:1",                               // persists k1
             };
             foreach (var item in items) await Db.ListLeftPushAsync(Keys.Queue, item);
 
             var result = await FlushAsync();
 
             AssertAccounted(result);
-            Assert.Equal(8, result.Dequeued);
+            Assert.Equal(9, result.Dequeued);
             Assert.Equal(7, result.DeadLettered);
             Assert.Equal(1, result.Persisted);
-            Assert.Equal(0, result.Coalesced);
+            Assert.Equal(1, result.Coalesced); // the delete of 80: no store write
+            Assert.Equal(0, result.StaleSkipped);
             var reasons = (await Conn.GetDeadLettersAsync()).ToDictionary(l => l.Item, l => l.Reason);
             Assert.Equal("invalid JSON patch: duplicate member name \"b\" at offset 12", reasons[items[0]]);
             const string version = " item: expected a version after the id (1 to 9007199254740991, digits without sign or leading zero)";
@@ -387,7 +389,8 @@ namespace WriteBehind.Engine.Tests
                 Assert.Equal(reasons[items[i]], reason);
             }
             Assert.Null(await HGetAsync("6005"));
-            foreach (var id in new[] { "6005", "77", "78", "79" })
+            Assert.False(reasons.ContainsKey("delete:user:80"));
+            foreach (var id in new[] { "6005", "77", "78", "79", "80" })
             {
                 Assert.Null(await StoredAsync(id));
                 Assert.Null(await VersionAsync(id));

@@ -61,7 +61,7 @@ end
 -- Pass 2: apply, oldest first.
 for k = count, 1, -1 do
   local item, kind, id, rest = items[k], kinds[k], ids[k], rests[k]
-  local reason
+  local reason, unknown
   if not kind then
     reason = id
   else
@@ -87,9 +87,14 @@ for k = count, 1, -1 do
         end
       end
     elseif not st.json and st.ver == 0 then
-      -- a set or delete of a profile the cache has never known (no JSON, no version, not even made by an
-      -- earlier item of this batch): there is no state to persist, so it is not counted as persisted
-      reason = 'no cached profile and no version for user ' .. id .. ': nothing to persist'
+      -- a profile the cache has never known (no JSON, no version, not even made by an earlier item of this
+      -- batch): a deferred delete has nothing to delete (leased, but no row: counted as coalesced); a set,
+      -- or a delete naming a version, claims a state that is not there: dead-lettered, not counted as persisted
+      if kind == 'delete' and not rest then
+        unknown = true
+      else
+        reason = 'no cached profile and no version for user ' .. id .. ': nothing to persist'
+      end
     elseif kind == 'delete' and not rest then
       -- a deferred delete from a raw producer (the module's own deletes carry the version they made)
       if st.json then
@@ -100,7 +105,7 @@ for k = count, 1, -1 do
     end
     if not reason then
       leased[#leased + 1] = item
-      if not touched[field] then
+      if not unknown and not touched[field] then
         touched[field] = id
         touched_order[#touched_order + 1] = field
       end
