@@ -9,7 +9,7 @@
     Author               = 'WriteBehind contributors'
     CompanyName          = 'WriteBehind'
     Copyright            = '(c) WriteBehind contributors. MIT licence.'
-    Description          = 'Write-behind caching on Redis: profile writes land in a Redis hash at once, pending operations wait in a Redis list, and Invoke-WriteBehindFlush drains them into the system of record (SQLite) in batches, losing nothing, applying nothing twice and never moving the store backwards.'
+    Description          = 'Write-behind caching on Redis: profile writes land in a Redis hash at once, pending operations wait in a Redis list, and Invoke-WriteBehindFlush drains them into the system of record (a SQLite file or a PostgreSQL database) in batches, losing nothing, applying nothing twice and never moving the store backwards.'
     PowerShellVersion    = '5.1'
     CompatiblePSEditions = @('Desktop', 'Core')
     FormatsToProcess     = @('WriteBehind.format.ps1xml')
@@ -33,7 +33,7 @@
     AliasesToExport      = @()
     PrivateData          = @{
         PSData = @{
-            Tags       = @('Redis', 'WriteBehind', 'Cache', 'Queue', 'SQLite', 'Linux', 'Windows', 'PSEdition_Core', 'PSEdition_Desktop')
+            Tags       = @('Redis', 'WriteBehind', 'Cache', 'Queue', 'SQLite', 'PostgreSQL', 'Linux', 'Windows', 'PSEdition_Core', 'PSEdition_Desktop')
             LicenseUri = 'https://opensource.org/licenses/MIT'
             ProjectUri = 'https://example.invalid/writebehind'
         }

@@ -1,4 +1,5 @@
-# The seed scenario, four steps, with the WriteBehind cmdlets; prints what each step left.
+# The seed scenario, four steps, with the WriteBehind cmdlets; prints what each step left, and ends with
+# Test-WriteBehindConsistency (exit 1 unless cache and store agree for both users).
 param(
     [Parameter(Mandatory)] [string] $ModulePath,
     [string] $Redis = $env:WRITEBEHIND_REDIS,
@@ -15,17 +16,27 @@ function Show-Cache {
         '    HGET user_profiles user:{0} -> {1} (version {2})' -f $id, $p.Json, $p.Version
     }
 }
+function Show-Store {
+    foreach ($id in '1001', '1002') {
+        $row = Get-UserProfile -UserId $id -FromStore -ErrorAction SilentlyContinue
+        '    store row user {0} -> {1} (version {2})' -f $id, $row.Json, $row.Version
+    }
+}
 function Show-Queue {
-    $items = @((Get-WriteBehindStatus -NoStore).QueueDepth)
-    '    LLEN write_queue -> {0}' -f $items[0]
+    '    LLEN write_queue -> {0}' -f (Get-WriteBehindStatus -NoStore).QueueDepth
 }
 
 "Redis: $($connection.RedisEndpoint)   store: $($connection.StoreUri)"
 ''
-'Step 1  data setup: Set-UserProfile user:1001 and user:1002'
+# The cache mirrors the main database: the two persists Set-UserProfile queued are flushed, so both
+# profiles are in the store too before step 2 empties the queue.
+'Step 1  data setup: Set-UserProfile user:1001 and user:1002, flushed (the store mirrors the cache)'
 Set-UserProfile -UserId 1001 -Profile '{"name":"Alice","age":"30"}'
 Set-UserProfile -UserId 1002 -Profile '{"name":"Bob","age":"25"}'
 Show-Cache
+$seeded = Invoke-WriteBehindFlush
+'    Invoke-WriteBehindFlush -> persisted {0}' -f $seeded.Persisted
+Show-Store
 ''
 'Step 2  configuration: Clear-WriteQueue (the queue starts empty)'
 $cleared = Clear-WriteQueue -Confirm:$false
@@ -38,11 +49,12 @@ Show-Queue
 ''
 'Step 4  completion: Invoke-WriteBehindFlush (atomic pop-and-apply, then the store commit)'
 $result = Invoke-WriteBehindFlush
-'    dequeued {0}, persisted {1}, coalesced {2}, dead-lettered {3}, {4:N1} ms' -f $result.Dequeued, $result.Persisted, $result.Coalesced, $result.DeadLettered, $result.Duration.TotalMilliseconds
+'    dequeued {0}, persisted {1}, coalesced {2}, dead-lettered {3}' -f $result.Dequeued, $result.Persisted, $result.Coalesced, $result.DeadLettered
 Show-Queue
 Show-Cache
-$status = Get-WriteBehindStatus
-'    store ({0}) holds {1} profile(s)' -f $status.Store, $status.StoredProfiles
-$row = Get-UserProfile -UserId 1001 -FromStore
-'    store row user 1001 -> {0} (version {1})' -f $row.Json, $row.Version
+Show-Store
+''
+$report = Test-WriteBehindConsistency
+'Test-WriteBehindConsistency: {0}' -f $report.Summary
 Disconnect-WriteBehind
+if (-not $report.IsConsistent) { exit 1 }

@@ -31,18 +31,49 @@ namespace WriteBehind.Engine
         public bool Repaired { get; set; }
     }
 
+    public enum ConsistencyState
+    {
+        /// <summary>Cache and store agree for every profile and nothing is queued or in flight.</summary>
+        Consistent,
+        /// <summary>No drift beyond what the queued or in-flight items will converge once flushed.</summary>
+        Pending,
+        /// <summary>Cache and store differ for some profile with nothing pending that would converge it.</summary>
+        Drifted,
+    }
+
     public sealed class ConsistencyReport
     {
         public long ProfilesChecked { get; set; }
-        /// <summary>Drift not explained by pending items.</summary>
+        /// <summary>Profiles whose cache and store differ with nothing pending for them (drift the flush will not fix).</summary>
         public int DriftCount { get; set; }
+        /// <summary>Profiles with items still queued or in flight: their newer state has not reached the store yet.</summary>
         public int PendingCount { get; set; }
+        /// <summary>Items queued or in flight (every partition), poison included.</summary>
+        public long PendingItems { get; set; }
         public int Repaired { get; set; }
-        public bool IsConsistent => DriftCount == 0;
+        /// <summary>No drift and nothing pending: the store holds what the cache holds, now.</summary>
+        public bool IsConsistent => DriftCount == 0 && PendingCount == 0 && PendingItems == 0;
+        public ConsistencyState State => DriftCount > 0 ? ConsistencyState.Drifted : IsConsistent ? ConsistencyState.Consistent : ConsistencyState.Pending;
+        /// <summary>Every difference found, those explained by pending items included (Pending true).</summary>
         public IReadOnlyList<DriftRecord> Drift { get; set; }
-        public string Summary => IsConsistent
-            ? $"consistent: {ProfilesChecked} profiles checked" + (PendingCount > 0 ? $", {PendingCount} with pending items" : "")
-            : $"{DriftCount} drifted of {ProfilesChecked}: " + string.Join(", ", Drift.Where(d => !d.Pending).GroupBy(d => d.Kind).Select(g => $"{g.Count()} {g.Key}"));
+        public string Summary
+        {
+            get
+            {
+                string pending = $"{PendingCount} profile(s) with {PendingItems} item(s) still queued or in flight";
+                switch (State)
+                {
+                    case ConsistencyState.Consistent:
+                        return $"consistent: {ProfilesChecked} profiles checked, nothing pending";
+                    case ConsistencyState.Pending:
+                        return $"not yet consistent: no drift in {ProfilesChecked} profiles checked, but {pending}";
+                    default:
+                        return $"{DriftCount} drifted of {ProfilesChecked}: " +
+                               string.Join(", ", Drift.Where(d => !d.Pending).GroupBy(d => d.Kind).Select(g => $"{g.Count()} {g.Key}")) +
+                               (PendingItems > 0 ? "; " + pending : "");
+                }
+            }
+        }
     }
 
     /// <summary>Compares every profile the cache knows (live or deleted) with the store, page by page.</summary>
@@ -56,7 +87,7 @@ namespace WriteBehind.Engine
         public async Task<ConsistencyReport> CheckAsync(bool repair, CancellationToken cancellationToken)
         {
             var db = _connection.Database;
-            var pending = await PendingIdsAsync().ConfigureAwait(false);
+            var (pending, pendingItems) = await PendingIdsAsync().ConfigureAwait(false);
             var drift = new List<DriftRecord>();
             long checkedCount = 0;
             var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -110,7 +141,8 @@ namespace WriteBehind.Engine
                 ProfilesChecked = checkedCount,
                 Drift = drift,
                 DriftCount = drift.Count(d => !d.Pending),
-                PendingCount = drift.Count(d => d.Pending),
+                PendingCount = pending.Count,
+                PendingItems = pendingItems,
             };
             if (repair) report.Repaired = await RepairAsync(drift).ConfigureAwait(false);
             return report;
@@ -142,9 +174,11 @@ namespace WriteBehind.Engine
             return repaired;
         }
 
-        private async Task<HashSet<string>> PendingIdsAsync()
+        /// <summary>The ids of every item queued or in flight, and how many items there are.</summary>
+        private async Task<(HashSet<string> Ids, long Items)> PendingIdsAsync()
         {
             var ids = new HashSet<string>(StringComparer.Ordinal);
+            long count = 0;
             var lists = new List<RedisKey>();
             foreach (var keys in _connection.Layout.Partitions)
             {
@@ -157,12 +191,13 @@ namespace WriteBehind.Engine
                 for (long start = 0; ; start += 10000)
                 {
                     var items = await _connection.RedisAsync(db => db.ListRangeAsync(list, start, start + 9999)).ConfigureAwait(false);
+                    count += items.Length;
                     foreach (var item in items)
                         if (QueueItem.TryParse(item, out var parsed, out _)) ids.Add(parsed.UserId);
                     if (items.Length < 10000) break;
                 }
             }
-            return ids;
+            return (ids, count);
         }
     }
 }

@@ -885,7 +885,7 @@ namespace WriteBehind.Engine
                     status.Store = Store.Description;
                     status.StoredProfiles = await Store.CountAsync(cancellationToken).ConfigureAwait(false);
                 }
-                catch (StoreException) { status.StoredProfiles = null; }
+                catch (Exception ex) when (ex is StoreException || ex is WriteBehindException) { status.StoredProfiles = null; }
             }
             return status;
         }

@@ -24,6 +24,8 @@ namespace WriteBehind.Engine
         public const string RedisPermissionDenied = "RedisPermissionDenied";
         /// <summary>The Redis server's TLS certificate did not validate.</summary>
         public const string TlsValidationFailed = "TlsValidationFailed";
+        /// <summary>The store already has a user_profiles table that is not the module's (an application's own).</summary>
+        public const string StoreTableMismatch = "StoreTableMismatch";
     }
 
     /// <summary>An error the engine explains itself; <see cref="ErrorId"/> is stable across versions.</summary>

@@ -44,11 +44,13 @@ namespace WriteBehind.Commands
             }
         }
 
-        public static WriteBehindConnection Resolve()
+        /// <param name="resolvePath">Makes a relative SQLite store path full (PowerShell's current location).</param>
+        public static WriteBehindConnection Resolve(Func<string, string> resolvePath)
         {
             var current = Default;
             if (current != null) return current;
             var options = WriteBehindOptions.FromEnvironment();
+            options.Store = WriteBehind.Engine.Store.StoreFactory.Normalize(options.Store, resolvePath, options.StoreUser);
             // The key holds the password only in memory; it is never printed.
             string key = string.Join("\n", options.Redis, options.RedisUser, options.RedisPassword, options.UseTls, options.TlsCaCertificate,
                 options.TlsHostName, options.Store, options.StoreUser, options.StorePassword, options.KeyPrefix, options.HighWaterMark.ToString(),

@@ -16,23 +16,35 @@ namespace WriteBehind.Commands
         private static readonly string[] IdPropertyNames = { "UserId", "Id" };
 
         /// <summary>JSON text is validated and kept byte for byte; anything else is serialized compactly
-        /// with its properties in order (an Id/UserId property names the profile and is left out).</summary>
-        public static string FromInput(object input)
+        /// with its properties in order (an Id/UserId property names the profile and is left out). The
+        /// module's own objects (Get-UserProfile's, also deserialized ones) and objects of UserId with Profile
+        /// and/or Json carry the profile in those: the Profile's fields win over the Json text, since that is
+        /// what users edit; the fields they did not change keep their bytes.</summary>
+        /// <param name="what">What the value is, for messages: "profile" or "update".</param>
+        public static string FromInput(object input, string what = "profile")
         {
             object value = input is PSObject pso ? pso.BaseObject : input;
             if (value == null)
-                throw new WriteBehindException(ErrorIds.InvalidProfileJson, "The profile is null.");
+                throw new WriteBehindException(ErrorIds.InvalidProfileJson, $"The {what} is null.");
             if (value is string text)
             {
                 if (!JsonText.TryValidateObject(text, out string reason))
-                    throw new WriteBehindException(ErrorIds.InvalidProfileJson, "The profile is not a valid JSON object: " + reason);
+                    throw new WriteBehindException(ErrorIds.InvalidProfileJson, $"The {what} is not a valid JSON object: " + reason);
                 return text;
             }
+            if (value is UserProfile own)
+                return Edited(own.Json, own.Profile, what);
             if (value is PSCustomObject && input is PSObject custom)
             {
-                // An object piped as { UserId; Profile } carries its profile in that one property.
-                var inner = custom.Properties["Profile"] ?? custom.Properties["Update"];
-                if (inner != null) return FromInput(inner.Value);
+                // An object piped as { UserId; Profile } (or { UserId; Json }, or the module's own output after
+                // a round trip through Export-Clixml or a remote session) carries its profile in those.
+                var profile = custom.Properties["Profile"] ?? custom.Properties["Update"];
+                var json = custom.Properties["Json"];
+                string jsonText = json?.Value is PSObject wrapped ? wrapped.BaseObject as string : json?.Value as string;
+                if (profile != null && jsonText != null && profile.Value is PSObject fields && fields.BaseObject is PSCustomObject)
+                    return Edited(jsonText, fields, what);
+                if (profile != null) return FromInput(profile.Value, what);
+                if (jsonText != null) return FromInput(jsonText, what);
             }
             try
             {
@@ -40,7 +52,79 @@ namespace WriteBehind.Commands
             }
             catch (ArgumentException ex)
             {
-                throw new WriteBehindException(ErrorIds.InvalidProfileJson, "The profile cannot be written as JSON: " + ex.Message);
+                throw new WriteBehindException(ErrorIds.InvalidProfileJson, $"The {what} cannot be written as JSON: " + ex.Message);
+            }
+        }
+
+        /// <summary>The JSON text of <paramref name="json"/> with the edits made to <paramref name="fields"/>
+        /// (its fields as Get-UserProfile showed them): unchanged, the text itself, byte for byte; otherwise
+        /// the original members in their order, each unchanged one as its original text, a changed one as its
+        /// new value (a changed nested object the same way, member by member), removed ones left out and
+        /// added ones appended.</summary>
+        private static string Edited(string json, PSObject fields, string what)
+        {
+            if (fields == null || !JsonText.TryGetTopLevelMembers(json, out var members, out _) || !(ToObject(json) is PSObject baseline))
+            {
+                // No valid text to compare with (a raw writer stored non-JSON): the fields are the profile.
+                if (fields == null) return FromInput(json, what);
+                return SerializeValue(fields, what, topLevel: true);
+            }
+            var sb = new StringBuilder(json.Length + 16);
+            bool changed = false;
+            var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            sb.Append('{');
+            int written = 0;
+            foreach (var member in members)
+            {
+                bool first = seen.Add(member.Key);
+                var current = fields.Properties[member.Key];
+                string valueText = member.Value;
+                if (first)
+                {
+                    if (current == null) { changed = true; continue; } // removed by the user
+                    object now = ValueOf(current);
+                    object before = ValueOf(baseline.Properties[member.Key]);
+                    if (!string.Equals(SerializeValue(now, what), SerializeValue(before, what), StringComparison.Ordinal))
+                    {
+                        changed = true;
+                        valueText = now is PSObject nested && nested.BaseObject is PSCustomObject && member.Value.StartsWith("{", StringComparison.Ordinal)
+                            ? Edited(member.Value, nested, what)
+                            : SerializeValue(now, what);
+                    }
+                }
+                // A later member whose name differs only in case is not among the fields (they are matched
+                // case-insensitively): it is kept as it was.
+                if (written++ > 0) sb.Append(',');
+                JsonText.WriteString(sb, member.Key);
+                sb.Append(':').Append(valueText);
+            }
+            foreach (var property in fields.Properties)
+            {
+                if (seen.Contains(property.Name) || !(property is PSNoteProperty)) continue; // added by the user
+                changed = true;
+                if (written++ > 0) sb.Append(',');
+                JsonText.WriteString(sb, property.Name);
+                sb.Append(':').Append(SerializeValue(ValueOf(property), what));
+            }
+            sb.Append('}');
+            return changed ? sb.ToString() : json;
+        }
+
+        private static object ValueOf(PSPropertyInfo property)
+        {
+            if (property == null) return null;
+            try { return property.Value; } catch (GetValueException) { return null; }
+        }
+
+        private static string SerializeValue(object value, string what, bool topLevel = false)
+        {
+            try
+            {
+                return JsonText.Serialize(value, v => Normalize(v, topLevel: topLevel && ReferenceEquals(v, value)));
+            }
+            catch (ArgumentException ex)
+            {
+                throw new WriteBehindException(ErrorIds.InvalidProfileJson, $"The {what} cannot be written as JSON: " + ex.Message);
             }
         }
 

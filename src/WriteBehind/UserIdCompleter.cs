@@ -20,7 +20,9 @@ namespace WriteBehind.Commands
             List<string> ids;
             try
             {
-                var connection = ConnectionRegistry.Default ?? ConnectionRegistry.Resolve();
+                // Completion runs on the pipeline thread: the session's location resolves a relative store path.
+                var path = System.Management.Automation.Runspaces.Runspace.DefaultRunspace?.SessionStateProxy?.Path;
+                var connection = ConnectionRegistry.Default ?? ConnectionRegistry.Resolve(path == null ? null : (Func<string, string>)(p => path.GetUnresolvedProviderPathFromPSPath(p)));
                 ids = connection.ScanUserIds(typed, MaxSuggestions).ToList();
             }
             catch (Exception)

@@ -22,7 +22,8 @@ namespace WriteBehind.Commands
         [ValidateNotNull]
         public WriteBehindConnection Connection { get; set; }
 
-        protected CancellationToken Stopping => _stop.Token;
+        /// <summary>Cancelled when the user presses Ctrl+C (StopProcessing).</summary>
+        protected CancellationToken StopToken => _stop.Token;
 
         protected WriteBehindConnection ResolvedConnection
         {
@@ -31,7 +32,7 @@ namespace WriteBehind.Commands
                 if (_connection != null) return _connection;
                 try
                 {
-                    _connection = Connection ?? ConnectionRegistry.Resolve();
+                    _connection = Connection ?? ConnectionRegistry.Resolve(ConnectWriteBehindCommand.PathResolver(SessionState));
                 }
                 catch (WriteBehindException ex)
                 {
@@ -94,7 +95,8 @@ namespace WriteBehind.Commands
                 case ErrorIds.RedisPermissionDenied: return ErrorCategory.PermissionDenied;
                 case ErrorIds.TlsValidationFailed: return ErrorCategory.SecurityError;
                 case ErrorIds.InvalidProfileJson:
-                case ErrorIds.InvalidQueueItem: return ErrorCategory.InvalidData;
+                case ErrorIds.InvalidQueueItem:
+                case ErrorIds.StoreTableMismatch: return ErrorCategory.InvalidData;
                 case ErrorIds.QueueFull: return ErrorCategory.LimitsExceeded;
                 case ErrorIds.RedisUnavailable: return ErrorCategory.ConnectionError;
                 case ErrorIds.StoreUnavailable: return ErrorCategory.ResourceUnavailable;

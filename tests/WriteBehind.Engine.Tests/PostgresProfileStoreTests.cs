@@ -100,6 +100,14 @@ namespace WriteBehind.Engine.Tests
         public Task<byte[]> RawJsonBytesAsync(string userId) => Task.FromResult((byte[])Scalar("SELECT convert_to(json, 'UTF8') FROM user_profiles WHERE user_id = @id", ("id", userId)));
         public Task<bool> RawUserProfilesTableExistsAsync() => Task.FromResult((bool)Scalar("SELECT to_regclass('user_profiles') IS NOT NULL"));
 
+        public Task<bool> RawSchemaTableExistsAsync() => Task.FromResult(Exists());
+
+        public Task ExecuteRawAsync(string sql)
+        {
+            Scalar(sql);
+            return Task.CompletedTask;
+        }
+
         public Task CreateSchemaTableAsync(long version)
         {
             Scalar($"CREATE TABLE wb_schema(version integer NOT NULL); INSERT INTO wb_schema(version) VALUES({version});");
@@ -132,6 +140,42 @@ namespace WriteBehind.Engine.Tests
             var listener = new TcpListener(IPAddress.Loopback, 0);
             listener.Start();
             try { return ((IPEndPoint)listener.LocalEndpoint).Port; } finally { listener.Stop(); }
+        }
+
+        [Fact]
+        public async Task A_user_profiles_table_with_jsonb_or_integer_versions_is_refused_naming_the_types()
+        {
+            using var db = new PostgresTarget();
+            db.Scalar("CREATE TABLE user_profiles(user_id text PRIMARY KEY, json jsonb, version integer NOT NULL, deleted boolean NOT NULL DEFAULT false, updated_at timestamptz NOT NULL DEFAULT now())");
+            using var store = db.Open();
+            var ex = await Assert.ThrowsAsync<WriteBehindException>(() => store.CheckAsync(CancellationToken.None));
+            Assert.Equal(ErrorIds.StoreTableMismatch, ex.ErrorId);
+            Assert.Contains("json is jsonb, not text", ex.Message);
+            Assert.Contains("version is integer, not bigint", ex.Message);
+            Assert.Contains("search_path", ex.Message);
+            await Assert.ThrowsAsync<WriteBehindException>(() => store.CountAsync(CancellationToken.None));
+            Assert.False(db.Exists());
+        }
+
+        [Fact]
+        public async Task A_user_profiles_table_of_the_modules_shape_made_by_hand_is_used_and_a_schema_of_its_own_avoids_the_applications()
+        {
+            using var db = new PostgresTarget();
+            db.Scalar("CREATE TABLE user_profiles(user_id text COLLATE \"C\" NOT NULL PRIMARY KEY, json text NULL, version bigint NOT NULL, deleted boolean NOT NULL DEFAULT false, updated_at timestamptz NOT NULL DEFAULT now(), note text)");
+            using (var store = db.Open())
+            {
+                await store.CheckAsync(CancellationToken.None);
+                Assert.Equal(1, (await store.CommitAsync(new[] { new ProfileRow("h1", "{}", 1) }, CancellationToken.None)).Applied);
+            }
+            // An application's own table beside it, in another schema: ?search_path=wb keeps the module away from it.
+            using var app = new PostgresTarget();
+            app.Scalar("CREATE TABLE user_profiles(id integer PRIMARY KEY, name text NOT NULL); CREATE SCHEMA wb;");
+            using (var store = StoreFactory.Open(TestPostgres.UriFor(app.Database, "?search_path=wb"), null, TestPostgres.Password))
+            {
+                await store.CheckAsync(CancellationToken.None);
+                Assert.Equal(1, (await store.CommitAsync(new[] { new ProfileRow("s1", "{}", 1) }, CancellationToken.None)).Applied);
+            }
+            Assert.Equal(0L, Convert.ToInt64(app.Scalar("SELECT count(*) FROM public.user_profiles")));
         }
 
         [Fact]

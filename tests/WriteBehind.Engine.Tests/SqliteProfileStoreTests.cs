@@ -25,7 +25,7 @@ namespace WriteBehind.Engine.Tests
         public string Path { get; }
 
         public IProfileStore Open() => new SqliteProfileStore(Path);
-        public string ExpectedDescription => "sqlite:" + System.IO.Path.GetFullPath(Path);
+        public string ExpectedDescription => "sqlite://" + System.IO.Path.GetFullPath(Path);
         public bool Exists() => File.Exists(Path);
 
         public static SqliteConnection OpenRaw(string path)
@@ -65,6 +65,17 @@ namespace WriteBehind.Engine.Tests
         public Task<bool> RawUserProfilesTableExistsAsync() =>
             Task.FromResult(Convert.ToInt64(Scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'user_profiles'")) == 1);
 
+        public Task<bool> RawSchemaTableExistsAsync() =>
+            Task.FromResult(File.Exists(Path) && Convert.ToInt64(Scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'wb_schema'")) == 1);
+
+        public Task ExecuteRawAsync(string sql)
+        {
+            System.IO.Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path));
+            using var raw = OpenRaw(Path);
+            Exec(raw, sql);
+            return Task.CompletedTask;
+        }
+
         public Task CreateSchemaTableAsync(long version)
         {
             System.IO.Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path));
@@ -92,6 +103,53 @@ namespace WriteBehind.Engine.Tests
     public sealed class SqliteProfileStoreTests : StoreContractTests
     {
         protected override IStoreTarget CreateTarget() => new SqliteTarget();
+
+        [Theory]
+        [InlineData("Server=db01;Database=profiles;Trusted_Connection=True")]
+        [InlineData("Data Source=profiles.db;Password=Secret-42")]
+        [InlineData("profiles")]
+        [InlineData("redis://cache01:6379")]
+        public void A_store_value_that_is_no_documented_form_is_refused_without_repeating_it(string value)
+        {
+            var ex = Assert.Throws<WriteBehindException>(() => StoreFactory.Normalize(value));
+            Assert.Equal(ErrorIds.InvalidStoreUri, ex.ErrorId);
+            Assert.DoesNotContain("db01", ex.Message);
+            Assert.DoesNotContain("Secret-42", ex.Message);
+            Assert.DoesNotContain("Secret-42", StoreFactory.Display(value));
+            Assert.Throws<WriteBehindException>(() => StoreFactory.Open(value).Dispose());
+        }
+
+        [Fact]
+        public void Store_values_normalize_to_one_form_relative_paths_by_the_resolver_and_a_missing_folder_is_refused()
+        {
+            using var db = new SqliteTarget();
+            System.IO.Directory.CreateDirectory(db.Directory);
+            string Resolve(string path) => System.IO.Path.Combine(db.Directory, path);
+            string expected = "sqlite://" + System.IO.Path.Combine(db.Directory, "p.db");
+            Assert.Equal(expected, StoreFactory.Normalize("p.db", Resolve));
+            Assert.Equal(expected, StoreFactory.Normalize("sqlite:p.db", Resolve));
+            Assert.Equal(expected, StoreFactory.Normalize(expected));
+            Assert.Equal(expected, StoreFactory.Normalize(System.IO.Path.Combine(db.Directory, "p.db")));
+            Assert.Equal(expected.Replace("p.db", "p.sqlite3"), StoreFactory.Normalize("p.sqlite3", Resolve));
+            Assert.Equal(expected, StoreFactory.Display(expected));
+            Assert.Equal(expected, new SqliteProfileStore(System.IO.Path.Combine(db.Directory, "p.db")).Description);
+
+            var missing = Assert.Throws<WriteBehindException>(() => StoreFactory.Normalize("sqlite://" + db.Path)); // its "nested" folder does not exist
+            Assert.Equal(ErrorIds.InvalidStoreUri, missing.ErrorId);
+            Assert.Contains(System.IO.Path.GetDirectoryName(db.Path), missing.Message);
+            var folder = Assert.Throws<WriteBehindException>(() => StoreFactory.Normalize("sqlite://" + db.Directory));
+            Assert.Contains("is a folder", folder.Message);
+            Assert.Equal(WriteBehindOptions.DefaultStoreUri, StoreFactory.Normalize(WriteBehindOptions.DefaultStoreUri));
+        }
+
+        [Fact]
+        public async Task A_store_opened_by_its_URI_does_not_create_a_missing_folder()
+        {
+            using var db = new SqliteTarget();
+            using var store = StoreFactory.Open("sqlite://" + db.Path);
+            await Assert.ThrowsAsync<StoreUnavailableException>(() => store.CountAsync(CancellationToken.None));
+            Assert.False(System.IO.Directory.Exists(System.IO.Path.GetDirectoryName(db.Path)));
+        }
 
         [Fact]
         public async Task Sqlite_schema_is_a_WAL_file_with_a_without_rowid_table()

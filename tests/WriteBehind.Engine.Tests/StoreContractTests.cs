@@ -28,6 +28,10 @@ namespace WriteBehind.Engine.Tests
         /// <summary>Creates wb_schema holding this version (and nothing else).</summary>
         Task CreateSchemaTableAsync(long version);
         Task<bool> RawUserProfilesTableExistsAsync();
+        /// <summary>Whether wb_schema exists (false when the database or file does not exist at all).</summary>
+        Task<bool> RawSchemaTableExistsAsync();
+        /// <summary>Runs SQL on the target outside the store (creating the file or database as needed).</summary>
+        Task ExecuteRawAsync(string sql);
     }
 
     /// <summary>
@@ -408,6 +412,51 @@ namespace WriteBehind.Engine.Tests
             // Every later use refuses too, and nothing else was created.
             await Assert.ThrowsAsync<InvalidOperationException>(() => store.CommitAsync(new[] { Row("u1", "{}", 1) }, None));
             Assert.False(await target.RawUserProfilesTableExistsAsync());
+        }
+
+        [Fact]
+        public async Task CheckAsync_on_a_fresh_target_creates_nothing()
+        {
+            using var target = CreateTarget();
+            using var store = target.Open();
+            await store.CheckAsync(None);
+            Assert.False(target.Exists());
+            Assert.False(await target.RawSchemaTableExistsAsync());
+        }
+
+        [Fact]
+        public async Task An_application_table_named_user_profiles_is_refused_before_anything_is_written()
+        {
+            using var target = CreateTarget();
+            await target.ExecuteRawAsync("CREATE TABLE user_profiles(id integer PRIMARY KEY, name text NOT NULL, age integer)");
+
+            using var store = target.Open();
+            var ex = await Assert.ThrowsAsync<WriteBehindException>(() => store.CheckAsync(None));
+            Assert.Equal(ErrorIds.StoreTableMismatch, ex.ErrorId);
+            Assert.Contains("table user_profiles", ex.Message);
+            Assert.Contains("no columns user_id, json, version, deleted, updated_at", ex.Message);
+            Assert.Contains("name is NOT NULL without a default", ex.Message);
+            Assert.Contains("its columns: id, name, age", ex.Message);
+
+            // First use refuses the same way, every time, and writes nothing: no wb_schema beside the table.
+            var commit = await Assert.ThrowsAsync<WriteBehindException>(() => store.CommitAsync(new[] { Row("u1", "{}", 1) }, None));
+            Assert.Equal(ErrorIds.StoreTableMismatch, commit.ErrorId);
+            var read = await Assert.ThrowsAsync<WriteBehindException>(() => store.GetAsync(new[] { "u1" }, None));
+            Assert.Equal(ErrorIds.StoreTableMismatch, read.ErrorId);
+            Assert.False(await target.RawSchemaTableExistsAsync());
+        }
+
+        [Fact]
+        public async Task A_user_profiles_table_keyed_otherwise_is_refused()
+        {
+            using var target = CreateTarget();
+            await target.ExecuteRawAsync("CREATE TABLE user_profiles(user_id text NOT NULL, json text NULL, version bigint NOT NULL, deleted boolean NOT NULL, updated_at timestamp NOT NULL)");
+
+            using var store = target.Open();
+            var ex = await Assert.ThrowsAsync<WriteBehindException>(() => store.CheckAsync(None));
+            Assert.Equal(ErrorIds.StoreTableMismatch, ex.ErrorId);
+            Assert.Contains("user_id is not its primary key", ex.Message);
+            Assert.False(await target.RawSchemaTableExistsAsync());
         }
 
         [Fact]

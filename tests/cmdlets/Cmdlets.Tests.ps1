@@ -335,3 +335,248 @@ Describe 'Connection failures' {
         }
     }
 }
+
+Describe "Round trips of the module's own objects" {
+    BeforeEach {
+        $script:P = New-TestPrefix
+        $script:StorePath = New-TestStore
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P
+        $script:Original = '{"name":"Zed", "age":40,"big":12345678901234567890,"f":1.0,"n":{"a":1.0,"b":"x"}}'
+        Set-UserProfile -UserId 5010 -Profile $script:Original
+    }
+    AfterEach { Disconnect-WriteBehind; Remove-TestKeys $script:P }
+
+    It 'Get-UserProfile | Set-UserProfile after editing a field stores the edited profile, not the object around it' {
+        $p = Get-UserProfile -UserId 5010
+        $p.Profile.age = 41
+        $p.Profile.n.b = 'y'
+        $p | Set-UserProfile
+        # Every field left alone keeps its bytes (12345678901234567890, 1.0), in its place.
+        Get-RawString "$($script:P)user_profiles" 'user:5010' | Should -BeExactly '{"name":"Zed","age":41,"big":12345678901234567890,"f":1.0,"n":{"a":1.0,"b":"y"}}'
+        Get-RawString "$($script:P)user_profiles:versions" 'user:5010' | Should -Be '2'
+    }
+    It 'piped back unchanged, the profile is stored byte for byte; removed fields go, added ones come last' {
+        Get-UserProfile -UserId 5010 | Set-UserProfile
+        Get-RawString "$($script:P)user_profiles" 'user:5010' | Should -BeExactly $script:Original
+        $p = Get-UserProfile -UserId 5010
+        $p.Profile.PSObject.Properties.Remove('f')
+        $p.Profile | Add-Member -NotePropertyName city -NotePropertyValue 'Oslo'
+        $p | Set-UserProfile
+        Get-RawString "$($script:P)user_profiles" 'user:5010' | Should -BeExactly '{"name":"Zed","age":40,"big":12345678901234567890,"n":{"a":1.0,"b":"x"},"city":"Oslo"}'
+    }
+    It 'Set-UserProfile -PassThru output, an Export-Clixml copy and Select-Object UserId, Json round-trip too' {
+        $p = Set-UserProfile -UserId 5011 -Profile '{"a":1}' -PassThru
+        $p.Profile.a = 2
+        $p | Set-UserProfile
+        Get-RawString "$($script:P)user_profiles" 'user:5011' | Should -BeExactly '{"a":2}'
+        $xml = Join-Path ([IO.Path]::GetTempPath()) "wb-$([guid]::NewGuid().ToString('N')).xml"
+        Get-UserProfile -UserId 5010 | Export-Clixml $xml
+        $copy = Import-Clixml $xml
+        Remove-Item $xml
+        $copy.Profile.age = 42
+        $copy | Set-UserProfile
+        Get-RawString "$($script:P)user_profiles" 'user:5010' | Should -BeExactly '{"name":"Zed","age":42,"big":12345678901234567890,"f":1.0,"n":{"a":1.0,"b":"x"}}'
+        Get-UserProfile -UserId 5010 | Select-Object UserId, Json | Set-UserProfile -UserId 5012
+        Get-RawString "$($script:P)user_profiles" 'user:5012' | Should -BeExactly (Get-RawString "$($script:P)user_profiles" 'user:5010')
+    }
+    It 'Get-UserProfile | Remove-UserProfile removes the profiles it lists' {
+        Set-UserProfile -UserId 5013 -Profile '{"a":1}'
+        Get-UserProfile -UserId 5010, 5013 | Remove-UserProfile -Confirm:$false
+        $script:Db.HashLength("$($script:P)user_profiles") | Should -Be 0
+        (Get-RawList "$($script:P)write_queue")[0..1] | Should -BeExactly @('delete:user:5013:2', 'delete:user:5010:2')
+    }
+    It '-Flat gives flat rows: Export-Csv writes a column per field, and Import-Csv | Set-UserProfile reads them back' {
+        Set-UserProfile -UserId 5014 -Profile '{"name":"Amy","age":"33"}'
+        $rows = @(Get-UserProfile -UserId 5014 -Flat)
+        $rows[0].PSObject.TypeNames[0] | Should -Be 'WriteBehind.UserProfileRow'
+        @($rows[0].PSObject.Properties.Name) | Should -Be @('UserId', 'name', 'age')
+        $csv = Join-Path ([IO.Path]::GetTempPath()) "wb-$([guid]::NewGuid().ToString('N')).csv"
+        Get-UserProfile -UserId 5014 -Flat | Export-Csv -Path $csv
+        $text = Get-Content $csv -Raw
+        $text | Should -Not -Match '@\{'
+        $text | Should -Match '"5014","Amy","33"'
+        Remove-UserProfile -UserId 5014 -Confirm:$false
+        Import-Csv $csv | Set-UserProfile
+        Remove-Item $csv
+        Get-RawString "$($script:P)user_profiles" 'user:5014' | Should -BeExactly '{"name":"Amy","age":"33"}'
+    }
+}
+
+Describe 'Store values: only the documented forms' {
+    BeforeAll {
+        $script:P = New-TestPrefix
+        $script:Dir = Split-Path (New-TestStore)
+    }
+    AfterEach { Disconnect-WriteBehind; Remove-TestKeys $script:P; Remove-Item Env:WRITEBEHIND_STORE, Env:WRITEBEHIND_REDIS, Env:WRITEBEHIND_KEY_PREFIX -ErrorAction SilentlyContinue }
+    AfterAll { Pop-Location -ErrorAction SilentlyContinue }
+
+    It 'a connection string is refused with InvalidStoreUri, not echoed, and creates no file anywhere' {
+        Push-Location $script:Dir
+        try {
+            $value = 'Server=db01;Database=profiles;Trusted_Connection=True;Password=Hunter2-' + [guid]::NewGuid().ToString('N').Substring(0, 6)
+            $err = $null
+            try { Connect-WriteBehind -Redis $script:RedisEndpoint -Store $value -KeyPrefix $script:P } catch { $err = $_ }
+            $err.FullyQualifiedErrorId | Should -Be 'InvalidStoreUri,WriteBehind.Commands.ConnectWriteBehindCommand'
+            $err.CategoryInfo.Category | Should -Be 'InvalidArgument'
+            $err.Exception.Message | Should -Match 'sqlite:///'
+            ($err | Out-String) | Should -Not -Match 'Hunter2'
+            "$($err.TargetObject)" | Should -Not -Match 'Hunter2'
+            @(Get-ChildItem $script:Dir -Filter 'Server=*').Count | Should -Be 0
+            Test-Path (Join-Path ([Environment]::CurrentDirectory) $value) | Should -BeFalse
+        } finally { Pop-Location }
+    }
+    It 'a bare word, an unknown scheme and a path that is a folder are refused too' {
+        foreach ($value in 'profiles', 'mysql://app@db01/profiles', $script:Dir) {
+            { Connect-WriteBehind -Redis $script:RedisEndpoint -Store $value -KeyPrefix $script:P } | Should -Throw -ErrorId 'InvalidStoreUri,WriteBehind.Commands.ConnectWriteBehindCommand'
+        }
+    }
+    It "a relative path resolves against PowerShell's location, not the process's current directory" {
+        [Environment]::CurrentDirectory | Should -Not -Be $script:Dir
+        Push-Location $script:Dir
+        try {
+            $c = Connect-WriteBehind -Redis $script:RedisEndpoint -Store 'rel.db' -KeyPrefix $script:P -PassThru
+            $c.StoreUri | Should -BeExactly "sqlite://$(Join-Path $script:Dir 'rel.db')"
+            $c2 = Connect-WriteBehind -Redis $script:RedisEndpoint -Store 'sqlite:rel2.sqlite' -KeyPrefix $script:P -PassThru
+            $c2.StoreUri | Should -BeExactly "sqlite://$(Join-Path $script:Dir 'rel2.sqlite')"
+            Set-UserProfile -UserId r1 -Profile '{"a":1}'
+            Invoke-WriteBehindFlush | Out-Null
+        } finally { Pop-Location }
+        Test-Path (Join-Path $script:Dir 'rel2.sqlite') | Should -BeTrue
+        Test-Path (Join-Path ([Environment]::CurrentDirectory) 'rel2.sqlite') | Should -BeFalse
+        # One display form everywhere: status, the connection, the store's own description.
+        (Get-WriteBehindStatus).Store | Should -BeExactly "sqlite://$(Join-Path $script:Dir 'rel2.sqlite')"
+    }
+    It 'an explicit path in a folder that does not exist is an error, and nothing is created' {
+        $missing = Join-Path $script:Dir 'no-such-folder'
+        $err = $null
+        try { Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$missing/x.db" -KeyPrefix $script:P } catch { $err = $_ }
+        $err.FullyQualifiedErrorId | Should -Be 'InvalidStoreUri,WriteBehind.Commands.ConnectWriteBehindCommand'
+        $err.Exception.Message | Should -Match ([regex]::Escape($missing))
+        Test-Path $missing | Should -BeFalse
+    }
+    It 'WRITEBEHIND_STORE is checked the same way by the implicit connection' {
+        $env:WRITEBEHIND_REDIS = $script:RedisEndpoint
+        $env:WRITEBEHIND_KEY_PREFIX = $script:P
+        $env:WRITEBEHIND_STORE = 'Data Source=profiles.db;Password=Env-Secret-77'
+        Disconnect-WriteBehind
+        $err = $null
+        try { Set-UserProfile -UserId e1 -Profile '{"a":1}' -ErrorAction Stop } catch { $err = $_ }
+        $err.FullyQualifiedErrorId | Should -Be 'InvalidStoreUri,WriteBehind.Commands.SetUserProfileCommand'
+        ($err | Out-String) | Should -Not -Match 'Env-Secret-77'
+        $script:Db.HashExists("$($script:P)user_profiles", 'user:e1') | Should -BeFalse
+        # A relative one resolves against PowerShell's location.
+        $env:WRITEBEHIND_STORE = 'env-rel.db'
+        Push-Location $script:Dir
+        try {
+            Set-UserProfile -UserId e2 -Profile '{"a":2}'
+            Invoke-WriteBehindFlush | Out-Null
+        } finally { Pop-Location }
+        Test-Path (Join-Path $script:Dir 'env-rel.db') | Should -BeTrue
+    }
+}
+
+Describe 'An application database with a user_profiles table of its own (SQLite)' {
+    BeforeAll {
+        $script:P = New-TestPrefix
+        function New-AppStore {
+            $path = New-TestStore
+            $conn = [Microsoft.Data.Sqlite.SqliteConnection]::new("Data Source=$path;Pooling=False")
+            $conn.Open()
+            try {
+                $cmd = $conn.CreateCommand()
+                $cmd.CommandText = "CREATE TABLE user_profiles(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INTEGER); INSERT INTO user_profiles VALUES (1, 'app row', 30);"
+                $null = $cmd.ExecuteNonQuery()
+            } finally { $conn.Dispose() }
+            $path
+        }
+        function Get-AppTables([string] $Path) {
+            $conn = [Microsoft.Data.Sqlite.SqliteConnection]::new("Data Source=$Path;Mode=ReadOnly;Pooling=False")
+            $conn.Open()
+            try {
+                $cmd = $conn.CreateCommand()
+                $cmd.CommandText = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+                $r = $cmd.ExecuteReader(); $names = @(); while ($r.Read()) { $names += $r.GetString(0) }; $names
+            } finally { $conn.Dispose() }
+        }
+    }
+    AfterEach { Disconnect-WriteBehind; Remove-TestKeys $script:P; Remove-Item Env:WRITEBEHIND_STORE, Env:WRITEBEHIND_REDIS, Env:WRITEBEHIND_KEY_PREFIX -ErrorAction SilentlyContinue }
+
+    It 'Connect-WriteBehind refuses it with StoreTableMismatch, naming the table and the missing columns, and adds nothing' {
+        $path = New-AppStore
+        $err = $null
+        try { Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$path" -KeyPrefix $script:P } catch { $err = $_ }
+        $err.FullyQualifiedErrorId | Should -Be 'StoreTableMismatch,WriteBehind.Commands.ConnectWriteBehindCommand'
+        $err.CategoryInfo.Category | Should -Be 'InvalidData'
+        $err.Exception.Message | Should -Match 'user_profiles'
+        $err.Exception.Message | Should -Match 'no columns user_id, json, version, deleted, updated_at'
+        $err.Exception.Message | Should -Match 'name is NOT NULL without a default'
+        Get-AppTables $path | Should -Be @('user_profiles')
+    }
+    It 'the implicit connection refuses it at the first store use, before writing anything' {
+        $path = New-AppStore
+        $env:WRITEBEHIND_REDIS = $script:RedisEndpoint
+        $env:WRITEBEHIND_KEY_PREFIX = $script:P
+        $env:WRITEBEHIND_STORE = "sqlite://$path"
+        Disconnect-WriteBehind
+        Set-UserProfile -UserId a1 -Profile '{"a":1}'   # the cache and queue work without the store
+        { Invoke-WriteBehindFlush -ErrorAction Stop } | Should -Throw -ErrorId 'StoreTableMismatch*'
+        $err = $null
+        Get-UserProfile -UserId not-cached -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -Be 'StoreTableMismatch,WriteBehind.Commands.GetUserProfileCommand'
+        $err.Count | Should -Be 1
+        Get-AppTables $path | Should -Be @('user_profiles')
+    }
+    It "a table of the module's own shape (made by hand from the README's SQL) is used" {
+        $path = New-TestStore
+        $conn = [Microsoft.Data.Sqlite.SqliteConnection]::new("Data Source=$path;Pooling=False")
+        $conn.Open()
+        try {
+            $cmd = $conn.CreateCommand()
+            $cmd.CommandText = 'CREATE TABLE user_profiles(user_id TEXT PRIMARY KEY NOT NULL, json TEXT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL, note TEXT)'
+            $null = $cmd.ExecuteNonQuery()
+        } finally { $conn.Dispose() }
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$path" -KeyPrefix $script:P
+        Set-UserProfile -UserId h1 -Profile '{"a":1}'
+        (Invoke-WriteBehindFlush).Persisted | Should -Be 1
+        (Get-StoreRow $path 'h1').Json | Should -BeExactly '{"a":1}'
+    }
+}
+
+Describe 'Get-UserProfile says where it looked' {
+    BeforeEach {
+        $script:P = New-TestPrefix
+        $script:StorePath = New-TestStore
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P
+    }
+    AfterEach { Disconnect-WriteBehind; Remove-TestKeys $script:P }
+
+    It '-FromStore: not found "in the store" (with the delete it holds), not "in the cache or the store"' {
+        $err = $null
+        Get-UserProfile -UserId gone -FromStore -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -Be 'UserProfileNotFound,WriteBehind.Commands.GetUserProfileCommand'
+        $err[0].Exception.Message | Should -BeExactly "No profile for user id 'gone' in the store."
+        Set-UserProfile -UserId d1 -Profile '{"a":1}'
+        Remove-UserProfile -UserId d1 -Confirm:$false
+        Invoke-WriteBehindFlush | Out-Null
+        Get-UserProfile -UserId d1 -FromStore -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].Exception.Message | Should -BeExactly "No profile for user id 'd1' in the store (the store holds its delete, version 2)."
+        Get-UserProfile -UserId gone -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].Exception.Message | Should -BeExactly "No profile for user id 'gone' in the cache or the store."
+    }
+    It 'a store error is its own error, without a "not found" for each id besides' {
+        Set-UserProfile -UserId c1 -Profile '{"a":1}' -CacheOnly
+        Remove-Item -Recurse -Force (Split-Path $script:StorePath)   # the store's folder is gone
+        $err = $null
+        $out = @(Get-UserProfile -UserId c1, m1, m2 -ErrorVariable err -ErrorAction SilentlyContinue)
+        $out.UserId | Should -Be @('c1')
+        $err.Count | Should -Be 1
+        $err[0].FullyQualifiedErrorId | Should -Be 'StoreUnavailable,WriteBehind.Commands.GetUserProfileCommand'
+        Test-Path (Split-Path $script:StorePath) | Should -BeFalse
+    }
+    It 'a bad -Update is called an update in its error, not a profile' {
+        $err = $null
+        Add-WriteQueueItem -UserId u1 -Update '{"a":' -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -Be 'InvalidProfileJson,WriteBehind.Commands.AddWriteQueueItemCommand'
+        $err[0].Exception.Message | Should -Match '^The update is not a valid JSON object'
+    }
+}

@@ -39,12 +39,22 @@ Describe '-WhatIf changes nothing' {
         $script:Db.HashExists("$($script:P)user_profiles", 'user:keep') | Should -BeTrue
         Get-RawList "$($script:P)write_queue" | Should -BeExactly @('set:user:keep:1')
     }
+    It "Clear-WriteQueue's confirmation says how many items of which kinds it is about to drop" {
+        Add-WriteQueueItem -UserId keep -Update '{"a":2}'
+        Add-WriteQueueItem -UserId other -Update '{"b":1}'
+        $null = Invoke-Raw 'LPUSH' @("$($script:P)write_queue", 'junk')
+        # ShouldProcess writes the same text as a verbose record (the -WhatIf line goes to the host).
+        $verbose = Clear-WriteQueue -Confirm:$false -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }
+        ($verbose.Message -join "`n") | Should -Match ([regex]::Escape('Drop 4 pending items: 2 updates (deferred patches), 1 set (persists of cached profiles), 0 deletes, 1 other (unparsable)'))
+        $script:Db.ListLength("$($script:P)write_queue") | Should -Be 0
+    }
 }
 
 Describe 'Format views' {
     It 'has a view for <Type>' -ForEach @(
         @{ Type = 'WriteBehind.Commands.UserProfile' }, @{ Type = 'WriteBehind.Engine.FlushResult' },
-        @{ Type = 'WriteBehind.Engine.WriteBehindStatus' }, @{ Type = 'WriteBehind.Engine.DeadLetter' }) {
+        @{ Type = 'WriteBehind.Engine.WriteBehindStatus' }, @{ Type = 'WriteBehind.Engine.DeadLetter' },
+        @{ Type = 'WriteBehind.Engine.ConsistencyReport' }) {
         @(Get-FormatData -TypeName $Type).Count | Should -Be 1
     }
     It 'shows a flush result as a table with its counts' {

@@ -43,6 +43,20 @@ Describe 'Dead letters: list, restore, remove' {
         Invoke-WriteBehindFlush | Out-Null
         @(Get-WriteBehindDeadLetter -Newest 2 | ForEach-Object Item) | Should -Be @('junk-4', 'junk-5')
     }
+    It 'the default view shows each item and its whole reason; piped entries are removed' {
+        $item = 'update:user:view1:{"address":{"street":"Long Street 1","city":"Somewhere far away"},"age":}'
+        $null = Invoke-Raw 'LPUSH' @("$($script:P)write_queue", $item)
+        Invoke-WriteBehindFlush | Out-Null
+        $dead = Get-WriteBehindDeadLetter
+        $dead.Reason.Length | Should -BeGreaterThan 20
+        # At an ordinary console width: nothing cut (a long value wraps onto the next lines).
+        $shown = (Get-WriteBehindDeadLetter | Out-String -Width 100) -replace '\s', ''
+        $shown | Should -Match ([regex]::Escape(($item -replace '\s', '')))
+        $shown | Should -Match ([regex]::Escape(($dead.Reason -replace '\s', '')))
+        $shown | Should -Not -Match '…'
+        Get-WriteBehindDeadLetter | Remove-WriteBehindDeadLetter -Confirm:$false
+        $script:Db.ListLength("$($script:P)write_queue:dead") | Should -Be 0
+    }
     It 'Remove -All deletes every entry and its info' {
         foreach ($i in 1..3) { $null = Invoke-Raw 'LPUSH' @("$($script:P)write_queue", "junk-$i") }
         Invoke-WriteBehindFlush | Out-Null
@@ -133,6 +147,27 @@ Describe 'Test-WriteBehindConsistency' {
     It 'reports a converged system as consistent' {
         Test-WriteBehindConsistency -Quiet | Should -BeTrue
         (Test-WriteBehindConsistency).ProfilesChecked | Should -Be 6
+    }
+    It 'pending is not consistent: persists still queued with nothing in the store are reported as pending, and -Quiet is False' {
+        $p2 = New-TestPrefix
+        $c = Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $p2 -PassThru
+        try {
+            1..50 | ForEach-Object { [pscustomobject]@{ UserId = "q$_"; Profile = "{`"n`":$_}" } } | Set-UserProfile -Connection $c
+            Add-WriteQueueItem -Connection $c -UserId q1 -Update '{"n":0}'
+            $report = Test-WriteBehindConsistency -Connection $c
+            $report.IsConsistent | Should -BeFalse
+            $report.State | Should -Be 'Pending'
+            $report.DriftCount | Should -Be 0
+            $report.PendingCount | Should -Be 50
+            $report.PendingItems | Should -Be 51
+            $report.Summary | Should -Match '^not yet consistent: .*50 profile\(s\) with 51 item\(s\) still queued or in flight'
+            ($report | Out-String) | Should -Match 'PendingCount\s*:\s*50'
+            Test-WriteBehindConsistency -Connection $c -Quiet | Should -BeFalse
+            Test-WriteBehindConsistency -Connection $c -Quiet -IgnorePending | Should -BeTrue
+            Invoke-WriteBehindFlush -Connection $c | Out-Null
+            Test-WriteBehindConsistency -Connection $c -Quiet | Should -BeTrue
+            (Test-WriteBehindConsistency -Connection $c).State | Should -Be 'Consistent'
+        } finally { Disconnect-WriteBehind -Connection $c; Remove-TestKeys $p2 }
     }
     It 'finds drift by kind, and -Repair makes the next flush converge' {
         Invoke-StoreSql $script:StorePath "DELETE FROM user_profiles WHERE user_id = 'c1'"

@@ -77,6 +77,12 @@ namespace WriteBehind.Engine.Store
 
         /// <summary>Number of live (not deleted) profiles.</summary>
         Task<long> CountAsync(CancellationToken cancellationToken);
+
+        /// <summary>Checks what the store already holds, creating and changing nothing: a schema version
+        /// newer than this code's, or a user_profiles table that is not the module's (an application's own,
+        /// <see cref="ErrorIds.StoreTableMismatch"/>), is refused here as at first use. Throws
+        /// <see cref="StoreUnavailableException"/> when the store cannot be reached.</summary>
+        Task CheckAsync(CancellationToken cancellationToken);
     }
 
     /// <summary>The argument checks every store makes the same way.</summary>

@@ -204,7 +204,18 @@ namespace WriteBehind.Engine.Store
             return rows;
         }
 
-        private async Task<T> RunAsync<T>(string what, bool rowsInvolved, CancellationToken cancellationToken, Func<NpgsqlConnection, Task<T>> operation)
+        public Task CheckAsync(CancellationToken cancellationToken)
+        {
+            return RunAsync("check", rowsInvolved: false, cancellationToken, async connection =>
+            {
+                CheckSchemaVersion(await ReadSchemaVersionAsync(connection, null, cancellationToken).ConfigureAwait(false));
+                await CheckTableShapeAsync(connection, null, cancellationToken).ConfigureAwait(false);
+                return true;
+            }, ensureSchema: false);
+        }
+
+        private async Task<T> RunAsync<T>(string what, bool rowsInvolved, CancellationToken cancellationToken, Func<NpgsqlConnection, Task<T>> operation,
+            bool ensureSchema = true)
         {
             if (_disposed)
                 throw new ObjectDisposedException(nameof(PostgresProfileStore));
@@ -219,7 +230,7 @@ namespace WriteBehind.Engine.Store
                     connection.UserCertificateValidationCallback = _certificateValidation;
                 await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
                 opened = true;
-                if (!_schemaReady)
+                if (ensureSchema && !_schemaReady)
                     await EnsureSchemaAsync(connection, cancellationToken).ConfigureAwait(false);
                 return await operation(connection).ConfigureAwait(false);
             }
@@ -293,6 +304,9 @@ namespace WriteBehind.Engine.Store
                     return;
                 long version = await ReadSchemaVersionAsync(connection, null, cancellationToken).ConfigureAwait(false);
                 CheckSchemaVersion(version);
+                // A user_profiles table that is not the module's (an application's own) is refused before
+                // anything is written: the module never creates, alters or drops a table it does not own.
+                await CheckTableShapeAsync(connection, null, cancellationToken).ConfigureAwait(false);
                 if (version < CurrentSchemaVersion)
                 {
                     using (NpgsqlTransaction transaction = connection.BeginTransaction())
@@ -301,6 +315,7 @@ namespace WriteBehind.Engine.Store
                         await ExecuteAsync(connection, transaction, "SELECT pg_advisory_xact_lock(" + SchemaLockKey.ToString(CultureInfo.InvariantCulture) + ")", cancellationToken).ConfigureAwait(false);
                         version = await ReadSchemaVersionAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
                         CheckSchemaVersion(version);
+                        await CheckTableShapeAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
                         if (version < 1)
                         {
                             await ExecuteAsync(connection, transaction, CreateSchemaSql, cancellationToken).ConfigureAwait(false);
@@ -328,6 +343,51 @@ namespace WriteBehind.Engine.Store
                     ", newer than the version " + CurrentSchemaVersion.ToString(CultureInfo.InvariantCulture) +
                     " this WriteBehind understands. Upgrade WriteBehind or point it at another database.");
             }
+        }
+
+        private const string TableColumnsSql =
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, " +
+            "a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '' " +
+            "FROM pg_attribute a WHERE a.attrelid = to_regclass('user_profiles') AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum";
+
+        // A unique index on user_id alone (the primary key or another) is what ON CONFLICT (user_id) needs.
+        private const string UserIdIsKeySql =
+            "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] " +
+            "WHERE i.indrelid = to_regclass('user_profiles') AND i.indisunique AND i.indnatts = 1 AND i.indpred IS NULL AND a.attname = 'user_id')";
+
+        /// <summary>An existing user_profiles table (in the search path) must have the module's columns with
+        /// types its statements work with, user_id as its key, and no other column the upsert cannot fill.</summary>
+        private async Task CheckTableShapeAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+        {
+            var columns = new List<StoreColumn>();
+            using (var command = new NpgsqlCommand(TableColumnsSql, connection, transaction))
+            using (NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    columns.Add(new StoreColumn(reader.GetString(0), reader.GetString(1), reader.GetBoolean(2), reader.GetBoolean(3), 0));
+            }
+            if (columns.Count == 0)
+                return;
+            bool userIdIsKey;
+            using (var command = new NpgsqlCommand(UserIdIsKeySql, connection, transaction))
+                userIdIsKey = (bool)await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+            var typeProblems = new List<string>();
+            foreach (StoreColumn column in columns)
+            {
+                string type = column.Type;
+                bool isText = type == "text" || type.StartsWith("character varying", StringComparison.Ordinal);
+                if (column.Is("user_id") && !isText)
+                    typeProblems.Add("user_id is " + type + ", not text");
+                else if (column.Is("json") && !isText)
+                    typeProblems.Add("json is " + type + ", not text" + (type == "jsonb" || type == "json" ? " (" + type + " reorders keys or rewrites numbers; WriteBehind keeps the JSON text byte for byte)" : ""));
+                else if (column.Is("version") && type != "bigint")
+                    typeProblems.Add("version is " + type + ", not bigint");
+                else if (column.Is("deleted") && type != "boolean")
+                    typeProblems.Add("deleted is " + type + ", not boolean");
+                else if (column.Is("updated_at") && !type.StartsWith("timestamp", StringComparison.Ordinal))
+                    typeProblems.Add("updated_at is " + type + ", not timestamptz");
+            }
+            StoreTableShape.ThrowIfNotTheModules(_description, columns, userIdIsKey, typeProblems);
         }
 
         /// <summary>The version in wb_schema (in the connection's search path), or 0 when the table is missing or empty.</summary>

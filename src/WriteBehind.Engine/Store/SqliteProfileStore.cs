@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
+using System.Linq;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
@@ -48,14 +49,17 @@ namespace WriteBehind.Engine.Store
 
         private readonly string _fullPath;
         private readonly int _busyTimeoutMs;
+        private readonly bool _createDirectory;
         private readonly SemaphoreSlim _gate = new SemaphoreSlim(1, 1);
         private SqliteConnection _connection;
         private volatile bool _disposed;
 
-        /// <param name="filePath">The database file; created with its parent directory when missing.</param>
+        /// <param name="filePath">The database file; created when missing.</param>
         /// <param name="busyTimeout">How long a statement waits for another connection's lock before the
         /// operation fails with <see cref="StoreUnavailableException"/>; 5 seconds when null.</param>
-        public SqliteProfileStore(string filePath, TimeSpan? busyTimeout = null)
+        /// <param name="createDirectory">Create the file's folder when it is missing; otherwise a missing
+        /// folder makes every operation fail with <see cref="StoreUnavailableException"/>.</param>
+        public SqliteProfileStore(string filePath, TimeSpan? busyTimeout = null, bool createDirectory = true)
         {
             if (string.IsNullOrWhiteSpace(filePath))
                 throw new ArgumentException("A SQLite file path is required.", nameof(filePath));
@@ -66,9 +70,10 @@ namespace WriteBehind.Engine.Store
 
             _fullPath = Path.GetFullPath(filePath);
             _busyTimeoutMs = (int)timeout.TotalMilliseconds;
+            _createDirectory = createDirectory;
         }
 
-        public string Description => "sqlite:" + _fullPath;
+        public string Description => StoreFactory.SqliteUri(_fullPath);
 
         /// <summary>Full path of the database file.</summary>
         public string FilePath => _fullPath;
@@ -275,15 +280,15 @@ namespace WriteBehind.Engine.Store
                         // The connection may be wedged (file replaced, I/O error...): start afresh next time.
                         CloseConnection();
                         throw new StoreUnavailableException(
-                            "SQLite store " + _fullPath + " is unavailable; could not " + what + " it: " + ex.Message, ex);
+                            "SQLite store " + Description + " is unavailable; could not " + what + " it: " + ex.Message, ex);
                     }
-                    throw new StoreException("SQLite store " + _fullPath + ": could not " + what + " it: " + ex.Message, ex);
+                    throw new StoreException("SQLite store " + Description + ": could not " + what + " it: " + ex.Message, ex);
                 }
                 catch (IOException ex)
                 {
                     CloseConnection();
                     throw new StoreUnavailableException(
-                        "SQLite store " + _fullPath + " is unavailable; could not " + what + " it: " + ex.Message, ex);
+                        "SQLite store " + Description + " is unavailable; could not " + what + " it: " + ex.Message, ex);
                 }
             }
             finally
@@ -329,7 +334,12 @@ namespace WriteBehind.Engine.Store
 
             string directory = Path.GetDirectoryName(_fullPath);
             if (!string.IsNullOrEmpty(directory))
-                Directory.CreateDirectory(directory);
+            {
+                if (_createDirectory)
+                    Directory.CreateDirectory(directory);
+                else if (!Directory.Exists(directory))
+                    throw new StoreUnavailableException("SQLite store " + Description + " is unavailable: its folder " + directory + " does not exist.", new DirectoryNotFoundException(directory));
+            }
 
             var builder = new SqliteConnectionStringBuilder
             {
@@ -373,6 +383,9 @@ namespace WriteBehind.Engine.Store
         {
             long version = ReadSchemaVersion(connection);
             CheckSchemaVersion(version);
+            // A user_profiles table that is not the module's (an application's own) is refused before
+            // anything is written: the module never creates, alters or drops a table it does not own.
+            CheckTableShape(connection, null);
             if (version == CurrentSchemaVersion)
                 return;
 
@@ -381,6 +394,7 @@ namespace WriteBehind.Engine.Store
                 // Another process may have got there first.
                 version = ReadSchemaVersion(connection, transaction);
                 CheckSchemaVersion(version);
+                CheckTableShape(connection, transaction);
                 if (version < 1)
                 {
                     Execute(connection, CreateSchemaSql, transaction);
@@ -397,10 +411,80 @@ namespace WriteBehind.Engine.Store
             if (version > CurrentSchemaVersion)
             {
                 throw new InvalidOperationException(
-                    "SQLite store " + _fullPath + " has schema version " + version.ToString(CultureInfo.InvariantCulture) +
+                    "SQLite store " + Description + " has schema version " + version.ToString(CultureInfo.InvariantCulture) +
                     ", newer than the version " + CurrentSchemaVersion.ToString(CultureInfo.InvariantCulture) +
                     " this WriteBehind understands. Upgrade WriteBehind or point it at another file.");
             }
+        }
+
+        /// <summary>Checks what the file already holds without creating or changing anything (opened
+        /// read-write so that a WAL-mode file can be read, but nothing is written): nothing to
+        /// check when the file does not exist yet; otherwise its schema version must not be newer than this
+        /// code's and a user_profiles table must be the module's (else <see cref="WriteBehindException"/>
+        /// with <see cref="ErrorIds.StoreTableMismatch"/>).</summary>
+        public Task CheckAsync(CancellationToken cancellationToken)
+        {
+            ThrowIfDisposed();
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!File.Exists(_fullPath))
+                return Task.CompletedTask;
+            try
+            {
+                SqliteNative.EnsureLoaded();
+                var builder = new SqliteConnectionStringBuilder { DataSource = _fullPath, Mode = SqliteOpenMode.ReadWrite, Pooling = false };
+                using (var connection = new SqliteConnection(builder.ToString()))
+                {
+                    connection.DefaultTimeout = Math.Max(1, (int)Math.Ceiling(_busyTimeoutMs / 1000.0));
+                    connection.Open();
+                    Execute(connection, "PRAGMA busy_timeout = " + _busyTimeoutMs.ToString(CultureInfo.InvariantCulture));
+                    CheckSchemaVersion(ReadSchemaVersion(connection));
+                    CheckTableShape(connection, null);
+                }
+            }
+            catch (SqliteException ex)
+            {
+                if (IsTransient(ex.SqliteErrorCode))
+                    throw new StoreUnavailableException("SQLite store " + Description + " is unavailable; could not check it: " + ex.Message, ex);
+                throw new StoreException("SQLite store " + Description + ": could not check it: " + ex.Message, ex);
+            }
+            return Task.CompletedTask;
+        }
+
+        /// <summary>An existing user_profiles table must have the module's columns, user_id as its key, and
+        /// no other column the module's upsert could not fill.</summary>
+        private void CheckTableShape(SqliteConnection connection, SqliteTransaction transaction)
+        {
+            var columns = new List<StoreColumn>();
+            using (SqliteCommand command = connection.CreateCommand())
+            {
+                command.Transaction = transaction;
+                command.CommandText = "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info('user_profiles')";
+                using (SqliteDataReader reader = command.ExecuteReader())
+                {
+                    while (reader.Read())
+                    {
+                        columns.Add(new StoreColumn(reader.GetString(0), reader.IsDBNull(1) ? "" : reader.GetString(1),
+                            reader.GetInt64(2) != 0, !reader.IsDBNull(3), reader.GetInt64(4)));
+                    }
+                }
+            }
+            if (columns.Count == 0)
+                return;
+            bool userIdIsKey = columns.Count(c => c.KeyPosition > 0) == 1 && columns.Any(c => c.KeyPosition > 0 && c.Is("user_id"));
+            if (!userIdIsKey)
+            {
+                // A unique index on user_id alone serves ON CONFLICT(user_id) as well as the primary key.
+                using (SqliteCommand command = connection.CreateCommand())
+                {
+                    command.Transaction = transaction;
+                    command.CommandText =
+                        "SELECT COUNT(*) FROM pragma_index_list('user_profiles') AS l WHERE l.\"unique\" = 1 AND l.partial = 0 AND " +
+                        "(SELECT COUNT(*) FROM pragma_index_info(l.name)) = 1 AND " +
+                        "(SELECT name FROM pragma_index_info(l.name)) = 'user_id' COLLATE NOCASE";
+                    userIdIsKey = Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture) > 0;
+                }
+            }
+            StoreTableShape.ThrowIfNotTheModules(Description, columns, userIdIsKey, typeProblems: null);
         }
 
         /// <summary>The version in wb_schema, or 0 when the table is missing or empty.</summary>

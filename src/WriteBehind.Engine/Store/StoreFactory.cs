@@ -39,22 +39,95 @@ namespace WriteBehind.Engine.Store
                 }
                 return new PostgresProfileStore(builder.ConnectionString, target.Description, validation);
             }
-            return new SqliteProfileStore(SqlitePath(uri));
+            string path = SqlitePath(uri);
+            // Only the documented default location is created; a missing folder of an explicit path is a
+            // typo or an unmounted disk, not a place to start a new empty store.
+            return new SqliteProfileStore(path, createDirectory: IsDefaultSqlitePath(path));
         }
 
         /// <summary>Checks a store URI without opening anything (throws <see cref="WriteBehindException"/>
         /// with <see cref="ErrorIds.InvalidStoreUri"/>), and returns what to show for it (no secret).</summary>
         public static string Validate(string uri, string user = null)
         {
-            if (IsPostgres(uri)) return ParsePostgres(uri, user, null).Description;
-            return "sqlite:" + SqlitePath(uri);
+            string canonical = Normalize(uri, null, user);
+            return IsPostgres(canonical) ? ParsePostgres(canonical, user, null).Description : canonical;
+        }
+
+        /// <summary>Checks a store value and returns it in its one canonical form: a PostgreSQL URI as given,
+        /// a SQLite store as <c>sqlite:///full/path</c>. A relative SQLite path is made full by
+        /// <paramref name="resolvePath"/> (the cmdlets pass PowerShell's current location, which is not the
+        /// process's current directory); without it, by the process's current directory. An explicit SQLite
+        /// path must name a file in a folder that exists (only the default location is created). Throws
+        /// <see cref="WriteBehindException"/> with <see cref="ErrorIds.InvalidStoreUri"/>; messages never
+        /// repeat a value that is not a store URI (it could be a connection string with a password).</summary>
+        public static string Normalize(string uri, Func<string, string> resolvePath = null, string user = null)
+        {
+            if (IsPostgres(uri))
+            {
+                ParsePostgres(uri, user, null);
+                return uri;
+            }
+            string path = SqlitePathText(uri);
+            if (resolvePath != null)
+            {
+                try { path = resolvePath(path); }
+                catch (Exception ex) when (!(ex is WriteBehindException))
+                {
+                    throw new WriteBehindException(ErrorIds.InvalidStoreUri, "The SQLite store path cannot be resolved: " + ex.Message, ex);
+                }
+            }
+            try { path = Path.GetFullPath(path); }
+            catch (Exception ex) when (ex is ArgumentException || ex is NotSupportedException || ex is PathTooLongException)
+            {
+                throw new WriteBehindException(ErrorIds.InvalidStoreUri, "The SQLite store path is not a valid file path: " + ex.Message, ex);
+            }
+            CheckSqliteLocation(path);
+            return SqliteUri(path);
+        }
+
+        /// <summary>The one form a SQLite store is shown in: <c>sqlite:///full/path</c> (on Windows
+        /// <c>sqlite:///C:/dir/file.db</c>).</summary>
+        public static string SqliteUri(string fullPath)
+        {
+            string shown = Path.DirectorySeparatorChar == '\\' ? fullPath.Replace('\\', '/') : fullPath;
+            // '%' is the one character the URI form unescapes.
+            shown = shown.Replace("%", "%25");
+            return "sqlite://" + (shown.StartsWith("/", StringComparison.Ordinal) ? "" : "/") + shown;
+        }
+
+        internal static bool IsDefaultSqlitePath(string fullPath) =>
+            string.Equals(fullPath, Path.GetFullPath(WriteBehindOptions.DefaultStorePath),
+                Path.DirectorySeparatorChar == '\\' ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
+
+        private static void CheckSqliteLocation(string fullPath)
+        {
+            if (Directory.Exists(fullPath))
+                throw new WriteBehindException(ErrorIds.InvalidStoreUri,
+                    $"The SQLite store path '{fullPath}' is a folder: name the database file in it (for example {SqliteUri(Path.Combine(fullPath, "writebehind.db"))}).");
+            string folder = Path.GetDirectoryName(fullPath);
+            if (!string.IsNullOrEmpty(folder) && !Directory.Exists(folder) && !IsDefaultSqlitePath(fullPath))
+                throw new WriteBehindException(ErrorIds.InvalidStoreUri,
+                    $"The folder '{folder}' of the SQLite store does not exist. Create it first, or check the path for a typo: " +
+                    "WriteBehind creates only its default store's folder, never a new empty store somewhere nobody meant.");
         }
 
         /// <summary>What to show for a store URI: never a secret, even for a URI that is invalid because it
-        /// carries a password (then only its scheme).</summary>
+        /// carries a password (then only its scheme), and never a value that is not a store URI at all.</summary>
         public static string Display(string uri)
         {
-            if (!IsPostgres(uri)) return uri;
+            if (!IsPostgres(uri))
+            {
+                // A relative path is shown as given: only the cmdlets know the location it is relative to.
+                try
+                {
+                    string path = SqlitePathText(uri);
+                    return Path.IsPathRooted(path) ? SqliteUri(Path.GetFullPath(path)) : uri;
+                }
+                catch (Exception ex) when (ex is WriteBehindException || ex is ArgumentException || ex is NotSupportedException || ex is PathTooLongException)
+                {
+                    return "(invalid store URI)";
+                }
+            }
             try { return ParsePostgres(uri, null, null).Description; }
             catch (WriteBehindException) { return uri.Substring(0, uri.IndexOf("://", StringComparison.Ordinal)) + "://(invalid store URI)"; }
         }
@@ -237,13 +310,22 @@ namespace WriteBehind.Engine.Store
             }
         }
 
-        /// <summary>The file path of a SQLite store URI: <c>sqlite:///abs/file.db</c> (absolute),
-        /// <c>sqlite:rel/file.db</c> or <c>sqlite://rel/file.db</c> (relative to the current directory),
-        /// or a plain path.</summary>
-        public static string SqlitePath(string uri)
+        /// <summary>The full file path of a SQLite store URI: <c>sqlite:///abs/file.db</c> (absolute),
+        /// <c>sqlite:rel/file.db</c> or <c>sqlite://rel/file.db</c> (relative to the process's current
+        /// directory: the cmdlets resolve relative paths first, see <see cref="Normalize"/>), or a plain path
+        /// to a file ending in .db, .sqlite or .sqlite3.</summary>
+        public static string SqlitePath(string uri) => Path.GetFullPath(SqlitePathText(uri));
+
+        private static readonly string[] SqliteExtensions = { ".db", ".sqlite", ".sqlite3" };
+
+        private const string StoreForms =
+            "use sqlite:///path/to/file.db, sqlite:relative/file.db, a path to a file ending in .db, .sqlite or .sqlite3, or postgres://user@host:port/database";
+
+        /// <summary>The path a SQLite store value names, as written (not yet made full).</summary>
+        private static string SqlitePathText(string uri)
         {
             if (string.IsNullOrWhiteSpace(uri))
-                throw new WriteBehindException(ErrorIds.InvalidStoreUri, "The store URI is empty.");
+                throw new WriteBehindException(ErrorIds.InvalidStoreUri, "The store URI is empty: " + StoreForms + ".");
             string path;
             if (uri.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase))
             {
@@ -256,16 +338,29 @@ namespace WriteBehind.Engine.Store
             else if (uri.IndexOf("://", StringComparison.Ordinal) > 0)
             {
                 string scheme = uri.Substring(0, uri.IndexOf(':'));
+                bool plainScheme = scheme.Length <= 20 && char.IsLetter(scheme[0]);
+                foreach (char c in scheme) plainScheme &= char.IsLetterOrDigit(c) || c == '+' || c == '-' || c == '.';
                 throw new WriteBehindException(ErrorIds.InvalidStoreUri,
-                    $"Unsupported store scheme '{scheme}': use sqlite:///path/to/file.db or postgres://user@host:port/database.");
+                    (plainScheme ? $"Unsupported store scheme '{scheme}': " : "The store value is not a store URI: ") + StoreForms + ".");
             }
             else
             {
+                // A plain value is a SQLite file only when it looks like one: anything else (a connection
+                // string such as 'Server=db01;Database=profiles', a bare word) would otherwise silently
+                // become a new SQLite file of that name. The value is not repeated: it may hold a secret.
+                bool looksLikeFile = uri.IndexOf('=') < 0 && uri.IndexOf(';') < 0;
+                bool hasExtension = false;
+                foreach (string extension in SqliteExtensions)
+                    hasExtension |= uri.TrimEnd().EndsWith(extension, StringComparison.OrdinalIgnoreCase);
+                if (!looksLikeFile || !hasExtension)
+                    throw new WriteBehindException(ErrorIds.InvalidStoreUri,
+                        "The store value is neither a store URI nor a path to a SQLite file" +
+                        (looksLikeFile ? "" : " (it looks like a connection string)") + ": " + StoreForms + ".");
                 path = uri;
             }
             if (path.Length == 0)
-                throw new WriteBehindException(ErrorIds.InvalidStoreUri, "The store URI names no file.");
-            return Path.GetFullPath(path);
+                throw new WriteBehindException(ErrorIds.InvalidStoreUri, "The store URI names no file: " + StoreForms + ".");
+            return path;
         }
     }
 }

@@ -53,7 +53,7 @@ namespace WriteBehind.Commands
             try
             {
                 UserIds.Validate(UserId);
-                json = ProfileJson.FromInput(Update);
+                json = ProfileJson.FromInput(Update, "update");
             }
             catch (WriteBehindException ex)
             {

@@ -2,6 +2,7 @@ using System;
 using System.Management.Automation;
 using System.Net;
 using WriteBehind.Engine;
+using WriteBehind.Engine.Store;
 
 namespace WriteBehind.Commands
 {
@@ -85,7 +86,7 @@ namespace WriteBehind.Commands
 
         protected override void EndProcessing()
         {
-            WriteBehindOptions options;
+            WriteBehindOptions options = null;
             try
             {
                 if (Redis != null && RedisSecrets.HasPassword(Redis))
@@ -131,14 +132,15 @@ namespace WriteBehind.Commands
                     if (!string.IsNullOrEmpty(StoreCredential.UserName)) options.StoreUser = StoreCredential.UserName;
                     options.StorePassword = new NetworkCredential(string.Empty, StoreCredential.Password).Password;
                 }
-                // Fail now on a malformed store URI (or one that carries a password) rather than at the first flush.
-                WriteBehind.Engine.Store.StoreFactory.Validate(options.Store, options.StoreUser);
+                // Fail now on a malformed store URI (or one that carries a password, or a value that is no store
+                // URI at all) rather than at the first flush; a relative SQLite path is PowerShell's, not the process's.
+                options.Store = StoreFactory.Normalize(options.Store, ResolvePath, options.StoreUser);
                 new KeyLayout(options.KeyPrefix, options.Partitions);
             }
             catch (WriteBehindException ex)
             {
                 ThrowTerminatingError(new ErrorRecord(ex, ex.ErrorId, WriteBehindCmdlet.CategoryOf(ex.ErrorId),
-                    ex.ErrorId == ErrorIds.PasswordInParameter ? null : WriteBehind.Engine.Store.StoreFactory.Display(Store)));
+                    ex.ErrorId == ErrorIds.PasswordInParameter ? null : StoreFactory.Display(Store ?? options?.Store)));
                 return;
             }
             catch (ArgumentException ex)
@@ -156,9 +158,39 @@ namespace WriteBehind.Commands
                 ThrowTerminatingError(new ErrorRecord(ex, ex.ErrorId, WriteBehindCmdlet.CategoryOf(ex.ErrorId), null));
                 return;
             }
+            if (!CheckStore(connection)) return;
             ConnectionRegistry.SetDefault(connection);
             WriteVerbose($"Connected to Redis at {connection.RedisEndpoint}{(connection.UsesTls ? " over TLS" : "")} as {connection.RedisUser}; store {connection.StoreUri}; key prefix '{connection.Keys.Prefix}'; {connection.Layout.Count} partition(s){(connection.IsCluster ? " on a Redis Cluster" : "")}.");
             if (PassThru) WriteObject(connection);
         }
-    }
+    
+        /// <summary>A relative store path (or ~) as PowerShell resolves it: against the current location.</summary>
+        internal static Func<string, string> PathResolver(SessionState sessionState) =>
+            path => sessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
+
+        private string ResolvePath(string path) => PathResolver(SessionState)(path);
+
+        /// <summary>Checks the store's shape now, before anything is written to it: a table that is not the
+        /// module's ends the command. A store that cannot be reached now does not: producers work without
+        /// it, and the flush retries it.</summary>
+        private bool CheckStore(WriteBehindConnection connection)
+        {
+            try
+            {
+                connection.Store.CheckAsync(System.Threading.CancellationToken.None).GetAwaiter().GetResult();
+            }
+            catch (StoreUnavailableException ex)
+            {
+                WriteWarning($"The store {connection.StoreUri} cannot be reached now: {ex.Message} The cache and the queue work without it; the flush retries it.");
+            }
+            catch (Exception ex) when (ex is WriteBehindException || ex is StoreException || ex is InvalidOperationException)
+            {
+                connection.Dispose();
+                string errorId = ex is WriteBehindException wbe ? wbe.ErrorId : ErrorIds.StoreFailed;
+                ThrowTerminatingError(new ErrorRecord(ex, errorId, WriteBehindCmdlet.CategoryOf(errorId), connection.StoreUri));
+                return false;
+            }
+            return true;
+        }
+}
 }

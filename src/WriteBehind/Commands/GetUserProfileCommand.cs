@@ -9,6 +9,7 @@ namespace WriteBehind.Commands
     /// <summary>Reads profiles: cache first, then the store on a miss (which repopulates the cache).</summary>
     [Cmdlet(VerbsCommon.Get, "UserProfile")]
     [OutputType(typeof(UserProfile))]
+    [OutputType(typeof(PSCustomObject))]
     public sealed class GetUserProfileCommand : WriteBehindCmdlet
     {
         private const int ChunkSize = 500;
@@ -24,6 +25,37 @@ namespace WriteBehind.Commands
         /// <summary>Read the store (the system of record) directly, bypassing the cache.</summary>
         [Parameter]
         public SwitchParameter FromStore { get; set; }
+
+        /// <summary>One flat row per profile: UserId, then the profile's top-level fields as properties
+        /// (for Export-Csv, Format-Table, Group-Object); Import-Csv | Set-UserProfile reads such rows back.</summary>
+        [Parameter]
+        public SwitchParameter Flat { get; set; }
+
+        private bool _warnedIdField;
+
+        private void Output(string userId, string json, long version, ProfileSource source)
+        {
+            var profile = new UserProfile(userId, json, version, source);
+            if (!Flat) { WriteObject(profile); return; }
+            var row = new PSObject();
+            row.TypeNames.Insert(0, "WriteBehind.UserProfileRow");
+            row.Properties.Add(new PSNoteProperty("UserId", userId));
+            if (profile.Profile != null)
+            {
+                foreach (var field in profile.Profile.Properties)
+                {
+                    if (string.Equals(field.Name, "UserId", System.StringComparison.OrdinalIgnoreCase))
+                    {
+                        if (!_warnedIdField)
+                            WriteWarning($"The profile of user '{userId}' has a field named '{field.Name}': -Flat rows keep their UserId column for the id, so that field is left out of them.");
+                        _warnedIdField = true;
+                        continue;
+                    }
+                    row.Properties.Add(new PSNoteProperty(field.Name, field.Value));
+                }
+            }
+            WriteObject(row);
+        }
 
         protected override void ProcessRecord()
         {
@@ -53,8 +85,8 @@ namespace WriteBehind.Commands
                 {
                     foreach (var p in ResolvedConnection.ScanCached())
                     {
-                        if (Stopping.IsCancellationRequested) return;
-                        WriteObject(new UserProfile(p.UserId, p.Json, p.Version, p.Source));
+                        if (StopToken.IsCancellationRequested) return;
+                        Output(p.UserId, p.Json, p.Version, p.Source);
                     }
                 }
                 catch (WriteBehindException ex) { ThrowFailure(ex, null); }
@@ -89,6 +121,7 @@ namespace WriteBehind.Commands
                 }
                 catch (System.Exception ex) when (ex is WriteBehindException || ex is StoreException)
                 {
+                    // One error for the store, and no "not found" for ids it could not be asked about.
                     WriteFailure(ex, connection.StoreUri);
                 }
             }
@@ -96,14 +129,16 @@ namespace WriteBehind.Commands
             {
                 if (cached[i] != null)
                 {
-                    WriteObject(new UserProfile(ids[i], cached[i].Json, cached[i].Version, ProfileSource.Cache));
+                    Output(ids[i], cached[i].Json, cached[i].Version, ProfileSource.Cache);
                     continue;
                 }
-                if (stored != null && stored.TryGetValue(ids[i], out var row) && !row.IsDeleted)
+                if (stored == null) continue;
+                stored.TryGetValue(ids[i], out var row);
+                if (row != null && !row.IsDeleted)
                 {
                     if (FromStore)
                     {
-                        WriteObject(new UserProfile(ids[i], row.Json, row.Version, ProfileSource.Store));
+                        Output(ids[i], row.Json, row.Version, ProfileSource.Store);
                         continue;
                     }
                     string json;
@@ -112,12 +147,14 @@ namespace WriteBehind.Commands
                     // null: the cache knows a newer state (a delete), which wins over the store's copy.
                     if (json != null)
                     {
-                        WriteObject(new UserProfile(ids[i], row.Json, row.Version, ProfileSource.Store));
+                        Output(ids[i], row.Json, row.Version, ProfileSource.Store);
                         continue;
                     }
                 }
+                string where = FromStore ? "in the store" : "in the cache or the store";
+                string deleted = row != null && row.IsDeleted ? $" (the store holds its delete, version {row.Version})" : "";
                 WriteError(new ErrorRecord(
-                    new ItemNotFoundException($"No profile for user id '{ids[i]}' in the cache or the store."),
+                    new ItemNotFoundException($"No profile for user id '{ids[i]}' {where}{deleted}."),
                     "UserProfileNotFound", ErrorCategory.ObjectNotFound, ids[i]));
             }
         }

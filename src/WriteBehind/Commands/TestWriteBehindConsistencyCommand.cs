@@ -14,9 +14,14 @@ namespace WriteBehind.Commands
         [Parameter]
         public SwitchParameter Repair { get; set; }
 
-        /// <summary>Output only $true (consistent) or $false.</summary>
+        /// <summary>Output only $true (consistent: no drift and nothing queued or in flight) or $false.</summary>
         [Parameter]
         public SwitchParameter Quiet { get; set; }
+
+        /// <summary>With -Quiet: $true also while items are queued or in flight, as long as nothing drifts
+        /// beyond what they will converge (for a check that runs beside busy producers).</summary>
+        [Parameter]
+        public SwitchParameter IgnorePending { get; set; }
 
         protected override void EndProcessing()
         {
@@ -33,7 +38,7 @@ namespace WriteBehind.Commands
                 return;
             }
             WriteVerbose(report.Summary);
-            if (Quiet) { WriteObject(report.IsConsistent); return; }
+            if (Quiet) { WriteObject(IgnorePending ? report.DriftCount == 0 : report.IsConsistent); return; }
             WriteObject(report);
         }
     }
