@@ -13,6 +13,14 @@ namespace WriteBehind.Commands
     {
         private const int MaxSuggestions = 100;
 
+        /// <summary>A relative store path against the session's location when it can be asked (a running
+        /// pipeline may refuse), else as it is.</summary>
+        private static string CurrentLocation(string path)
+        {
+            try { return System.Management.Automation.Runspaces.Runspace.DefaultRunspace?.SessionStateProxy?.Path?.GetUnresolvedProviderPathFromPSPath(path) ?? path; }
+            catch (Exception) { return path; }
+        }
+
         public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
             CommandAst commandAst, IDictionary fakeBoundParameters)
         {
@@ -20,9 +28,7 @@ namespace WriteBehind.Commands
             List<string> ids;
             try
             {
-                // Completion runs on the pipeline thread: the session's location resolves a relative store path.
-                var path = System.Management.Automation.Runspaces.Runspace.DefaultRunspace?.SessionStateProxy?.Path;
-                var connection = ConnectionRegistry.Default ?? ConnectionRegistry.Resolve(path == null ? null : (Func<string, string>)(p => path.GetUnresolvedProviderPathFromPSPath(p)));
+                var connection = ConnectionRegistry.Default ?? ConnectionRegistry.Resolve(CurrentLocation);
                 ids = connection.ScanUserIds(typed, MaxSuggestions).ToList();
             }
             catch (Exception)

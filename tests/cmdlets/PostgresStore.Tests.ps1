@@ -44,8 +44,10 @@ Describe 'PostgreSQL store' {
         Set-UserProfile -UserId 1001 -Profile '{"name":"Alice","age":"30"}'
         Set-UserProfile -UserId 1002 -Profile '{"name":"Bob","age":"25"}'
         Get-RawString 'user_profiles' 'user:1001' | Should -BeExactly '{"name":"Alice","age":"30"}'
+        # The cache mirrors the main database: both profiles are in the store too before step 2 starts.
+        (Invoke-WriteBehindFlush).Persisted | Should -Be 2
         # Step 2: configuration
-        (Clear-WriteQueue -Confirm:$false).Dropped | Should -Be 2
+        (Clear-WriteQueue -Confirm:$false).Dropped | Should -Be 0
         $script:Db.ListLength('write_queue') | Should -Be 0
         # Step 3: core logic
         Add-WriteQueueItem -UserId 1001 -Update '{"age":"31"}'
@@ -67,8 +69,9 @@ Describe 'PostgreSQL store' {
         $row.Json | Should -BeExactly '{"name":"Alice","age":"31"}'
         $row.Version | Should -Be 2
         $row.Deleted | Should -BeFalse
-        # 1002 was queued in step 1 but dropped in step 2: never persisted.
-        Get-PostgresStoreRow $script:StoreUri '1002' | Should -BeNullOrEmpty
+        # 1002 is still the store's as step 1 left it: cache and store agree for both.
+        (Get-PostgresStoreRow $script:StoreUri '1002').Json | Should -BeExactly '{"name":"Bob","age":"25"}'
+        Test-WriteBehindConsistency -Quiet | Should -BeTrue
 
         $status = Get-WriteBehindStatus
         $status.Store | Should -Not -BeLike "*$($env:WRITEBEHIND_TEST_POSTGRES_PASSWORD)*"
@@ -136,5 +139,30 @@ Describe 'PostgreSQL store' {
         } finally {
             Remove-TestKeys $prefix
         }
+    }
+
+    It "refuses a database whose user_profiles table is the application's own, before writing anything (StoreTableMismatch)" {
+        $appUri = New-TestPostgresDatabase
+        try {
+            $db = ($appUri -replace '^.*/', '')
+            $null = Invoke-TestPsql 'CREATE TABLE user_profiles(id integer PRIMARY KEY, name text NOT NULL, age integer)' $db
+            $err = $null
+            try { Connect-WriteBehind -Redis $script:RedisEndpoint -Store $appUri -StoreCredential (Get-TestPostgresCredential) -KeyPrefix (New-TestPrefix) } catch { $err = $_ }
+            $err.FullyQualifiedErrorId | Should -Be 'StoreTableMismatch,WriteBehind.Commands.ConnectWriteBehindCommand'
+            $err.Exception.Message | Should -Match 'table user_profiles'
+            $err.Exception.Message | Should -Match 'no columns user_id, json, version, deleted, updated_at'
+            $err.Exception.Message | Should -Match 'search_path'
+            ($err | Out-String) | Should -Not -BeLike "*$($env:WRITEBEHIND_TEST_POSTGRES_PASSWORD)*"
+            Invoke-TestPsql "SELECT to_regclass('wb_schema') IS NULL" $db | Should -Be 't'
+            # A schema of the module's own in the same database is fine.
+            $null = Invoke-TestPsql 'CREATE SCHEMA wb' $db
+            $prefix = New-TestPrefix
+            try {
+                Connect-WriteBehind -Redis $script:RedisEndpoint -Store "$($appUri)?search_path=wb" -StoreCredential (Get-TestPostgresCredential) -KeyPrefix $prefix
+                Set-UserProfile -UserId s1 -Profile '{"a":1}'
+                (Invoke-WriteBehindFlush).Persisted | Should -Be 1
+                Invoke-TestPsql 'SELECT json FROM wb.user_profiles' $db | Should -Be '{"a":1}'
+            } finally { Remove-TestKeys $prefix }
+        } finally { Remove-TestPostgresDatabase $appUri }
     }
 }

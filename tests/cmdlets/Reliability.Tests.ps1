@@ -167,7 +167,11 @@ Describe 'Test-WriteBehindConsistency' {
             Invoke-WriteBehindFlush -Connection $c | Out-Null
             Test-WriteBehindConsistency -Connection $c -Quiet | Should -BeTrue
             (Test-WriteBehindConsistency -Connection $c).State | Should -Be 'Consistent'
-        } finally { Disconnect-WriteBehind -Connection $c; Remove-TestKeys $p2 }
+        } finally {
+            # Connect-WriteBehind made $c the session's connection: back to this Describe's.
+            Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P
+            Remove-TestKeys $p2
+        }
     }
     It 'finds drift by kind, and -Repair makes the next flush converge' {
         Invoke-StoreSql $script:StorePath "DELETE FROM user_profiles WHERE user_id = 'c1'"

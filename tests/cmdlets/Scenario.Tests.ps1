@@ -65,8 +65,12 @@ Describe 'examples/Demo.ps1' {
         foreach ($k in 'user_profiles', 'write_queue', 'user_profiles:versions', 'write_queue:leases', 'write_queue:dead', 'write_queue:dead:info', 'write_queue:stats') { $null = $script:Db.KeyDelete($k) }
         $root = Join-Path $PSScriptRoot '../..'
         $store = New-TestStore
-        $script:DemoOutput = @(& (Get-Process -Id $PID).Path -NoProfile -File (Join-Path $root 'examples/Demo.ps1') -ModulePath $script:ModulePath -Redis $script:RedisEndpoint -Store "sqlite://$store" 2>&1 | ForEach-Object { "$_" })
-        $script:DemoExit = $LASTEXITCODE
+        # As build.ps1 Demo runs it: a fresh 'dotnet pwsh' (the repository's tool manifest pins it).
+        Push-Location $root
+        try {
+            $script:DemoOutput = @(& dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $root 'examples/Demo.ps1') -ModulePath $script:ModulePath -Redis $script:RedisEndpoint -Store "sqlite://$store" 2>&1 | ForEach-Object { "$_" })
+            $script:DemoExit = $LASTEXITCODE
+        } finally { Pop-Location }
         # The README's block "The scenario (what Demo prints)", from its first "Step 1" line.
         $readme = Get-Content (Join-Path $root 'README.md') -Raw
         $block = [regex]::Match($readme, '(?s)## The scenario \(what Demo prints\).*?```text\r?\n(.*?)```').Groups[1].Value

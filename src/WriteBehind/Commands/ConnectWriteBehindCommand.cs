@@ -181,7 +181,7 @@ namespace WriteBehind.Commands
             }
             catch (StoreUnavailableException ex)
             {
-                WriteWarning($"The store {connection.StoreUri} cannot be reached now: {ex.Message} The cache and the queue work without it; the flush retries it.");
+                WriteWarning($"The store cannot be used now ({ex.Message.TrimEnd('.')}). The cache and the queue work without it; the flush retries it.");
             }
             catch (Exception ex) when (ex is WriteBehindException || ex is StoreException || ex is InvalidOperationException)
             {
