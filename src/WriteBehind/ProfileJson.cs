@@ -39,11 +39,12 @@ namespace WriteBehind.Commands
                 // An object piped as { UserId; Profile } (or { UserId; Json }, or the module's own output after
                 // a round trip through Export-Clixml or a remote session) carries its profile in those.
                 var profile = custom.Properties["Profile"] ?? custom.Properties["Update"];
+                bool editable = profile != null && profile.Value is PSObject fields && fields.BaseObject is PSCustomObject;
+                // The common case first (Profile holds JSON text or a dictionary): no look-up of Json.
+                if (profile != null && !editable) return FromInput(profile.Value, what);
                 var json = custom.Properties["Json"];
                 string jsonText = json?.Value is PSObject wrapped ? wrapped.BaseObject as string : json?.Value as string;
-                if (profile != null && jsonText != null && profile.Value is PSObject fields && fields.BaseObject is PSCustomObject)
-                    return Edited(jsonText, fields, what);
-                if (profile != null) return FromInput(profile.Value, what);
+                if (editable) return jsonText != null ? Edited(jsonText, (PSObject)profile.Value, what) : FromInput(profile.Value, what);
                 if (jsonText != null) return FromInput(jsonText, what);
             }
             try
