@@ -181,7 +181,13 @@ namespace WriteBehind.Commands
             }
             catch (StoreUnavailableException ex)
             {
-                WriteWarning($"The store cannot be used now ({ex.Message.TrimEnd('.')}). The cache and the queue work without it; the flush retries it.");
+                string message = $"The store cannot be used now ({ex.Message.TrimEnd('.')}). The cache and the queue work without it; the flush retries it.";
+                // -Debug turns warnings into prompts (WarningPreference Inquire), which fail a non-interactive
+                // session: there the debug stream it asked for carries the message instead.
+                if (MyInvocation.BoundParameters.ContainsKey("Debug") && !MyInvocation.BoundParameters.ContainsKey("WarningAction"))
+                    WriteDebug(message);
+                else
+                    WriteWarning(message);
             }
             catch (Exception ex) when (ex is WriteBehindException || ex is StoreException || ex is InvalidOperationException)
             {
