@@ -108,7 +108,12 @@ namespace WriteBehind.Commands
                 sb.Append(':').Append(SerializeValue(ValueOf(property), what));
             }
             sb.Append('}');
-            return changed ? sb.ToString() : json;
+            if (!changed) return json;
+            string edited = sb.ToString();
+            // The same check as for JSON text: an edit must not smuggle in what Set-UserProfile refuses.
+            if (!JsonText.TryValidateObject(edited, out string reason))
+                throw new WriteBehindException(ErrorIds.InvalidProfileJson, $"The edited {what} is not a valid JSON object: " + reason);
+            return edited;
         }
 
         private static object ValueOf(PSPropertyInfo property)

@@ -28,6 +28,17 @@ Describe 'The scheduled-task flush script' {
         $script:Db.ListLength("$($script:P)write_queue") | Should -Be 0
         (Get-StoreRow $script:StorePath 's17').Json | Should -BeExactly '{"n":17}'
     }
+    It 'exits 3 on a WRITEBEHIND_STORE that is no store URI, says InvalidStoreUri, repeats nothing of it and creates no file' {
+        $saved = $env:WRITEBEHIND_STORE
+        $env:WRITEBEHIND_STORE = 'Server=db01;Database=profiles;Trusted_Connection=True;Password=Task-Secret-5'
+        try {
+            $r = Invoke-FlushScript @('-Redis', $script:RedisEndpoint, '-KeyPrefix', $script:P)
+        } finally { $env:WRITEBEHIND_STORE = $saved }
+        $r.ExitCode | Should -Be 3 -Because $r.Output
+        $r.Output | Should -Match 'InvalidStoreUri'
+        $r.Output | Should -Not -Match 'Task-Secret-5'
+        @(Get-ChildItem $script:Repo -Filter 'Server=*').Count | Should -Be 0
+    }
     It 'exits 1 when the store stays unavailable, and loses nothing' {
         Set-UserProfile -UserId seed -Profile '{"a":0}'
         Invoke-WriteBehindFlush | Out-Null
