@@ -109,6 +109,8 @@ function Invoke-Demo {
         }
         $store = Join-Path $Out 'demo/writebehind.db'
         Remove-Item -Force -ErrorAction SilentlyContinue $store, "$store-wal", "$store-shm"
+        # The module creates only its default store's folder: this one is made here.
+        New-Item -ItemType Directory -Force -Path (Split-Path $store) | Out-Null
         Invoke-Native 'the demo' { dotnet pwsh -NoProfile -File (Join-Path $PSScriptRoot 'examples/Demo.ps1') -ModulePath $manifest -Redis $redis -Store "sqlite://$store" }
     } finally {
         if ($server) { Stop-TestServer $server; Write-Host "==> Stopped the $($server.Kind) server" }
