@@ -40,10 +40,13 @@ namespace WriteBehind.Commands
                 // a round trip through Export-Clixml or a remote session) carries its profile in those.
                 var profile = custom.Properties["Profile"] ?? custom.Properties["Update"];
                 bool editable = profile != null && profile.Value is PSObject fields && fields.BaseObject is PSCustomObject;
-                // The common case first (Profile holds JSON text or a dictionary): no look-up of Json.
-                if (profile != null && !editable) return FromInput(profile.Value, what);
+                // The common case first (Profile holds JSON text or a dictionary): no look-up of Json, unless
+                // Profile is what Export-Csv made of the module's own Profile ("@{name=...}"), beside its Json.
+                if (profile != null && !editable && !(profile.Value is string shown && shown.StartsWith("@{", StringComparison.Ordinal)))
+                    return FromInput(profile.Value, what);
                 var json = custom.Properties["Json"];
                 string jsonText = json?.Value is PSObject wrapped ? wrapped.BaseObject as string : json?.Value as string;
+                if (profile != null && !editable) return FromInput(jsonText ?? profile.Value, what);
                 if (editable) return jsonText != null ? Edited(jsonText, (PSObject)profile.Value, what) : FromInput(profile.Value, what);
                 if (jsonText != null) return FromInput(jsonText, what);
             }

@@ -379,6 +379,14 @@ Describe "Round trips of the module's own objects" {
         Get-UserProfile -UserId 5010 | Select-Object UserId, Json | Set-UserProfile -UserId 5012
         Get-RawString "$($script:P)user_profiles" 'user:5012' | Should -BeExactly (Get-RawString "$($script:P)user_profiles" 'user:5010')
     }
+    It 'a CSV of the default output (Export-Csv writes its Profile as "@{...}") reads back from its Json column' {
+        $csv = Join-Path ([IO.Path]::GetTempPath()) "wb-$([guid]::NewGuid().ToString('N')).csv"
+        Get-UserProfile -UserId 5010 | Export-Csv -Path $csv
+        (Get-Content $csv -Raw) | Should -Match '"@\{'
+        Import-Csv $csv | Set-UserProfile -UserId 5015
+        Remove-Item $csv
+        Get-RawString "$($script:P)user_profiles" 'user:5015' | Should -BeExactly $script:Original
+    }
     It 'Get-UserProfile | Remove-UserProfile removes the profiles it lists' {
         Set-UserProfile -UserId 5013 -Profile '{"a":1}'
         Get-UserProfile -UserId 5010, 5013 | Remove-UserProfile -Confirm:$false

@@ -163,7 +163,7 @@ namespace WriteBehind.Commands
             WriteVerbose($"Connected to Redis at {connection.RedisEndpoint}{(connection.UsesTls ? " over TLS" : "")} as {connection.RedisUser}; store {connection.StoreUri}; key prefix '{connection.Keys.Prefix}'; {connection.Layout.Count} partition(s){(connection.IsCluster ? " on a Redis Cluster" : "")}.");
             if (PassThru) WriteObject(connection);
         }
-    
+
         /// <summary>A relative store path (or ~) as PowerShell resolves it: against the current location.</summary>
         internal static Func<string, string> PathResolver(SessionState sessionState) =>
             path => sessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
@@ -198,5 +198,5 @@ namespace WriteBehind.Commands
             }
             return true;
         }
-}
+    }
 }
