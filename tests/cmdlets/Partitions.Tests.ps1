@@ -29,7 +29,9 @@ Describe 'Partitions on one Redis' {
         $p1 = Get-Partition '1001' 4; $p2 = Get-Partition '1002' 4
         Get-RawString "$($script:P)user_profiles{$p1}" 'user:1001' | Should -BeExactly '{"name":"Alice","age":"30"}'
         Get-RawString "$($script:P)user_profiles{$p2}" 'user:1002' | Should -BeExactly '{"name":"Bob","age":"25"}'
-        $null = Clear-WriteQueue -Confirm:$false
+        # Its confirmation text counts every partition's queue.
+        $verbose = Clear-WriteQueue -Confirm:$false -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }
+        ($verbose.Message -join "`n") | Should -Match ([regex]::Escape('Drop 2 pending items: 0 updates (deferred patches), 2 sets (persists of cached profiles), 0 deletes, 0 other'))
         $item = Add-WriteQueueItem -UserId 1001 -Update '{"age":"31"}' -PassThru
         $item.Queue | Should -BeExactly "$($script:P)write_queue{$p1}"
         Get-RawList "$($script:P)write_queue{$p1}" | Should -BeExactly @('update:user:1001:{"age":"31"}')
