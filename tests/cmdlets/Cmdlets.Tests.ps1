@@ -451,6 +451,13 @@ Describe 'Store values: only the documented forms' {
         } finally { Pop-Location }
         Test-Path (Join-Path $script:Dir 'rel2.sqlite') | Should -BeTrue
         Test-Path (Join-Path ([Environment]::CurrentDirectory) 'rel2.sqlite') | Should -BeFalse
+        # From a location of another provider, against the current file-system location.
+        Push-Location $script:Dir; Set-Location Env:
+        try {
+            (Connect-WriteBehind -Redis $script:RedisEndpoint -Store 'rel3.db' -KeyPrefix $script:P -PassThru).StoreUri | Should -BeExactly "sqlite://$(Join-Path $script:Dir 'rel3.db')"
+            { Connect-WriteBehind -Redis $script:RedisEndpoint -Store 'Env:\x.db' -KeyPrefix $script:P } | Should -Throw -ErrorId 'InvalidStoreUri*'
+        } finally { Pop-Location }
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(Join-Path $script:Dir 'rel2.sqlite')" -KeyPrefix $script:P
         # One display form everywhere: status, the connection, the store's own description.
         (Get-WriteBehindStatus).Store | Should -BeExactly "sqlite://$(Join-Path $script:Dir 'rel2.sqlite')"
     }

@@ -164,9 +164,17 @@ namespace WriteBehind.Commands
             if (PassThru) WriteObject(connection);
         }
 
-        /// <summary>A relative store path (or ~) as PowerShell resolves it: against the current location.</summary>
+        /// <summary>A relative store path (or ~, or a PowerShell drive's) as PowerShell resolves it: against the
+        /// current location, or the current file-system location while that is another provider's (Env:, say).</summary>
         internal static Func<string, string> PathResolver(SessionState sessionState) =>
-            path => sessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
+            path =>
+            {
+                string resolved = sessionState.Path.GetUnresolvedProviderPathFromPSPath(path, out ProviderInfo provider, out _);
+                if (provider.Name == "FileSystem") return resolved;
+                if (!System.IO.Path.IsPathRooted(path) && path.IndexOf(':') < 0)
+                    return System.IO.Path.Combine(sessionState.Path.CurrentFileSystemLocation.ProviderPath, path);
+                throw new ArgumentException($"it is a path of the {provider.Name} provider, not of a file.");
+            };
 
         private string ResolvePath(string path) => PathResolver(SessionState)(path);
 
