@@ -109,6 +109,8 @@ namespace WriteBehind.Engine.Tests
         [InlineData("Data Source=profiles.db;Password=Secret-42")]
         [InlineData("profiles")]
         [InlineData("redis://cache01:6379")]
+        [InlineData("sqlite:///var/lib/app/x.db;Password=Secret-42")]
+        [InlineData("sqlite:///var/lib/app/x.db?mode=ro&key=Secret-42")]
         public void A_store_value_that_is_no_documented_form_is_refused_without_repeating_it(string value)
         {
             var ex = Assert.Throws<WriteBehindException>(() => StoreFactory.Normalize(value));

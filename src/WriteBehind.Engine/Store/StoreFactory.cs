@@ -330,6 +330,11 @@ namespace WriteBehind.Engine.Store
             if (uri.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase))
             {
                 path = uri.Substring("sqlite:".Length);
+                // Options after the path (';Password=...', '?mode=ro') would silently become part of a new
+                // file's name: refused, and not repeated (they may hold a secret).
+                if (path.IndexOf(';') >= 0 || path.IndexOf('?') >= 0 || path.IndexOf('#') >= 0)
+                    throw new WriteBehindException(ErrorIds.InvalidStoreUri,
+                        "A sqlite: store URI takes a file path only, without options (';', '?' or '#'): " + StoreForms + ".");
                 if (path.StartsWith("//", StringComparison.Ordinal)) path = path.Substring(2);
                 // sqlite:///C:/x.db on Windows
                 if (path.Length > 2 && path[0] == '/' && path[2] == ':') path = path.Substring(1);
