@@ -327,7 +327,7 @@ namespace WriteBehind.Engine
             string leaseKey = keys.LeasePrefix + Guid.NewGuid().ToString("N");
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             long expiry = now + (long)options.LeaseDuration.TotalMilliseconds;
-            var scriptKeys = new RedisKey[] { keys.Queue, keys.Cache, keys.Versions, leaseKey, keys.Leases, keys.DeadLetters, keys.DeadLetterInfo };
+            var scriptKeys = new RedisKey[] { keys.Queue, keys.Cache, keys.Versions, leaseKey, keys.Leases, keys.DeadLetters, keys.DeadLetterInfo, keys.PendingAge };
             var args = new RedisValue[] { max, expiry, now, _connection.Layout.Count, keys.Partition };
             var raw = await _connection.RedisAsync(async db =>
                 (RedisResult[])await Scripts.Lease.EvaluateAsync(db, scriptKeys, args).ConfigureAwait(false)).ConfigureAwait(false);

@@ -30,6 +30,7 @@ namespace WriteBehind.Engine
             DeadLetters = Prefix + "write_queue:dead" + tag;
             DeadLetterInfo = Prefix + "write_queue:dead:info" + tag;
             Owner = Prefix + "write_queue:owner" + tag;
+            PendingAge = Prefix + "write_queue:pending" + tag;
             Stats = Prefix + "write_queue:stats";
         }
 
@@ -54,6 +55,9 @@ namespace WriteBehind.Engine
         public string DeadLetterInfo { get; }
         /// <summary>STRING: the flusher that owns this partition now (with an expiry); only with several partitions.</summary>
         public string Owner { get; }
+        /// <summary>HASH: when the oldest pending item was pushed at the latest (<c>since</c>, ms on Redis's clock),
+        /// and a checkpoint (<c>mark</c>, <c>left</c>) the lease script advances it by; written by the scripts.</summary>
+        public string PendingAge { get; }
         /// <summary>HASH of the last flush's figures (one for all partitions, written outside scripts).</summary>
         public string Stats { get; }
 

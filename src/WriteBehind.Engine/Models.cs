@@ -74,8 +74,12 @@ namespace WriteBehind.Engine
         public long? LastFlushDequeued { get; set; }
         public double? LastFlushItemsPerSecond { get; set; }
         public string LastFlushError { get; set; }
-        /// <summary>Time since the last flush that left the queue empty, when known.</summary>
+        /// <summary>The age of the oldest pending item (zero when the queue is empty), on Redis's clock. Kept by the
+        /// module's scripts without a flush; an upper bound (never less than the real age) except for items only a
+        /// raw producer pushed onto an empty queue, which count from when a status or flush first saw them.</summary>
         public TimeSpan? Lag { get; set; }
+        /// <summary>When the oldest pending item was pushed at the latest (null when the queue is empty).</summary>
+        public DateTimeOffset? OldestPendingSince { get; set; }
     }
 
     /// <summary>One partition's queue, leases, dead letters and current owner (the flusher draining it).</summary>
@@ -90,6 +94,9 @@ namespace WriteBehind.Engine
         public long DeadLetters { get; set; }
         public long CachedProfiles { get; set; }
         public string Owner { get; set; }
+        /// <summary>The age of this partition's oldest pending item (see WriteBehindStatus.Lag).</summary>
+        public TimeSpan Lag { get; set; }
+        public DateTimeOffset? OldestPendingSince { get; set; }
     }
 
     public sealed class DeadLetter

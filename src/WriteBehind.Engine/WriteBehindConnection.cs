@@ -158,7 +158,7 @@ namespace WriteBehind.Engine
             foreach (var (command, key) in new[] {
                 ("hset", Keys.Cache), ("hset", Keys.Versions), ("lpush", Keys.Queue), ("zadd", Keys.Leases),
                 ("lpush", Keys.LeasePrefix + "check"), ("lpush", Keys.DeadLetters), ("hset", Keys.DeadLetterInfo), ("hset", Keys.Stats),
-                ("set", Keys.Owner), ("set", Layout.LayoutKey) })
+                ("hset", Keys.PendingAge), ("set", Keys.Owner), ("set", Layout.LayoutKey) })
             {
                 args.Add($"{command} {key} f v");
                 args.Add(key);
@@ -567,7 +567,7 @@ namespace WriteBehind.Engine
                     args[3 + 2 * i] = profiles[group.Value[i]].Value;
                 }
                 var written = await ProduceAsync(async db => (long[])await Scripts.SetProfiles.EvaluateAsync(db,
-                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue }, args).ConfigureAwait(false)).ConfigureAwait(false);
+                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue, keys.PendingAge }, args).ConfigureAwait(false)).ConfigureAwait(false);
                 await EnsureReplicatedAsync(keys.Cache, "the profile write").ConfigureAwait(false);
                 for (int i = 0; i < group.Value.Count; i++) versions[group.Value[i]] = written[i];
             })).ConfigureAwait(false);
@@ -586,7 +586,7 @@ namespace WriteBehind.Engine
                 args[0] = HighWater;
                 for (int i = 0; i < group.Value.Count; i++) args[1 + i] = KeyNames.Field(userIds[group.Value[i]]);
                 var result = await ProduceAsync(async db => (long[])await Scripts.RemoveProfiles.EvaluateAsync(db,
-                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue }, args).ConfigureAwait(false)).ConfigureAwait(false);
+                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue, keys.PendingAge }, args).ConfigureAwait(false)).ConfigureAwait(false);
                 await EnsureReplicatedAsync(keys.Cache, "the delete").ConfigureAwait(false);
                 for (int i = 0; i < group.Value.Count; i++) removed[group.Value[i]] = result[i] == 1;
             })).ConfigureAwait(false);
@@ -613,7 +613,7 @@ namespace WriteBehind.Engine
                 var args = new RedisValue[1 + group.Value.Count];
                 args[0] = HighWater;
                 for (int i = 0; i < group.Value.Count; i++) args[1 + i] = items[group.Value[i]];
-                long depth = await ProduceAsync(async db => (long)await Scripts.Enqueue.EvaluateAsync(db, new RedisKey[] { keys.Queue }, args).ConfigureAwait(false)).ConfigureAwait(false);
+                long depth = await ProduceAsync(async db => (long)await Scripts.Enqueue.EvaluateAsync(db, new RedisKey[] { keys.Queue, keys.PendingAge }, args).ConfigureAwait(false)).ConfigureAwait(false);
                 await EnsureReplicatedAsync(keys.Queue, "the queued items").ConfigureAwait(false);
                 return depth;
             })).ConfigureAwait(false);
@@ -624,7 +624,7 @@ namespace WriteBehind.Engine
         {
             long dropped = 0;
             foreach (var keys in Layout.Partitions)
-                dropped += await RedisAsync(async db => (long)await Scripts.ClearQueue.EvaluateAsync(db, new RedisKey[] { keys.Queue }, Array.Empty<RedisValue>()).ConfigureAwait(false)).ConfigureAwait(false);
+                dropped += await RedisAsync(async db => (long)await Scripts.ClearQueue.EvaluateAsync(db, new RedisKey[] { keys.Queue, keys.PendingAge }, Array.Empty<RedisValue>()).ConfigureAwait(false)).ConfigureAwait(false);
             return dropped;
         }
 
@@ -822,7 +822,7 @@ namespace WriteBehind.Engine
                 args[1 + 2 * i] = entries[i].ItemBytes ?? (RedisValue)entries[i].Item;
                 args[2 + 2 * i] = restore ? RequeueTextOf(entries[i]) : string.Empty;
             }
-            var scriptKeys = new RedisKey[] { keys.DeadLetters, keys.DeadLetterInfo, keys.Queue };
+            var scriptKeys = new RedisKey[] { keys.DeadLetters, keys.DeadLetterInfo, keys.Queue, keys.PendingAge };
             return RedisAsync(async db =>
                 ((long[])await Scripts.DeadLetters.EvaluateAsync(db, scriptKeys, args).ConfigureAwait(false)).Select(n => n == 1).ToArray());
         }
@@ -853,7 +853,6 @@ namespace WriteBehind.Engine
                 var stats = db.HashGetAllAsync(Layout.Stats);
                 var parts = await Task.WhenAll(Layout.Partitions.Select(keys => PartitionStatusAsync(db, keys))).ConfigureAwait(false);
                 var s = (await stats.ConfigureAwait(false)).ToDictionary(e => (string)e.Name, e => e.Value);
-                long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
                 var st = new WriteBehindStatus
                 {
                     Redis = RedisEndpoint,
@@ -873,9 +872,9 @@ namespace WriteBehind.Engine
                 if (s.TryGetValue("lastFlushDequeued", out var dq)) st.LastFlushDequeued = (long)dq;
                 if (s.TryGetValue("lastFlushRate", out var rate)) st.LastFlushItemsPerSecond = double.Parse(rate, CultureInfo.InvariantCulture);
                 if (s.TryGetValue("lastFlushError", out var err) && !err.IsNullOrEmpty) st.LastFlushError = err;
-                if (st.QueueDepth == 0 && st.InFlight == 0) st.Lag = TimeSpan.Zero;
-                else if (s.TryGetValue("lastDrainedAt", out var drained))
-                    st.Lag = TimeSpan.FromMilliseconds(Math.Max(0, now - (long)drained));
+                // The age of the oldest pending item, from the scripts' records (no flush needed): the oldest partition's.
+                st.Lag = parts.Max(p => p.Lag);
+                st.OldestPendingSince = parts.Where(p => p.OldestPendingSince.HasValue).Select(p => p.OldestPendingSince).Min();
                 return st;
             }).ConfigureAwait(false);
             if (includeStore)
@@ -890,6 +889,8 @@ namespace WriteBehind.Engine
             return status;
         }
 
+        private static long ParseMs(RedisResult text) => long.Parse((string)text, NumberStyles.None, CultureInfo.InvariantCulture);
+
         private static async Task<PartitionStatus> PartitionStatusAsync(IDatabase db, KeyNames keys)
         {
             var batch = db.CreateBatch();
@@ -899,7 +900,9 @@ namespace WriteBehind.Engine
             var leases = batch.SortedSetRangeByScoreWithScoresAsync(keys.Leases);
             var owner = batch.StringGetAsync(keys.Owner);
             batch.Execute();
-            await Task.WhenAll(depth, dead, cached, leases, owner).ConfigureAwait(false);
+            var pending = Scripts.PendingAge.EvaluateAsync(db, new RedisKey[] { keys.Queue, keys.PendingAge }, Array.Empty<RedisValue>());
+            await Task.WhenAll(depth, dead, cached, leases, owner, pending).ConfigureAwait(false);
+            var age = (RedisResult[])pending.Result;
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             // every lease's length in one round trip
             var lengths = await Task.WhenAll(leases.Result.Select(l => db.ListLengthAsync((string)l.Element))).ConfigureAwait(false);
@@ -914,6 +917,8 @@ namespace WriteBehind.Engine
                 ExpiredLeases = leases.Result.Count(l => l.Score < now),
                 InFlight = lengths.Sum(),
                 Owner = owner.Result.IsNull ? null : (string)owner.Result,
+                OldestPendingSince = age[1].IsNull ? (DateTimeOffset?)null : DateTimeOffset.FromUnixTimeMilliseconds(ParseMs(age[1])),
+                Lag = age[1].IsNull ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Math.Max(0, ParseMs(age[2]) - ParseMs(age[1]))),
             };
         }
 

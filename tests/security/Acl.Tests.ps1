@@ -92,6 +92,7 @@ Describe 'Least privilege (Redis ACL)' {
         @{ Missing = '+hset'; Named = "may not run 'hset'" }
         @{ Missing = '+blmove'; Named = "may not run 'blmove'" }
         @{ Missing = '+pexpire'; Named = "may not run 'pexpire'" }
+        @{ Missing = '+time'; Named = "may not run 'time'" }
         @{ Missing = '~user_profiles*'; Named = "may not access .*'user_profiles'.*'~user_profiles\*'" }
     ) {
         param($Missing, $Named)

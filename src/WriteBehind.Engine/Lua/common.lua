@@ -57,3 +57,36 @@ local function partition_of(id, n)
   end
   return h % n
 end
+-- The age of the oldest pending item (Get-WriteBehindStatus's Lag), kept per partition in a HASH without a
+-- flush ever running: 'since' (ms, Redis's clock) is never later than the push of the oldest item in the
+-- queue; 'mark'/'left' is a checkpoint: at 'mark' the queue held 'left' items, so once the flush has taken
+-- that many more, every item still queued was pushed after 'mark'. Times come from Redis's TIME as text
+-- (no float formatting: Garnet's Lua writes 5.0 for a float 5); counts stay small integers.
+local function redis_ms()
+  local t = redis.call('TIME')
+  return t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+end
+-- Before a producer pushes: a queue that is empty (or has no record, e.g. raw LPUSHes) starts one now.
+local function mark_pending(queue, pending)
+  if redis.call('LLEN', queue) == 0 or not redis.call('HGET', pending, 'since') then
+    redis.call('DEL', pending)
+    redis.call('HSET', pending, 'since', redis_ms())
+  end
+end
+-- After the flush took `taken` items and `left` are still queued.
+local function note_taken(pending, taken, left)
+  if left == 0 then
+    redis.call('DEL', pending)
+    return
+  end
+  local mark = redis.call('HMGET', pending, 'mark', 'left')
+  if mark[1] then
+    local rest = (tonumber(mark[2]) or 0) - taken
+    if rest > 0 then
+      redis.call('HSET', pending, 'left', rest)
+      return
+    end
+    redis.call('HSET', pending, 'since', mark[1])
+  end
+  redis.call('HSET', pending, 'mark', redis_ms(), 'left', left)
+end

@@ -1,5 +1,5 @@
 -- dead_letters: takes entries out of the dead-letter list, either requeueing them or dropping them.
--- KEYS[1] dead letters (LIST)   KEYS[2] dead-letter info (HASH)   KEYS[3] queue (LIST)
+-- KEYS[1] dead letters (LIST)   KEYS[2] dead-letter info (HASH)   KEYS[3] queue (LIST)   KEYS[4] pending age (HASH, see common.lua)
 -- ARGV[1] 'restore' or 'remove', then pairs: ARGV[2k] the entry's item text, ARGV[2k+1] the text to
 -- requeue (restore only; ignored for remove)
 -- Returns for each entry 1 when it was found (and requeued or removed), 0 when it was not there.
@@ -9,7 +9,10 @@ for i = 2, #ARGV, 2 do
   local item = ARGV[i]
   local n = redis.call('LREM', KEYS[1], -1, item)
   if n == 1 then
-    if ARGV[1] == 'restore' then redis.call('LPUSH', KEYS[3], ARGV[i + 1]) end
+    if ARGV[1] == 'restore' then
+      mark_pending(KEYS[3], KEYS[4])
+      redis.call('LPUSH', KEYS[3], ARGV[i + 1])
+    end
     local left = 0
     for _, other in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
       if other == item then left = 1; break end

@@ -3,6 +3,7 @@
 -- KEYS[1] queue (LIST)            KEYS[2] cache (HASH user:<id> -> JSON)   KEYS[3] versions (HASH user:<id> -> int)
 -- KEYS[4] this lease (LIST)       KEYS[5] leases (ZSET lease key -> expiry ms)
 -- KEYS[6] dead letters (LIST)     KEYS[7] dead-letter info (HASH item -> "attempts|first ms|last ms|reason")
+-- KEYS[8] pending age (HASH, see common.lua's note_taken)
 -- ARGV[1] max items   ARGV[2] lease expiry (ms since epoch)   ARGV[3] now (ms since epoch)
 -- ARGV[4] partition count (optional, 1)   ARGV[5] this partition's index (optional, 0): an item whose id
 --         belongs to another partition is dead-lettered (its profile lives in that partition's keys)
@@ -13,8 +14,12 @@ local max = tonumber(ARGV[1])
 local partitions, partition = tonumber(ARGV[4]) or 1, tonumber(ARGV[5]) or 0
 local items = redis.call('LRANGE', KEYS[1], -max, -1)
 local count = #items
-if count == 0 then return { 0, 0, 0, 0 } end
+if count == 0 then
+  redis.call('DEL', KEYS[8])
+  return { 0, 0, 0, 0 }
+end
 redis.call('LTRIM', KEYS[1], 0, -count - 1)
+note_taken(KEYS[8], count, count < max and 0 or redis.call('LLEN', KEYS[1]))
 
 local state, touched_order, touched = {}, {}, {}
 local leased, dead, superseded = {}, 0, 0

@@ -1,6 +1,6 @@
 -- remove_profiles: deletes profiles from the cache, bumps each version (a versioned tombstone) and
 -- queues the delete, atomically.
--- KEYS[1] cache (HASH)   KEYS[2] versions (HASH)   KEYS[3] queue (LIST)
+-- KEYS[1] cache (HASH)   KEYS[2] versions (HASH)   KEYS[3] queue (LIST)   KEYS[4] pending age (HASH, see common.lua)
 -- ARGV[1] queue high-water mark (0 = none)   ARGV[2..] fields ('user:<id>')
 -- Returns for each field 1 when a cached profile was removed, 0 when none was cached (a tombstone is
 -- still versioned and queued, so a copy only the store holds is deleted too); or 'WB_QUEUE_FULL ...'.
@@ -23,5 +23,6 @@ for c = 2, #ARGV, 1000 do
   redis.call('HDEL', KEYS[1], unpack(ARGV, c, last))
 end
 call_chunked('HSET', KEYS[2], vers)
+mark_pending(KEYS[3], KEYS[4])
 call_chunked('LPUSH', KEYS[3], items)
 return out

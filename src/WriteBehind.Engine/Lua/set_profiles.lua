@@ -1,6 +1,6 @@
 -- set_profiles: writes profiles to the cache, bumps each one's version and queues its persist, in one
 -- atomic step, so cache and queue cannot diverge (invariant 5).
--- KEYS[1] cache (HASH)   KEYS[2] versions (HASH)   KEYS[3] queue (LIST)
+-- KEYS[1] cache (HASH)   KEYS[2] versions (HASH)   KEYS[3] queue (LIST)   KEYS[4] pending age (HASH, see common.lua)
 -- ARGV[1] '1' to queue the persist, '0' to only warm the cache   ARGV[2] queue high-water mark (0 = none)
 -- ARGV[3], ARGV[4], ... pairs of field ('user:<id>') and JSON text (validated by the caller)
 -- Returns the new version of each profile, in order; or an error 'WB_QUEUE_FULL ...' and writes nothing.
@@ -30,5 +30,8 @@ for i = 1, #fields do
 end
 call_chunked('HSET', KEYS[1], ARGV, 3)
 call_chunked('HSET', KEYS[2], vers)
-if queue then call_chunked('LPUSH', KEYS[3], items) end
+if queue then
+  mark_pending(KEYS[3], KEYS[4])
+  call_chunked('LPUSH', KEYS[3], items)
+end
 return out

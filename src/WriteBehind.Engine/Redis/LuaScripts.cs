@@ -121,8 +121,9 @@ namespace WriteBehind.Engine.Redis
         public static readonly LuaScript ReadState = LuaScript.Load("read_state");
         public static readonly LuaScript ReadThrough = LuaScript.Load("read_through");
         public static readonly LuaScript Reject = LuaScript.Load("reject");
-        public static readonly LuaScript DeadLetters = LuaScript.Load("dead_letters");
+        public static readonly LuaScript DeadLetters = LuaScript.Load("dead_letters", "common");
         public static readonly LuaScript ClearQueue = LuaScript.Load("clear_queue");
         public static readonly LuaScript Owner = LuaScript.Load("owner");
+        public static readonly LuaScript PendingAge = LuaScript.Load("pending_age", "common");
     }
 }

@@ -1,0 +1,98 @@
+# Operability: the lag a monitor reads (without a flush ever running), a flush stopped on request (SIGINT),
+# Redis lost mid-session, connections in other runspaces.
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    $script:Repo = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
+    # Redis's clock in ms (the lag is measured on it)
+    function Get-RedisMs {
+        $t = $script:Db.Execute('TIME')
+        [long]([string]$t[0]) * 1000 + [long]([long]([string]$t[1]) / 1000)
+    }
+}
+
+Describe 'Lag: the age of the oldest pending item, without a flush' {
+    BeforeEach {
+        $script:P = New-TestPrefix
+        $script:StorePath = New-TestStore
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P
+    }
+    AfterEach { Disconnect-WriteBehind; Remove-TestKeys $script:P }
+
+    It 'grows from the first write on a new install whose flusher never ran' {
+        $before = Get-RedisMs
+        Set-UserProfile -UserId n1 -Profile '{"a":1}'
+        Start-Sleep -Milliseconds 1200
+        $s = Get-WriteBehindStatus -NoStore
+        $s.LastFlushAt | Should -BeNullOrEmpty
+        $s.Lag | Should -Not -BeNullOrEmpty
+        $s.Lag.TotalMilliseconds | Should -BeGreaterOrEqual 1000
+        $s.OldestPendingSince.ToUnixTimeMilliseconds() | Should -BeGreaterOrEqual $before
+        # a later write does not make the oldest item younger
+        Add-WriteQueueItem -UserId n2 -Update '{"b":2}'
+        Remove-UserProfile -UserId n1
+        (Get-WriteBehindStatus -NoStore).OldestPendingSince | Should -Be $s.OldestPendingSince
+    }
+    It 'is zero once the queue is drained, and starts again with the next item' {
+        Set-UserProfile -UserId d1 -Profile '{"a":1}'
+        Start-Sleep -Milliseconds 300
+        $null = Invoke-WriteBehindFlush
+        $s = Get-WriteBehindStatus -NoStore
+        $s.Lag | Should -Be ([timespan]::Zero)
+        $s.OldestPendingSince | Should -BeNullOrEmpty
+        $script:Db.KeyExists("$($script:P)write_queue:pending") | Should -BeFalse
+        $mark = Get-RedisMs
+        Add-WriteQueueItem -UserId d1 -Update '{"a":2}'
+        (Get-WriteBehindStatus -NoStore).OldestPendingSince.ToUnixTimeMilliseconds() | Should -BeGreaterOrEqual $mark
+    }
+    It 'counts raw LPUSHes from when a status first saw them (a lower bound of their age)' {
+        $null = $script:Db.ListLeftPush("$($script:P)write_queue", 'update:user:r1:{"a":1}')
+        $seen = Get-WriteBehindStatus -NoStore
+        $seen.OldestPendingSince | Should -Not -BeNullOrEmpty
+        Start-Sleep -Milliseconds 1100
+        $later = Get-WriteBehindStatus -NoStore
+        $later.OldestPendingSince | Should -Be $seen.OldestPendingSince
+        $later.Lag.TotalMilliseconds | Should -BeGreaterOrEqual 1000
+    }
+    It 'moves forward as the flush takes the older items (never past the oldest one left)' {
+        1..10 | ForEach-Object { Add-WriteQueueItem -UserId "a$_" -Update '{"a":1}' }
+        $first = (Get-WriteBehindStatus -NoStore).OldestPendingSince
+        Start-Sleep -Milliseconds 1200
+        $secondPush = Get-RedisMs
+        1..10 | ForEach-Object { Add-WriteQueueItem -UserId "b$_" -Update '{"b":1}' }
+        $null = Invoke-WriteBehindFlush -MaxItems 10 -BatchSize 10
+        # the b items (pushed after $secondPush) are left: the bound is still the first push's time
+        (Get-WriteBehindStatus -NoStore).OldestPendingSince | Should -Be $first
+        1..10 | ForEach-Object { Add-WriteQueueItem -UserId "c$_" -Update '{"c":1}' }
+        $null = Invoke-WriteBehindFlush -MaxItems 10 -BatchSize 10
+        # every item that was queued when the a items were taken is gone now: the bound moved to that moment
+        $now = (Get-WriteBehindStatus -NoStore).OldestPendingSince.ToUnixTimeMilliseconds()
+        $now | Should -BeGreaterOrEqual $secondPush
+        $now | Should -BeLessOrEqual (Get-RedisMs)
+    }
+    It 'is dropped by Clear-WriteQueue' {
+        Add-WriteQueueItem -UserId x1 -Update '{"a":1}'
+        $null = Clear-WriteQueue -Confirm:$false
+        $script:Db.KeyExists("$($script:P)write_queue:pending") | Should -BeFalse
+        (Get-WriteBehindStatus -NoStore).Lag | Should -Be ([timespan]::Zero)
+    }
+}
+
+Describe 'Lag with partitions' {
+    BeforeAll {
+        $script:P = New-TestPrefix
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $script:P -Partitions 3
+    }
+    AfterAll { Disconnect-WriteBehind; Remove-TestKeys $script:P }
+
+    It 'is kept per partition, in the partition''s hash tag, and the status shows the oldest' {
+        1..30 | ForEach-Object { Set-UserProfile -UserId "p$_" -Profile '{"a":1}' }
+        Start-Sleep -Milliseconds 1100
+        $s = Get-WriteBehindStatus -NoStore
+        foreach ($k in 0..2) { $script:Db.KeyExists("$($script:P)write_queue:pending{$k}") | Should -BeTrue }
+        $s.Lag.TotalMilliseconds | Should -BeGreaterOrEqual 1000
+        $s.Lag | Should -Be (($s.PartitionDetails | ForEach-Object Lag | Measure-Object -Maximum).Maximum)
+        $null = Invoke-WriteBehindFlush
+        (Get-WriteBehindStatus -NoStore).Lag | Should -Be ([timespan]::Zero)
+        foreach ($k in 0..2) { $script:Db.KeyExists("$($script:P)write_queue:pending{$k}") | Should -BeFalse }
+    }
+}
