@@ -9,9 +9,11 @@
     WRITEBEHIND_PARTITIONS, WRITEBEHIND_REDIS_USER, WRITEBEHIND_REDIS_PASSWORD, WRITEBEHIND_REDIS_TLS,
     WRITEBEHIND_REDIS_CA). Passwords belong in WRITEBEHIND_REDIS_PASSWORD and WRITEBEHIND_STORE_PASSWORD (a file
     the service manager loads, e.g. systemd's EnvironmentFile), never on the command line: -Redis refuses one.
-    Exit codes: 0 flushed (and consistent, with -CheckConsistency); 1 the flush failed (nothing is lost: the
-    next run re-persists what was in flight); 2 -CheckConsistency found drift; 3 the module could not be
+    Exit codes: 0 flushed (and consistent, with -CheckConsistency), also when stopped on request (Ctrl+C,
+    SIGINT: the batch in hand is finished and the totals are printed); 1 the flush failed (nothing is lost:
+    the next run re-persists what was in flight); 2 -CheckConsistency found drift; 3 the module could not be
     loaded or Redis could not be reached.
+    -Continuous runs until stopped; -MaxDuration (no default) bounds a run in either mode.
 #>
 param(
     [string] $ModulePath = 'WriteBehind',
@@ -20,7 +22,8 @@ param(
     [string] $Store = $env:WRITEBEHIND_STORE,
     [string] $KeyPrefix = $env:WRITEBEHIND_KEY_PREFIX,
     [int] $BatchSize = 1000,
-    [timespan] $MaxDuration = '00:10:00',
+    # no default: a one-shot flush runs until the queue is empty, -Continuous until stopped
+    [timespan] $MaxDuration,
     [timespan] $RetryTimeout = '00:00:30',
     [switch] $Continuous,
     [switch] $CheckConsistency
@@ -37,16 +40,33 @@ try {
     [Console]::Error.WriteLine("writebehind-flush: cannot start: $($_.Exception.Message) [$($_.FullyQualifiedErrorId)]")
     exit 3
 }
-try {
-    $flush = @{ BatchSize = $BatchSize; RetryTimeout = $RetryTimeout }
-    if ($Continuous) { $flush.Continuous = $true }
-    if ($Continuous -or $PSBoundParameters.ContainsKey('MaxDuration')) { $flush.MaxDuration = $MaxDuration }
-    $result = Invoke-WriteBehindFlush @flush
+function Format-FlushSummary($Result) {
     'writebehind-flush: dequeued {0}, persisted {1}, coalesced {2}, dead-lettered {3}, recovered {4}, {5:N1} s' -f `
-        $result.Dequeued, $result.Persisted, $result.Coalesced, $result.DeadLettered, $result.Recovered, $result.Duration.TotalSeconds
+        $Result.Dequeued, $Result.Persisted, $Result.Coalesced, $Result.DeadLettered, $Result.Recovered, $Result.Duration.TotalSeconds
+}
+$flush = @{ BatchSize = $BatchSize; RetryTimeout = $RetryTimeout }
+if ($Continuous) { $flush.Continuous = $true }
+if ($PSBoundParameters.ContainsKey('MaxDuration')) { $flush.MaxDuration = $MaxDuration }
+$limit = if ($PSBoundParameters.ContainsKey('MaxDuration')) { "for at most $MaxDuration" } elseif ($Continuous) { 'until stopped' } else { 'until the queue is empty' }
+"writebehind-flush: flushing$(if ($Continuous) { ' continuously' }) $limit (pid $PID)"
+# A stop request (SIGINT, Ctrl+C) stops the pipeline: the flush finishes the batch in hand and leaves its
+# result in -OutVariable; only this finally block runs then, and it reports and exits 0.
+$outcome = 'stopped'
+try {
+    $null = Invoke-WriteBehindFlush @flush -OutVariable flushed -WarningAction SilentlyContinue
+    $outcome = 'flushed'
+    Format-FlushSummary $flushed[0]
 } catch {
+    $outcome = 'failed'
     [Console]::Error.WriteLine("writebehind-flush: failed: $($_.Exception.Message) [$($_.FullyQualifiedErrorId)]")
     exit 1
+} finally {
+    if ($outcome -eq 'stopped') {
+        # output would go to a stopped pipeline: write to the console directly
+        if ($flushed) { [Console]::Out.WriteLine((Format-FlushSummary $flushed[0])) }
+        [Console]::Out.WriteLine('writebehind-flush: stopped on request; nothing is lost')
+        exit 0
+    }
 }
 if ($CheckConsistency) {
     $report = Test-WriteBehindConsistency

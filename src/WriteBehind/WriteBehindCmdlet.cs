@@ -51,13 +51,25 @@ namespace WriteBehind.Commands
         }
 
         /// <summary>Runs long engine work on the thread pool while this (pipeline) thread writes what it
-        /// reports: Write* is never called from another thread.</summary>
+        /// reports: Write* is never called from another thread. Once the pipeline is stopping its Write*
+        /// calls throw: the rest of the reports are dropped, and the work (told to stop) is still waited for,
+        /// so the batch in hand is finished and its result returned.</summary>
         protected T RunPumping<T>(Func<CancellationToken, Action<Action>, Task<T>> work)
         {
             var pending = new BlockingCollection<Action>();
             var task = Task.Run(() => work(_stop.Token, a => pending.Add(a)));
             task.ContinueWith(_ => pending.CompleteAdding(), TaskScheduler.Default);
-            foreach (var action in pending.GetConsumingEnumerable()) action();
+            bool stopped = false;
+            foreach (var action in pending.GetConsumingEnumerable())
+            {
+                if (stopped) continue;
+                try { action(); }
+                catch (PipelineStoppedException)
+                {
+                    stopped = true;
+                    _stop.Cancel();
+                }
+            }
             return task.GetAwaiter().GetResult();
         }
 

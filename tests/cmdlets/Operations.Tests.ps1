@@ -96,3 +96,94 @@ Describe 'Lag with partitions' {
         foreach ($k in 0..2) { $script:Db.KeyExists("$($script:P)write_queue:pending{$k}") | Should -BeFalse }
     }
 }
+
+Describe 'A flush stopped on request (SIGINT, Ctrl+C)' {
+    BeforeAll {
+        $script:Work = Join-Path ([IO.Path]::GetTempPath()) ('wb-stop-' + [guid]::NewGuid().ToString('N'))
+        New-Item -ItemType Directory -Path $script:Work | Out-Null
+        # A child pwsh (from the repository root, where 'dotnet pwsh' resolves) with its output in files.
+        function Start-Child([string[]] $Arguments, [string] $Name) {
+            $out = Join-Path $script:Work "$Name.out"; $err = Join-Path $script:Work "$Name.err"
+            $p = Start-Process -FilePath 'dotnet' -ArgumentList (@('pwsh', '-NoProfile', '-NonInteractive') + $Arguments) -WorkingDirectory $script:Repo `
+                -RedirectStandardOutput $out -RedirectStandardError $err -PassThru
+            [pscustomobject]@{ Process = $p; Out = $out; Err = $err }
+        }
+        function Read-Child($Child) {
+            $text = ''
+            if (Test-Path $Child.Out) {
+                $fs = [IO.FileStream]::new($Child.Out, [IO.FileMode]::Open, [IO.FileAccess]::Read, [IO.FileShare]::ReadWrite)
+                try { $text = [IO.StreamReader]::new($fs).ReadToEnd() } finally { $fs.Dispose() }
+            }
+            $text
+        }
+        # Waits for a line '... (pid N)' and returns N: the pwsh doing the work ('dotnet pwsh' is two wrappers deep).
+        function Wait-ChildPid($Child) {
+            $deadline = [DateTime]::UtcNow.AddSeconds(60)
+            while ([DateTime]::UtcNow -lt $deadline -and -not $Child.Process.HasExited) {
+                if ((Read-Child $Child) -match '\(pid (\d+)\)') { return [int]$Matches[1] }
+                Start-Sleep -Milliseconds 50
+            }
+            throw "the child did not start: $(Read-Child $Child) $(Get-Content $Child.Err -Raw -ErrorAction SilentlyContinue)"
+        }
+        function Wait-StoreRow([string] $Path, [string] $UserId) {
+            $deadline = [DateTime]::UtcNow.AddSeconds(60)
+            while ([DateTime]::UtcNow -lt $deadline) {
+                try { if (Get-StoreRow $Path $UserId) { return $true } } catch { }
+                Start-Sleep -Milliseconds 100
+            }
+            $false
+        }
+        function Stop-Child($Child, [int] $WorkerPid) {
+            & kill -s INT $WorkerPid
+            if (-not $Child.Process.WaitForExit(60000)) { $Child.Process.Kill($true); throw 'the child did not stop on SIGINT' }
+            $Child.Process.WaitForExit()
+        }
+    }
+    BeforeEach {
+        $script:P = New-TestPrefix
+        $script:StorePath = New-TestStore
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P
+    }
+    AfterEach { Disconnect-WriteBehind; Remove-TestKeys $script:P }
+    AfterAll { Remove-Item -Recurse -Force $script:Work -ErrorAction SilentlyContinue }
+
+    It 'the example script, -Continuous: prints the totals, says it stopped on request and exits 0' {
+        $child = Start-Child @('-File', (Join-Path $script:Repo 'examples/Invoke-WriteBehindFlush.ps1'), '-ModulePath', $script:ModulePath,
+            '-Redis', $script:RedisEndpoint, '-Store', "sqlite://$($script:StorePath)", '-KeyPrefix', $script:P, '-Continuous') 'script'
+        $workerPid = Wait-ChildPid $child
+        1..25 | ForEach-Object { Set-UserProfile -UserId "s$_" -Profile "{`"n`":$_}" }
+        Wait-StoreRow $script:StorePath 's25' | Should -BeTrue
+        Stop-Child $child $workerPid
+        $out = Read-Child $child
+        $child.Process.ExitCode | Should -Be 0 -Because $out
+        $out | Should -Match 'flushing continuously until stopped'
+        $out | Should -Match 'writebehind-flush: dequeued 25, persisted 25, coalesced 0, dead-lettered 0'
+        $out | Should -Match 'writebehind-flush: stopped on request'
+        (Get-WriteBehindStatus -NoStore).QueueDepth | Should -Be 0
+    }
+    It 'the cmdlet: the stop line on the host, the FlushResult in -OutVariable' {
+        $command = @"
+Import-Module '$($script:ModulePath)'
+Connect-WriteBehind -Redis '$($script:RedisEndpoint)' -Store 'sqlite://$($script:StorePath)' -KeyPrefix '$($script:P)'
+[Console]::Out.WriteLine("ready (pid `$PID)")
+try { Invoke-WriteBehindFlush -Continuous -OutVariable r | Out-Null }
+finally { [Console]::Out.WriteLine("result: `$(`$r.Count) dequeued `$(`$r[0].Dequeued) persisted `$(`$r[0].Persisted)") }
+"@
+        $file = Join-Path $script:Work 'cmdlet.ps1'
+        Set-Content -Path $file -Value $command -Encoding utf8NoBOM
+        $child = Start-Child @('-File', $file) 'cmdlet'
+        $workerPid = Wait-ChildPid $child
+        1..7 | ForEach-Object { Add-WriteQueueItem -UserId "c$_" -Update "{`"n`":$_}" }
+        Wait-StoreRow $script:StorePath 'c7' | Should -BeTrue
+        Stop-Child $child $workerPid
+        $out = Read-Child $child
+        $out | Should -Match 'WARNING: Invoke-WriteBehindFlush stopped on request after the batch in hand: dequeued 7, persisted 7'
+        $out | Should -Match 'result: 1 dequeued 7 persisted 7'
+    }
+    It 'the example script has no -MaxDuration default: -Continuous means until stopped' {
+        $ast = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $script:Repo 'examples/Invoke-WriteBehindFlush.ps1'), [ref]$null, [ref]$null)
+        $param = $ast.ParamBlock.Parameters | Where-Object { $_.Name.VariablePath.UserPath -eq 'MaxDuration' }
+        $param | Should -Not -BeNullOrEmpty
+        $param.DefaultValue | Should -BeNullOrEmpty
+    }
+}

@@ -92,7 +92,8 @@ namespace WriteBehind.Commands
             catch (FlushFailedException ex)
             {
                 CompleteProgress(progressRecord, progressShown);
-                WriteObject(ex.Result);
+                if (StopToken.IsCancellationRequested) WriteStopped(ex.Result);
+                else WriteObject(ex.Result);
                 ThrowFailure(ex, connection.Layout.QueueName);
                 return;
             }
@@ -103,14 +104,58 @@ namespace WriteBehind.Commands
                 return;
             }
             CompleteProgress(progressRecord, progressShown);
-            WriteObject(result);
+            if (StopToken.IsCancellationRequested) WriteStopped(result);
+            else WriteObject(result);
+        }
+
+        /// <summary>A stop request (Ctrl+C, SIGINT, a stopped pipeline) ended the flush after the batch in hand.
+        /// A stopping pipeline takes no output and no warnings any more, so the result also goes to -OutVariable
+        /// (which the runtime would fill from the output) and the line to the host directly.</summary>
+        private void WriteStopped(FlushResult result)
+        {
+            string line = string.Format(System.Globalization.CultureInfo.InvariantCulture,
+                "Invoke-WriteBehindFlush stopped on request after the batch in hand: dequeued {0}, persisted {1}, coalesced {2}, dead-lettered {3}, recovered {4}, in flight {5}, {6:F1} s. Nothing is lost.",
+                result.Dequeued, result.Persisted, result.Coalesced, result.DeadLettered, result.Recovered, result.InFlight, result.Duration.TotalSeconds);
+            try
+            {
+                WriteWarning(line);
+                WriteObject(result);
+            }
+            catch (PipelineStoppedException)
+            {
+                AddToOutVariable(result);
+                if (WarningsWanted())
+                {
+                    try { Host?.UI?.WriteWarningLine(line); }
+                    catch (Exception) { /* a host without a UI: the result is still in -OutVariable */ }
+                }
+                throw;
+            }
+        }
+
+        private bool WarningsWanted()
+        {
+            var preference = GetVariableValue("WarningPreference");
+            if (MyInvocation.BoundParameters.TryGetValue("WarningAction", out var action)) preference = action;
+            string text = preference?.ToString();
+            return text != nameof(ActionPreference.SilentlyContinue) && text != nameof(ActionPreference.Ignore);
+        }
+
+        private void AddToOutVariable(FlushResult result)
+        {
+            if (!MyInvocation.BoundParameters.TryGetValue("OutVariable", out var value) || value == null) return;
+            string name = value.ToString().TrimStart('+');
+            if (name.Length == 0) return;
+            if (SessionState.PSVariable.GetValue(name) is System.Collections.IList list && !list.IsFixedSize && !list.IsReadOnly) list.Add(result);
+            else SessionState.PSVariable.Set(name, new System.Collections.ArrayList { result });
         }
 
         private void CompleteProgress(ProgressRecord record, bool shown)
         {
             if (!shown) return;
             record.RecordType = ProgressRecordType.Completed;
-            WriteProgress(record);
+            try { WriteProgress(record); }
+            catch (PipelineStoppedException) { /* a stopping pipeline takes no progress: WriteStopped reports instead */ }
         }
 
         /// <summary>IProgress that reports on the caller's thread (Progress&lt;T&gt; would post to the pool).</summary>
