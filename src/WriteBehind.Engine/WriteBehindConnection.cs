@@ -85,10 +85,18 @@ namespace WriteBehind.Engine
                 config.ConnectTimeout = (int)options.ConnectTimeout.TotalMilliseconds;
             config.AbortOnConnectFail = true;
             config.ConnectRetry = 1;
+            // While the connection is down a command fails at once (RedisUnavailable) instead of waiting in
+            // StackExchange.Redis's backlog for the command timeout; the connection itself reconnects in the background.
+            config.BacklogPolicy = BacklogPolicy.FailFast;
             config.ClientName = "WriteBehind";
             if (config.EndPoints.Count == 0) config.EndPoints.Add("localhost", 6379);
             string endpoint = string.Join(",", config.EndPoints.Select(FormatEndPoint));
             ConnectionMultiplexer mux;
+            // StackExchange.Redis sometimes waits the whole connect timeout for a refused connection and
+            // sometimes fails at once: a port nothing listens on is refused here, always at once.
+            if (await EveryEndpointRefusesAsync(config).ConfigureAwait(false))
+                throw new WriteBehindException(ErrorIds.RedisUnavailable,
+                    $"Cannot connect to Redis at {endpoint}: the connection was refused (is the server running, and are the host and port right?)", null);
             try
             {
                 mux = await ConnectionMultiplexer.ConnectAsync(config).ConfigureAwait(false);
@@ -206,6 +214,40 @@ namespace WriteBehind.Engine
             if (!options.UseTls && reason.StartsWith("the server did not answer", StringComparison.Ordinal))
                 reason += " A TLS port answers a plain client with nothing: connect with -UseTls if it is one.";
             return new WriteBehindException(ErrorIds.RedisUnavailable, $"Cannot connect to Redis at {endpoint}: {reason}", null);
+        }
+
+        /// <summary>True only when every endpoint refused a TCP connection outright; a timeout, a name that does
+        /// not resolve or an accepted connection leave the answer to StackExchange.Redis.</summary>
+        private static async Task<bool> EveryEndpointRefusesAsync(ConfigurationOptions config)
+        {
+            var timeout = TimeSpan.FromMilliseconds(Math.Max(100, config.ConnectTimeout));
+            foreach (var ep in config.EndPoints)
+            {
+                string host; int port;
+                switch (ep)
+                {
+                    case DnsEndPoint dns: host = dns.Host; port = dns.Port; break;
+                    case IPEndPoint ip: host = ip.Address.ToString(); port = ip.Port; break;
+                    default: return false;
+                }
+                try
+                {
+                    using (var client = new System.Net.Sockets.TcpClient())
+                    {
+                        var connect = client.ConnectAsync(host, port);
+                        if (await Task.WhenAny(connect, Task.Delay(timeout)).ConfigureAwait(false) != connect)
+                        {
+                            _ = connect.ContinueWith(t => t.Exception, TaskScheduler.Default);
+                            return false;
+                        }
+                        await connect.ConfigureAwait(false);
+                        return false;
+                    }
+                }
+                catch (System.Net.Sockets.SocketException ex) when (ex.SocketErrorCode == System.Net.Sockets.SocketError.ConnectionRefused) { }
+                catch (Exception) { return false; }
+            }
+            return config.EndPoints.Count > 0;
         }
 
         /// <summary>What the certificate check found on the last handshake (null: nothing wrong).</summary>
@@ -464,8 +506,7 @@ namespace WriteBehind.Engine
             }
             catch (Exception ex) when (ex is RedisConnectionException || ex is RedisTimeoutException || ex is ObjectDisposedException)
             {
-                throw new WriteBehindException(ErrorIds.RedisUnavailable,
-                    $"Lost the connection to Redis at {RedisEndpoint}: {Scrub(Summary(ex.Message), Options)}", null);
+                throw ConnectionLost(ex);
             }
             catch (RedisPermissionException ex)
             {
@@ -511,7 +552,24 @@ namespace WriteBehind.Engine
             if (ex is RedisServerException && RedisPermission.IsDenied(ex.Message)) return PermissionDenied(Scrub(ex.Message, Options), null);
             if (ex is RedisServerException) return new WriteBehindException(ErrorIds.RedisCommandFailed,
                 $"Redis at {RedisEndpoint} refused a command: {Scrub(FirstLine(ex.Message), Options)}", null);
-            return new WriteBehindException(ErrorIds.RedisUnavailable, $"Lost the connection to Redis at {RedisEndpoint}: {Scrub(Summary(ex.Message), Options)}", null);
+            return ConnectionLost(ex);
+        }
+
+        /// <summary>Redis went away after the connection was made: one sentence that names the endpoint, says
+        /// what happened in a few words (not StackExchange.Redis's backlog diagnostics) and what to check.
+        /// Commands fail at once while the connection is down (BacklogPolicy.FailFast) instead of waiting in
+        /// the backlog for the command timeout.</summary>
+        private WriteBehindException ConnectionLost(Exception ex)
+        {
+            if (ex is ObjectDisposedException)
+                return new WriteBehindException(ErrorIds.RedisUnavailable,
+                    $"The connection to Redis at {RedisEndpoint} was closed (Disconnect-WriteBehind or the module removed): connect again with Connect-WriteBehind.", null);
+            string what = ex is RedisTimeoutException || ex.Message.IndexOf("timed out", StringComparison.OrdinalIgnoreCase) >= 0
+                ? $"it did not answer within {_config.SyncTimeout} ms"
+                : "the server closed the connection or cannot be reached";
+            return new WriteBehindException(ErrorIds.RedisUnavailable,
+                $"Lost the connection to Redis at {RedisEndpoint} ({what}): check that the server is running and reachable from this machine " +
+                "(host, port, firewall, TLS), then run the command again.", null);
         }
 
         /// <summary>A producer's write: at the high-water mark it fails with QueueFull, or under the Block
@@ -534,14 +592,6 @@ namespace WriteBehind.Engine
                     delay = Math.Min(delay * 2, 500);
                 }
             }
-        }
-
-        /// <summary>StackExchange.Redis's failure without its connection diagnostics ("... on host:port/Interactive, ...").</summary>
-        private static string Summary(string message)
-        {
-            string line = FirstLine(message);
-            int cut = line.IndexOf(" on ", StringComparison.Ordinal);
-            return cut > 0 ? line.Substring(0, cut) : line;
         }
 
         private static string FirstLine(string s)
@@ -964,8 +1014,7 @@ namespace WriteBehind.Engine
             }
             catch (Exception ex) when (ex is RedisConnectionException || ex is RedisTimeoutException)
             {
-                throw new WriteBehindException(ErrorIds.RedisUnavailable,
-                    $"Lost the connection to Redis at {RedisEndpoint}: {Scrub(Summary(ex.Message), Options)}", null);
+                throw ConnectionLost(ex);
             }
         }
 

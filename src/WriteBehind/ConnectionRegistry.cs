@@ -44,6 +44,11 @@ namespace WriteBehind.Commands
             }
         }
 
+        internal const string OtherRunspaceHint =
+            "This runspace has no connection of its own: Connect-WriteBehind's connection belongs to the runspace that made it, so in " +
+            "ForEach-Object -Parallel, Start-ThreadJob or a new runspace the cmdlets fall back to $env:WRITEBEHIND_REDIS (else localhost:6379). " +
+            "Pass the connection instead: $c = Connect-WriteBehind ... -PassThru, then -Connection $using:c inside the script block.";
+
         /// <param name="resolvePath">Makes a relative SQLite store path full (PowerShell's current location).</param>
         public static WriteBehindConnection Resolve(Func<string, string> resolvePath)
         {
@@ -59,7 +64,17 @@ namespace WriteBehind.Commands
             lock (Gate)
             {
                 if (FromEnvironment.TryGetValue(key, out cached) && cached.IsConnected) return cached;
-                var created = WriteBehindConnection.ConnectAsync(options).GetAwaiter().GetResult();
+                WriteBehindConnection created;
+                try
+                {
+                    created = WriteBehindConnection.ConnectAsync(options).GetAwaiter().GetResult();
+                }
+                catch (WriteBehindException ex) when (!Defaults.IsEmpty)
+                {
+                    // Another runspace (the session that ran Connect-WriteBehind) has a connection; this one
+                    // (ForEach-Object -Parallel, a thread job, a new runspace) fell back to the environment.
+                    throw new WriteBehindException(ex.ErrorId, ex.Message + " " + OtherRunspaceHint, ex.InnerException);
+                }
                 if (cached != null) cached.Dispose();
                 FromEnvironment[key] = created;
                 return created;

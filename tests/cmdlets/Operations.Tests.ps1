@@ -187,3 +187,86 @@ finally { [Console]::Out.WriteLine("result: `$(`$r.Count) dequeued `$(`$r[0].Deq
         $param.DefaultValue | Should -BeNullOrEmpty
     }
 }
+
+Describe 'Redis lost mid-session' {
+    BeforeAll {
+        Import-Module (Join-Path $script:Repo 'build/Servers.psm1') -Force
+        $script:ServerDir = Join-Path ([IO.Path]::GetTempPath()) ('wb-lost-' + [guid]::NewGuid().ToString('N'))
+        $kind = if ($env:WRITEBEHIND_TEST_SERVER_KIND) { $env:WRITEBEHIND_TEST_SERVER_KIND } else { 'Auto' }
+        $script:Server = Start-TestServer -Kind $kind -WorkDir $script:ServerDir
+        $script:Endpoint = $script:Server.Endpoint
+        Connect-WriteBehind -Redis $script:Endpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix (New-TestPrefix)
+        Set-UserProfile -UserId 1 -Profile '{"a":1}'
+        Stop-TestServer $script:Server
+    }
+    AfterAll {
+        Disconnect-WriteBehind
+        Stop-TestServer $script:Server
+        Remove-Item -Recurse -Force $script:ServerDir -ErrorAction SilentlyContinue
+    }
+
+    It '<Name> fails at once with one sentence naming the endpoint and what to check, not the client''s backlog text' -ForEach @(
+        @{ Name = 'Set-UserProfile'; Run = { Set-UserProfile -UserId 2 -Profile '{"a":2}' } }
+        @{ Name = 'Get-UserProfile'; Run = { Get-UserProfile -UserId 1 } }
+        @{ Name = 'Add-WriteQueueItem'; Run = { Add-WriteQueueItem -UserId 1 -Update '{"a":3}' } }
+        @{ Name = 'Get-WriteBehindStatus'; Run = { Get-WriteBehindStatus -NoStore } }
+        @{ Name = 'Invoke-WriteBehindFlush'; Run = { Invoke-WriteBehindFlush } }
+    ) {
+        $err = $null
+        try { & $Run -ErrorAction Stop | Out-Null } catch { $err = $_ }
+        $err | Should -Not -BeNullOrEmpty
+        $err.FullyQualifiedErrorId | Should -BeLike 'RedisUnavailable,*'
+        $err.Exception.Message | Should -Match ([regex]::Escape("Lost the connection to Redis at $($script:Endpoint) ("))
+        $err.Exception.Message | Should -Match 'check that the server is running and reachable'
+        # StackExchange.Redis's diagnostics: the command waited in its backlog for the timeout
+        $err.Exception.Message | Should -Not -Match 'backlog|Last Connection Exception|ReadEndOfStream|SocketClosed'
+    }
+    It 'Connect-WriteBehind and the implicit connection refuse a closed port alike' {
+        Disconnect-WriteBehind
+        $explicit = $null; $implicit = $null
+        try { Connect-WriteBehind -Redis $script:Endpoint } catch { $explicit = $_ }
+        $saved = $env:WRITEBEHIND_REDIS
+        $env:WRITEBEHIND_REDIS = $script:Endpoint
+        try { Get-WriteBehindStatus -NoStore -ErrorAction Stop } catch { $implicit = $_ } finally { $env:WRITEBEHIND_REDIS = $saved }
+        $explicit.FullyQualifiedErrorId | Should -BeLike 'RedisUnavailable,*'
+        $implicit.FullyQualifiedErrorId | Should -BeLike 'RedisUnavailable,*'
+        $explicit.Exception.Message | Should -BeExactly $implicit.Exception.Message
+        $explicit.Exception.Message | Should -Match ([regex]::Escape("Cannot connect to Redis at $($script:Endpoint): the connection was refused"))
+    }
+}
+
+Describe 'Connections in other runspaces (ForEach-Object -Parallel)' {
+    BeforeAll {
+        $script:P = New-TestPrefix
+        $script:Saved = $env:WRITEBEHIND_REDIS
+        # the fallback a parallel runspace takes: a port nothing listens on
+        $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0); $listener.Start()
+        $script:Closed = "127.0.0.1:$($listener.LocalEndpoint.Port)"; $listener.Stop()
+        $env:WRITEBEHIND_REDIS = $script:Closed
+        $script:C = Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $script:P -PassThru
+    }
+    AfterAll { $env:WRITEBEHIND_REDIS = $script:Saved; Disconnect-WriteBehind; Remove-TestKeys $script:P }
+
+    It 'says why a parallel runspace cannot connect, and how to pass the connection' {
+        $module = $script:ModulePath
+        $errors = 1..2 | ForEach-Object -Parallel {
+            Import-Module $using:module
+            try { Set-UserProfile -UserId "par$_" -Profile '{"a":1}' -ErrorAction Stop; 'no error' } catch { $_ }
+        } -ThrottleLimit 2
+        foreach ($e in $errors) {
+            $e.FullyQualifiedErrorId | Should -BeLike 'RedisUnavailable,*'
+            $e.Exception.Message | Should -Match ([regex]::Escape("Cannot connect to Redis at $($script:Closed)"))
+            $e.Exception.Message | Should -Match 'This runspace has no connection of its own'
+            $e.Exception.Message | Should -Match ([regex]::Escape('-Connection $using:c'))
+        }
+    }
+    It 'works with -Connection $using:c, as the message says' {
+        $module = $script:ModulePath
+        $c = $script:C
+        1..4 | ForEach-Object -Parallel {
+            Import-Module $using:module
+            Set-UserProfile -UserId "par$_" -Profile "{`"n`":$_}" -Connection $using:c
+        } -ThrottleLimit 2
+        (Get-UserProfile -UserId par1, par4 | ForEach-Object Json) | Should -BeExactly @('{"n":1}', '{"n":4}')
+    }
+}
