@@ -28,6 +28,9 @@
         'Restore-WriteBehindDeadLetter'
         'Remove-WriteBehindDeadLetter'
         'Test-WriteBehindConsistency'
+        'Export-WriteBehindMetrics'
+        'Suspend-WriteBehindFlush'
+        'Resume-WriteBehindFlush'
     )
     VariablesToExport    = @()
     AliasesToExport      = @()

@@ -12,7 +12,9 @@
     Exit codes: 0 flushed (and consistent, with -CheckConsistency), also when stopped on request (Ctrl+C,
     SIGINT: the batch in hand is finished and the totals are printed); 1 the flush failed (nothing is lost:
     the next run re-persists what was in flight); 2 -CheckConsistency found drift; 3 the module could not be
-    loaded or Redis could not be reached.
+    loaded or Redis could not be reached; 4 the flushers are paused (Suspend-WriteBehindFlush): nothing was
+    taken, or the run stopped after the batch in hand.
+    WRITEBEHIND_LOG_PATH (or -LogPath) appends one JSON line per run (Invoke-WriteBehindFlush -LogPath).
     -Continuous runs until stopped; -MaxDuration (no default) bounds a run in either mode.
 #>
 param(
@@ -26,6 +28,8 @@ param(
     [timespan] $MaxDuration,
     [timespan] $RetryTimeout = '00:00:30',
     [switch] $Continuous,
+    # one JSON line per run; default: $env:WRITEBEHIND_LOG_PATH (none when unset)
+    [string] $LogPath = $env:WRITEBEHIND_LOG_PATH,
     [switch] $CheckConsistency
 )
 $ErrorActionPreference = 'Stop'
@@ -47,6 +51,7 @@ function Format-FlushSummary($Result) {
 $flush = @{ BatchSize = $BatchSize; RetryTimeout = $RetryTimeout }
 if ($Continuous) { $flush.Continuous = $true }
 if ($PSBoundParameters.ContainsKey('MaxDuration')) { $flush.MaxDuration = $MaxDuration }
+if ($LogPath) { $flush.LogPath = $LogPath }
 $limit = if ($PSBoundParameters.ContainsKey('MaxDuration')) { "for at most $MaxDuration" } elseif ($Continuous) { 'until stopped' } else { 'until the queue is empty' }
 "writebehind-flush: flushing$(if ($Continuous) { ' continuously' }) $limit (pid $PID)"
 # A stop request (SIGINT, Ctrl+C) stops the pipeline: the flush finishes the batch in hand and leaves its
@@ -56,6 +61,10 @@ try {
     $null = Invoke-WriteBehindFlush @flush -OutVariable flushed -WarningAction SilentlyContinue
     $outcome = 'flushed'
     Format-FlushSummary $flushed[0]
+    if ($flushed[0].Paused) {
+        "writebehind-flush: paused$(if ($flushed[0].PausedReason) { " ($($flushed[0].PausedReason))" }); Resume-WriteBehindFlush lets the flush go on"
+        exit 4
+    }
 } catch {
     $outcome = 'failed'
     [Console]::Error.WriteLine("writebehind-flush: failed: $($_.Exception.Message) [$($_.FullyQualifiedErrorId)]")

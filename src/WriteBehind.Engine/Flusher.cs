@@ -6,6 +6,7 @@ using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using StackExchange.Redis;
+using WriteBehind.Engine.Metrics;
 using WriteBehind.Engine.Redis;
 using WriteBehind.Engine.Store;
 
@@ -70,8 +71,18 @@ namespace WriteBehind.Engine
                 throw new WriteBehindException(ErrorIds.InvalidConfiguration, "CommitSize must be at least 1.");
             var result = new FlushResult { StartedAt = DateTimeOffset.UtcNow };
             var clock = Stopwatch.StartNew();
-            IProfileStore store = _connection.Store;
             var layout = _connection.Layout;
+            // Paused (Suspend-WriteBehindFlush): take nothing, not even expired leases; say so.
+            var pause = await _connection.GetPauseAsync().ConfigureAwait(false);
+            if (pause.Paused)
+            {
+                result.Paused = true;
+                result.PausedReason = pause.Reason;
+                Log?.Invoke($"paused{(pause.Since.HasValue ? " since " + pause.Since.Value.ToString("u", CultureInfo.InvariantCulture) : "")}{(pause.Reason != null ? " (" + pause.Reason + ")" : "")}: no batch taken");
+                result.Duration = clock.Elapsed;
+                return result;
+            }
+            IProfileStore store = _connection.Store;
             try
             {
                 // Expired leases are reclaimed in every partition, owned or not: the claim is atomic, and the
@@ -100,7 +111,7 @@ namespace WriteBehind.Engine
                         int start;
                         lock (Jitter) start = Jitter.Next(layout.Count);
                         int next = 0;
-                        while (next < layout.Count && !LimitReached(options, result.Dequeued, clock, cancellationToken))
+                        while (next < layout.Count && !LimitReached(options, result.Dequeued, clock, cancellationToken) && !result.Paused)
                         {
                             var owned = new List<KeyNames>();
                             for (; next < layout.Count && owned.Count < PartitionsAtOnce; next++)
@@ -125,6 +136,7 @@ namespace WriteBehind.Engine
                     }
                 }
                 result.Duration = clock.Elapsed;
+                result.Stopped = cancellationToken.IsCancellationRequested;
                 await WriteStatsAsync(result).ConfigureAwait(false);
                 return result;
             }
@@ -133,12 +145,26 @@ namespace WriteBehind.Engine
                 result.Duration = clock.Elapsed;
                 string errorId = ex is WriteBehindException wbe ? wbe.ErrorId : ErrorIds.StoreFailed;
                 result.Error = ex.Message;
+                result.ErrorId = errorId;
+                result.Stopped = cancellationToken.IsCancellationRequested;
+                FlushInstruments.Errors.Add(1, new KeyValuePair<string, object>("error.type", errorId));
                 try { await WriteStatsAsync(result).ConfigureAwait(false); } catch (WriteBehindException) { /* Redis is the failure */ }
                 throw new FlushFailedException(errorId,
                     ex.Message + string.Format(CultureInfo.InvariantCulture,
                         " Nothing is lost: {0} item(s) stay in flight and the next flush re-persists them.", result.InFlight),
                     result, ex);
             }
+        }
+
+        /// <summary>Whether the flushers were paused since this flush began (one GET at a batch boundary).</summary>
+        private async Task<bool> PausedNowAsync(FlushResult result)
+        {
+            var pause = await _connection.GetPauseAsync().ConfigureAwait(false);
+            if (!pause.Paused) return false;
+            result.Paused = true;
+            result.PausedReason = pause.Reason;
+            Log?.Invoke($"paused{(pause.Reason != null ? " (" + pause.Reason + ")" : "")}: the batch in hand is finished, no next one is taken");
+            return true;
         }
 
         private static bool LimitReached(FlushOptions options, long dequeued, Stopwatch clock, CancellationToken cancellationToken) =>
@@ -176,6 +202,8 @@ namespace WriteBehind.Engine
                     // The lease scripts' changes (merges, versions) reach the replicas before the store sees them.
                     foreach (var keys in group.Partitions)
                         await _connection.EnsureReplicatedAsync(keys.Queue, "the leased batch").ConfigureAwait(false);
+                    // A pause is honoured here, at the batch boundary: the group in hand is committed, no next one is taken.
+                    if (!group.Drained && await PausedNowAsync(result).ConfigureAwait(false)) group.Drained = true;
                     // Lease the next group while this one commits: they hold different items, and the
                     // store's version check makes their commit order irrelevant.
                     leasing = group.Drained ? null : LeaseGroupAsync(active, options, result.Dequeued, clock, cancellationToken);
@@ -190,7 +218,13 @@ namespace WriteBehind.Engine
                         result.DeadLettered += commit.RejectedItems;
                         result.Coalesced += group.Leased - commit.RejectedItems - persistedRows;
                         result.StaleSkipped += commit.Stale;
+                        FlushInstruments.AddItems(persistedRows, "persisted");
+                        FlushInstruments.AddItems(group.Leased - commit.RejectedItems - persistedRows, "coalesced");
+                        FlushInstruments.AddItems(commit.RejectedItems, "dead_lettered");
                     }
+                    FlushInstruments.Dequeued.Add(group.Dequeued);
+                    FlushInstruments.AddItems(group.DeadLettered, "dead_lettered");
+                    FlushInstruments.BatchDuration.Record(groupClock.Elapsed.TotalSeconds);
                     if (_connection.Layout.Count > 1)
                         foreach (var keys in partitions) await OwnAsync(keys, "renew", options).ConfigureAwait(false);
                     Log?.Invoke(string.Format(CultureInfo.InvariantCulture,
@@ -375,6 +409,25 @@ namespace WriteBehind.Engine
                     throw new FlushFailedException(ex.ErrorId, ex.Message, total, ex.InnerException);
                 }
                 Add(total, r);
+                if (r.Paused)
+                {
+                    // Paused: look again every second (one GET) until resumed, stopped or MaxDuration passes.
+                    total.Paused = true;
+                    total.PausedReason = r.PausedReason;
+                    while (!cancellationToken.IsCancellationRequested && !(options.MaxDuration.HasValue && clock.Elapsed >= options.MaxDuration.Value))
+                    {
+                        try { await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false); }
+                        catch (OperationCanceledException) { break; }
+                        if (!(await _connection.GetPauseAsync().ConfigureAwait(false)).Paused)
+                        {
+                            Log?.Invoke("resumed");
+                            total.Paused = false;
+                            total.PausedReason = null;
+                            break;
+                        }
+                    }
+                    continue;
+                }
                 if (r.Dequeued > 0 || cancellationToken.IsCancellationRequested) continue;
                 // Idle: block until an item arrives, waking at least every second to honour stop and MaxDuration.
                 var wait = TimeSpan.FromSeconds(1);
@@ -382,6 +435,7 @@ namespace WriteBehind.Engine
                 if (wait > TimeSpan.Zero) await _connection.WaitForItemsAsync(wait).ConfigureAwait(false);
             }
             total.Duration = clock.Elapsed;
+            total.Stopped = cancellationToken.IsCancellationRequested;
             return total;
         }
 
@@ -396,6 +450,7 @@ namespace WriteBehind.Engine
             total.StaleSkipped += r.StaleSkipped;
             total.Batches += r.Batches;
             total.Error = r.Error ?? total.Error;
+            total.ErrorId = r.ErrorId ?? total.ErrorId;
         }
 
         private sealed class CommitOutcome
@@ -482,7 +537,9 @@ namespace WriteBehind.Engine
                 try
                 {
                     // The batch in hand is finished even when the caller asked to stop: it is not cancelled.
-                    return await store.CommitAsync(rows, CancellationToken.None).ConfigureAwait(false);
+                    var committed = await store.CommitAsync(rows, CancellationToken.None).ConfigureAwait(false);
+                    FlushInstruments.CommitDuration.Record(retryClock.Elapsed.TotalSeconds);
+                    return committed;
                 }
                 catch (StoreUnavailableException ex)
                 {
@@ -576,6 +633,7 @@ namespace WriteBehind.Engine
                 var commit = await CommitAsync(store, new[] { lease }, rows, options, cancellationToken).ConfigureAwait(false);
                 await AckAsync(lease).ConfigureAwait(false);
                 result.Recovered += items.Length - commit.RejectedItems;
+                FlushInstruments.AddItems(items.Length - commit.RejectedItems, "recovered");
                 result.StaleSkipped += commit.Stale;
                 Log?.Invoke($"recovered an expired lease: {items.Length} items, {rows.Count} profiles re-persisted");
             }
@@ -593,10 +651,21 @@ namespace WriteBehind.Engine
                     new HashEntry("lastFlushDequeued", result.Dequeued),
                     new HashEntry("lastFlushRate", result.ItemsPerSecond.ToString("R", CultureInfo.InvariantCulture)),
                     new HashEntry("lastFlushError", result.Error ?? string.Empty),
+                    new HashEntry("lastFlushMs", (long)result.Duration.TotalMilliseconds),
                 };
                 if (depth == 0 && result.Error == null) entries.Add(new HashEntry("lastDrainedAt", now));
-                await db.HashSetAsync(_connection.Layout.Stats, entries.ToArray()).ConfigureAwait(false);
-                await db.HashIncrementAsync(_connection.Layout.Stats, "totalDequeued", result.Dequeued).ConfigureAwait(false);
+                string key = _connection.Layout.Stats;
+                await db.HashSetAsync(key, entries.ToArray()).ConfigureAwait(false);
+                // Every flusher adds to the same counters (the Prometheus text's _total metrics).
+                var increments = new List<Task>();
+                void Add(string field, long by) { if (by != 0) increments.Add(db.HashIncrementAsync(key, field, by)); }
+                Add("totalDequeued", result.Dequeued);
+                Add("totalPersisted", result.Persisted);
+                Add("totalCoalesced", result.Coalesced);
+                Add("totalDeadLettered", result.DeadLettered);
+                Add("totalRecovered", result.Recovered);
+                Add("totalFlushErrors", result.Error != null ? 1 : 0);
+                await Task.WhenAll(increments).ConfigureAwait(false);
                 return true;
             });
         }

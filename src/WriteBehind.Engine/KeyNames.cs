@@ -32,6 +32,7 @@ namespace WriteBehind.Engine
             Owner = Prefix + "write_queue:owner" + tag;
             PendingAge = Prefix + "write_queue:pending" + tag;
             Stats = Prefix + "write_queue:stats";
+            Paused = Prefix + "write_queue:paused";
         }
 
         public string Prefix { get; }
@@ -60,6 +61,8 @@ namespace WriteBehind.Engine
         public string PendingAge { get; }
         /// <summary>HASH of the last flush's figures (one for all partitions, written outside scripts).</summary>
         public string Stats { get; }
+        /// <summary>HASH (present only while paused): since (ms), reason, by. Every flusher honours it at its next batch boundary.</summary>
+        public string Paused { get; }
 
         public static string Field(string userId) => "user:" + userId;
     }
@@ -91,6 +94,7 @@ namespace WriteBehind.Engine
         /// <summary>STRING: the partition count every client of this prefix must use (written when it is above 1).</summary>
         public string LayoutKey { get; }
         public string Stats => Partitions[0].Stats;
+        public string Paused => Partitions[0].Paused;
         /// <summary>The queue's name for messages: <c>write_queue</c>, or <c>write_queue{0..15}</c> for all partitions.</summary>
         public string QueueName => Count == 1 ? Partitions[0].Queue : Prefix + "write_queue{0.." + (Count - 1) + "}";
         /// <summary>The dead-letter list's name for messages, like <see cref="QueueName"/>.</summary>

@@ -42,6 +42,25 @@ namespace WriteBehind.Engine
         public double ItemsPerSecond => Duration.TotalSeconds > 0 ? Math.Round(Dequeued / Duration.TotalSeconds, 1) : 0;
         public DateTimeOffset StartedAt { get; set; }
         public string Error { get; set; }
+        /// <summary>The stable id of the error the flush ended on (null when it did not fail).</summary>
+        public string ErrorId { get; set; }
+        /// <summary>True when the flush found the flushers paused (Suspend-WriteBehindFlush) and took no
+        /// further batch; <see cref="PausedReason"/> says why.</summary>
+        public bool Paused { get; set; }
+        public string PausedReason { get; set; }
+        /// <summary>True when a stop request (Ctrl+C, SIGINT) ended the flush after the batch in hand.</summary>
+        public bool Stopped { get; set; }
+    }
+
+    /// <summary>Whether the flushers are paused (Suspend-WriteBehindFlush), since when, why and by whom.</summary>
+    public sealed class FlushPause
+    {
+        public bool Paused { get; set; }
+        public DateTimeOffset? Since { get; set; }
+        public string Reason { get; set; }
+        /// <summary>The host and user that paused them.</summary>
+        public string By { get; set; }
+        public string KeyName { get; set; }
     }
 
     public sealed class FlushProgress
@@ -80,6 +99,25 @@ namespace WriteBehind.Engine
         public TimeSpan? Lag { get; set; }
         /// <summary>When the oldest pending item was pushed at the latest (null when the queue is empty).</summary>
         public DateTimeOffset? OldestPendingSince { get; set; }
+        /// <summary>Duration of the last flush.</summary>
+        public TimeSpan? LastFlushDuration { get; set; }
+        /// <summary>Totals of every flush of every flusher since the counters began (kept in Redis, in write_queue:stats).</summary>
+        public FlushTotals Totals { get; set; } = new FlushTotals();
+        /// <summary>Whether the flushers are paused (Suspend-WriteBehindFlush), since when and why.</summary>
+        public bool Paused { get; set; }
+        public DateTimeOffset? PausedSince { get; set; }
+        public string PausedReason { get; set; }
+    }
+
+    /// <summary>Cumulative flush counters shared by every flusher (HINCRBY in write_queue:stats).</summary>
+    public sealed class FlushTotals
+    {
+        public long Dequeued { get; set; }
+        public long Persisted { get; set; }
+        public long Coalesced { get; set; }
+        public long DeadLettered { get; set; }
+        public long Recovered { get; set; }
+        public long FlushErrors { get; set; }
     }
 
     /// <summary>One partition's queue, leases, dead letters and current owner (the flusher draining it).</summary>

@@ -15,7 +15,7 @@ namespace WriteBehind.Engine
 {
     /// <summary>An open connection to the cache/queue (Redis) and, opened on first use, the store. All the
     /// module's Redis work goes through here; every multi-key change is one Lua script.</summary>
-    public sealed class WriteBehindConnection : IDisposable
+    public sealed partial class WriteBehindConnection : IDisposable
     {
         private readonly ConnectionMultiplexer _mux;
         private readonly ConfigurationOptions _config;
@@ -165,7 +165,7 @@ namespace WriteBehind.Engine
             }
             foreach (var (command, key) in new[] {
                 ("hset", Keys.Cache), ("hset", Keys.Versions), ("lpush", Keys.Queue), ("zadd", Keys.Leases),
-                ("lpush", Keys.LeasePrefix + "check"), ("lpush", Keys.DeadLetters), ("hset", Keys.DeadLetterInfo), ("hset", Keys.Stats),
+                ("lpush", Keys.LeasePrefix + "check"), ("lpush", Keys.DeadLetters), ("hset", Keys.DeadLetterInfo), ("hset", Keys.Stats), ("hset", Keys.Paused),
                 ("hset", Keys.PendingAge), ("set", Keys.Owner), ("set", Layout.LayoutKey) })
             {
                 args.Add($"{command} {key} f v");
@@ -901,8 +901,10 @@ namespace WriteBehind.Engine
             var status = await RedisAsync(async db =>
             {
                 var stats = db.HashGetAllAsync(Layout.Stats);
+                var pause = ReadPauseAsync(db);
                 var parts = await Task.WhenAll(Layout.Partitions.Select(keys => PartitionStatusAsync(db, keys))).ConfigureAwait(false);
                 var s = (await stats.ConfigureAwait(false)).ToDictionary(e => (string)e.Name, e => e.Value);
+                var paused = await pause.ConfigureAwait(false);
                 var st = new WriteBehindStatus
                 {
                     Redis = RedisEndpoint,
@@ -917,7 +919,12 @@ namespace WriteBehind.Engine
                     ExpiredLeases = parts.Sum(p => p.ExpiredLeases),
                     InFlight = parts.Sum(p => p.InFlight),
                     HighWaterMark = Options.HighWaterMark,
+                    Totals = TotalsOf(s),
+                    Paused = paused.Paused,
+                    PausedSince = paused.Since,
+                    PausedReason = paused.Reason,
                 };
+                if (s.TryGetValue("lastFlushMs", out var ms) && ms.TryParse(out long lastMs)) st.LastFlushDuration = TimeSpan.FromMilliseconds(lastMs);
                 if (s.TryGetValue("lastFlushAt", out var at)) st.LastFlushAt = DateTimeOffset.FromUnixTimeMilliseconds((long)at);
                 if (s.TryGetValue("lastFlushDequeued", out var dq)) st.LastFlushDequeued = (long)dq;
                 if (s.TryGetValue("lastFlushRate", out var rate)) st.LastFlushItemsPerSecond = double.Parse(rate, CultureInfo.InvariantCulture);

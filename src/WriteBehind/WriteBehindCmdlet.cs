@@ -29,17 +29,23 @@ namespace WriteBehind.Commands
         {
             get
             {
-                if (_connection != null) return _connection;
                 try
                 {
-                    _connection = Connection ?? ConnectionRegistry.Resolve(ConnectWriteBehindCommand.PathResolver(SessionState));
+                    return ResolveConnection();
                 }
                 catch (WriteBehindException ex)
                 {
                     ThrowTerminatingError(ToErrorRecord(ex, null));
+                    return null;
                 }
-                return _connection;
             }
+        }
+
+        /// <summary>The connection, or the WriteBehindException that says why there is none.</summary>
+        protected WriteBehindConnection ResolveConnection()
+        {
+            if (_connection == null) _connection = Connection ?? ConnectionRegistry.Resolve(ConnectWriteBehindCommand.PathResolver(SessionState));
+            return _connection;
         }
 
         protected override void StopProcessing() => _stop.Cancel();

@@ -4,7 +4,8 @@ BeforeDiscovery {
     $manifest = Import-PowerShellDataFile $env:WRITEBEHIND_TEST_MODULE
     $script:AllCmdlets = @($manifest.CmdletsToExport | ForEach-Object { @{ Name = $_ } })
     $script:StateChanging = @('Set-UserProfile', 'Remove-UserProfile', 'Add-WriteQueueItem', 'Clear-WriteQueue', 'Invoke-WriteBehindFlush',
-        'Restore-WriteBehindDeadLetter', 'Remove-WriteBehindDeadLetter', 'Test-WriteBehindConsistency') | ForEach-Object { @{ Name = $_ } }
+        'Restore-WriteBehindDeadLetter', 'Remove-WriteBehindDeadLetter', 'Test-WriteBehindConsistency',
+        'Suspend-WriteBehindFlush', 'Resume-WriteBehindFlush') | ForEach-Object { @{ Name = $_ } }
 }
 BeforeAll {
     . (Join-Path $PSScriptRoot 'TestHelpers.ps1')

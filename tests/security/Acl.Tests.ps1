@@ -87,6 +87,26 @@ Describe 'Least privilege (Redis ACL)' {
         Disconnect-WriteBehind
     }
 
+    It 'the same rules cover pause and resume, the metrics, the lag records and the scrape endpoint' {
+        Clear-ModuleKeys
+        Set-AclUser 'wb_app' ($script:Rules -split ' ')
+        $null = Invoke-AdminCommand @script:Admin -Command 'ACL' -Arguments @('LOG', 'RESET')
+        Connect-As 'wb_app'
+        1..3 | ForEach-Object { Set-UserProfile -UserId "o$_" -Profile '{"a":1}' }
+        $null = Invoke-AdminCommand @script:Admin -Command 'LPUSH' -Arguments @('write_queue', 'update:user:o1:{"b":2}')
+        (Get-WriteBehindStatus -NoStore).Lag | Should -Not -BeNullOrEmpty
+        (Suspend-WriteBehindFlush -Reason 'acl').Paused | Should -BeTrue
+        (Invoke-WriteBehindFlush -WarningAction SilentlyContinue).Paused | Should -BeTrue
+        Export-WriteBehindMetrics | Should -Match 'writebehind_paused\{key_prefix=""\} 1'
+        $null = Resume-WriteBehindFlush
+        $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0); $listener.Start()
+        $port = $listener.LocalEndpoint.Port; $listener.Stop()
+        (Invoke-WriteBehindFlush -Continuous -MaxDuration '00:00:02' -MetricsPort $port -LogPath (Join-Path $script:ServerDir 'acl.jsonl')).Dequeued | Should -Be 4
+        $null = Clear-WriteQueue -Confirm:$false
+        @(Invoke-AdminCommand @script:Admin -Command 'ACL' -Arguments @('LOG')) | Where-Object { $_ } | Should -BeNullOrEmpty
+        Disconnect-WriteBehind
+    }
+
     It 'a user without <Missing> is refused at Connect-WriteBehind with RedisPermissionDenied naming <Named>' -TestCases @(
         @{ Missing = '+evalsha'; Named = "may not run 'evalsha'" }
         @{ Missing = '+hset'; Named = "may not run 'hset'" }

@@ -70,6 +70,15 @@ Describe 'Secrets' {
         $r.Dump | Should -Match 'DONE: Disconnect-WriteBehind'
         $r.Dump | Should -Match 'ERRORID: PasswordInParameter'
         $r.Transcript | Should -Match 'Set-UserProfile'
+        # the run log holds every run, failed ones too (searched for the secrets below)
+        $r.Dump | Should -Match '=== file flush.jsonl'
+        if ($Which -eq 'Wrong') {
+            $r.Dump | Should -Match '"outcome":"failed".*"errorId":"RedisUnavailable"'
+        } else {
+            $r.Dump | Should -Match '"outcome":"flushed"'
+            $r.Dump | Should -Match '"outcome":"paused"'
+            $r.Dump | Should -Match '=== file writebehind.prom'
+        }
         if ($Which -eq 'Wrong') {
             $r.Dump | Should -Match 'ERRORID: RedisUnavailable'
             $r.Dump | Should -Match 'authentication failed'

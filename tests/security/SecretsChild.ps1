@@ -46,6 +46,9 @@ if ($StoreUri) {
     else { $env:WRITEBEHIND_STORE_PASSWORD = $storePassword }
 }
 $common = @{ Verbose = $true; Debug = $true; ErrorAction = 'Continue' }
+# the flush's run log and the metrics file, searched like the streams
+$runLog = Join-Path (Split-Path $OutFile) 'flush.jsonl'
+$metricsFile = Join-Path (Split-Path $OutFile) 'writebehind.prom'
 
 # One invocation per exported cmdlet; a cmdlet missing here is reported (and fails the test).
 $calls = [ordered]@{
@@ -53,7 +56,10 @@ $calls = [ordered]@{
     'Set-UserProfile'               = { Set-UserProfile -UserId 1001 -Profile '{"name":"Alice","age":"30"}' -PassThru @common }
     'Get-UserProfile'               = { Get-UserProfile -UserId 1001 @common; Get-UserProfile @common; Get-UserProfile -UserId 1001 -FromStore @common }
     'Add-WriteQueueItem'            = { Add-WriteQueueItem -UserId 1001 -Update '{"age":"31"}' @common }
-    'Invoke-WriteBehindFlush'       = { Invoke-WriteBehindFlush @common; Invoke-WriteBehindFlush -Continuous -MaxDuration '00:00:01' @common }
+    'Invoke-WriteBehindFlush'       = { Invoke-WriteBehindFlush -LogPath $runLog @common; Invoke-WriteBehindFlush -Continuous -MaxDuration '00:00:01' -LogPath $runLog @common }
+    'Export-WriteBehindMetrics'     = { Export-WriteBehindMetrics @common; Export-WriteBehindMetrics -Path $metricsFile @common }
+    'Suspend-WriteBehindFlush'      = { Suspend-WriteBehindFlush -Reason 'secrets test' @common; Invoke-WriteBehindFlush -LogPath $runLog @common }
+    'Resume-WriteBehindFlush'       = { Resume-WriteBehindFlush @common }
     'Get-WriteBehindStatus'         = { Get-WriteBehindStatus @common }
     'Get-WriteBehindDeadLetter'     = { Get-WriteBehindDeadLetter @common }
     'Restore-WriteBehindDeadLetter' = { Restore-WriteBehindDeadLetter -All -Confirm:$false @common }
@@ -86,6 +92,10 @@ if ($StoreUri) {
     # and the store password in the URI: refused (InvalidStoreUri), not echoed
     $u = [uri]$StoreUri
     Add-Dump 'password in the store URI' (Connect-WriteBehind -Redis $Endpoint -Credential $cred -Store "postgres://$($u.UserInfo):$storePassword@$($u.Authority)$($u.AbsolutePath)" @common *>&1)
+}
+
+foreach ($file in $runLog, $metricsFile) {
+    if (Test-Path $file) { Add-Dump "file $(Split-Path -Leaf $file)" (Get-Content $file -Raw) }
 }
 
 # Everything $Error holds, every way a script would print it.

@@ -45,9 +45,37 @@ namespace WriteBehind.Commands
         [Parameter]
         public SwitchParameter Continuous { get; set; }
 
+        /// <summary>Serve the Prometheus metrics on http://127.0.0.1:&lt;port&gt;/metrics while the flush runs.</summary>
+        [Parameter]
+        [ValidateRange(1, 65535)]
+        public int MetricsPort { get; set; }
+
+        /// <summary>Serve the metrics on this HttpListener prefix (e.g. http://+:9464/) instead of loopback.</summary>
+        [Parameter]
+        [ValidatePattern("^https?://")]
+        public string MetricsPrefix { get; set; }
+
+        /// <summary>Append one JSON line per run to this file.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string LogPath { get; set; }
+
         protected override void EndProcessing()
         {
-            var connection = ResolvedConnection;
+            WriteBehindConnection connection;
+            try
+            {
+                connection = ResolveConnection();
+            }
+            catch (WriteBehindException ex)
+            {
+                // a run that could not even connect is a failed run too
+                if (LogPath != null && !MyInvocation.BoundParameters.ContainsKey("WhatIf"))
+                    Log(SessionState.Path.GetUnresolvedProviderPathFromPSPath(LogPath),
+                        new FlushResult { StartedAt = DateTimeOffset.UtcNow, Error = ex.Message, ErrorId = ex.ErrorId }, null);
+                ThrowFailure(ex, null);
+                return;
+            }
             if (!ShouldProcess($"{connection.Layout.QueueName} -> {connection.StoreUri}", "Flush the write queue into the store")) return;
             var options = new FlushOptions
             {
@@ -59,6 +87,34 @@ namespace WriteBehind.Commands
                 RetryTimeout = RetryTimeout,
                 RecoverOnly = RecoverOnly,
             };
+            string logPath = LogPath == null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(LogPath);
+            WriteBehind.Engine.Metrics.MetricsServer metrics = null;
+            if (MetricsPort > 0 || MetricsPrefix != null)
+            {
+                try
+                {
+                    metrics = new WriteBehind.Engine.Metrics.MetricsServer(MetricsPrefix ?? WriteBehind.Engine.Metrics.MetricsServer.LoopbackPrefix(MetricsPort),
+                        ct => WriteBehind.Engine.Metrics.PrometheusText.RenderAsync(connection, ct));
+                }
+                catch (WriteBehindException ex)
+                {
+                    ThrowFailure(ex, MetricsPrefix ?? MetricsPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    return;
+                }
+                WriteVerbose($"Serving metrics at {metrics.MetricsUri} while the flush runs.");
+            }
+            try
+            {
+                Flush(connection, options, logPath);
+            }
+            finally
+            {
+                metrics?.Dispose();
+            }
+        }
+
+        private void Flush(WriteBehindConnection connection, FlushOptions options, string logPath)
+        {
             var activity = "Flushing " + connection.Layout.QueueName;
             var progressRecord = new ProgressRecord(1, activity, "Starting");
             var throttle = Stopwatch.StartNew();
@@ -92,6 +148,7 @@ namespace WriteBehind.Commands
             catch (FlushFailedException ex)
             {
                 CompleteProgress(progressRecord, progressShown);
+                Log(logPath, ex.Result, connection);
                 if (StopToken.IsCancellationRequested) WriteStopped(ex.Result);
                 else WriteObject(ex.Result);
                 ThrowFailure(ex, connection.Layout.QueueName);
@@ -100,10 +157,15 @@ namespace WriteBehind.Commands
             catch (WriteBehindException ex)
             {
                 CompleteProgress(progressRecord, progressShown);
+                Log(logPath, new FlushResult { StartedAt = DateTimeOffset.UtcNow, Error = ex.Message, ErrorId = ex.ErrorId, Stopped = StopToken.IsCancellationRequested }, connection);
                 ThrowFailure(ex, connection.Layout.QueueName);
                 return;
             }
             CompleteProgress(progressRecord, progressShown);
+            Log(logPath, result, connection);
+            if (result.Paused && !StopToken.IsCancellationRequested)
+                WriteWarning($"The flushers of {connection.Layout.QueueName} are paused{(result.PausedReason != null ? " (" + result.PausedReason + ")" : "")}: " +
+                             $"{(result.Dequeued > 0 ? "the flush stopped after the batch in hand" : "no batch was taken")}. Resume-WriteBehindFlush lets them go on.");
             if (StopToken.IsCancellationRequested) WriteStopped(result);
             else WriteObject(result);
         }
@@ -148,6 +210,21 @@ namespace WriteBehind.Commands
             if (name.Length == 0) return;
             if (SessionState.PSVariable.GetValue(name) is System.Collections.IList list && !list.IsFixedSize && !list.IsReadOnly) list.Add(result);
             else SessionState.PSVariable.Set(name, new System.Collections.ArrayList { result });
+        }
+
+        /// <summary>-LogPath: one JSON line for this run. A log that cannot be written is a warning, never a failed flush.</summary>
+        private void Log(string path, FlushResult result, WriteBehindConnection connection)
+        {
+            if (path == null || result == null) return;
+            try
+            {
+                RunLog.Append(path, result, connection?.Layout.QueueName, connection?.StoreUri, Continuous);
+            }
+            catch (Exception ex) when (ex is System.IO.IOException || ex is UnauthorizedAccessException || ex is WriteBehindException)
+            {
+                try { WriteWarning($"Cannot append to the run log '{path}': {ex.Message}"); }
+                catch (PipelineStoppedException) { /* stopping: nothing more can be said */ }
+            }
         }
 
         private void CompleteProgress(ProgressRecord record, bool shown)
