@@ -116,6 +116,17 @@ Invoke-WriteBehindFlush -Connection `$c | ConvertTo-Json -Compress
         $r.ExitCode | Should -Be 0 -Because $r.Output
         $r.Output.Trim() | Should -BeNullOrEmpty
     }
+    It 'the README''s alert rules are valid for promtool' -Skip:$NoPromtool {
+        $readme = Get-Content (Join-Path $script:Repo 'README.md') -Raw
+        $readme -match '(?s)```yaml\n(# writebehind\.rules\.yml.*?)```' | Should -BeTrue
+        $file = Join-Path ([IO.Path]::GetTempPath()) ('wb-rules-' + [guid]::NewGuid().ToString('N') + '.yml')
+        try {
+            Set-Content -Path $file -Value $Matches[1] -Encoding utf8NoBOM
+            $out = & promtool check rules $file 2>&1 | Out-String
+            $LASTEXITCODE | Should -Be 0 -Because $out
+            $out | Should -Match 'SUCCESS: 3 rules found'
+        } finally { Remove-Item $file -ErrorAction SilentlyContinue }
+    }
     It '-Path writes the file atomically (nothing else left in the folder), for the textfile collector' {
         $dir = Join-Path ([IO.Path]::GetTempPath()) ('wb-prom-' + [guid]::NewGuid().ToString('N'))
         New-Item -ItemType Directory -Path $dir | Out-Null
