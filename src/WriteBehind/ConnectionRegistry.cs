@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Concurrent;
+using System.Linq;
 using System.Management.Automation;
 using System.Management.Automation.Runspaces;
 using WriteBehind.Engine;
@@ -21,6 +22,12 @@ namespace WriteBehind.Commands
 
         private static Guid RunspaceId => Runspace.DefaultRunspace?.InstanceId ?? Guid.Empty;
 
+        // The runspace each default belongs to, to tell whether another open runspace has a connection.
+        private static readonly ConcurrentDictionary<Guid, Runspace> Owners = new ConcurrentDictionary<Guid, Runspace>();
+
+        private static bool AnotherOpenRunspaceIsConnected =>
+            Owners.Any(o => o.Key != RunspaceId && o.Value?.RunspaceStateInfo.State == RunspaceState.Opened && Defaults.ContainsKey(o.Key));
+
         public static WriteBehindConnection Default => Defaults.TryGetValue(RunspaceId, out var c) ? c : null;
 
         public static void SetDefault(WriteBehindConnection connection)
@@ -29,6 +36,7 @@ namespace WriteBehind.Commands
             {
                 Defaults.TryGetValue(RunspaceId, out var old);
                 Defaults[RunspaceId] = connection;
+                if (Runspace.DefaultRunspace != null) Owners[RunspaceId] = Runspace.DefaultRunspace;
                 if (old != null && !ReferenceEquals(old, connection)) old.Dispose();
             }
         }
@@ -39,6 +47,7 @@ namespace WriteBehind.Commands
             {
                 if (!Defaults.TryGetValue(RunspaceId, out var old) || (onlyIf != null && !ReferenceEquals(old, onlyIf))) return false;
                 Defaults.TryRemove(RunspaceId, out _);
+                Owners.TryRemove(RunspaceId, out _);
                 old.Dispose();
                 return true;
             }
@@ -69,7 +78,7 @@ namespace WriteBehind.Commands
                 {
                     created = WriteBehindConnection.ConnectAsync(options).GetAwaiter().GetResult();
                 }
-                catch (WriteBehindException ex) when (!Defaults.IsEmpty)
+                catch (WriteBehindException ex) when (AnotherOpenRunspaceIsConnected)
                 {
                     // Another runspace (the session that ran Connect-WriteBehind) has a connection; this one
                     // (ForEach-Object -Parallel, a thread job, a new runspace) fell back to the environment.
