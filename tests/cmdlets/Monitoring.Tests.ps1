@@ -204,6 +204,8 @@ Describe 'Suspend-WriteBehindFlush and Resume-WriteBehindFlush' {
         $samples = @(ConvertFrom-Metrics (Export-WriteBehindMetrics))
         Get-MetricSum $samples writebehind_paused | Should -Be 1
         Get-MetricSum $samples writebehind_paused_since_timestamp_seconds | Should -Be ($pause.Since.ToUnixTimeMilliseconds() / 1000)
+        ($samples | Where-Object Name -eq 'writebehind_pause_info').Labels.reason | Should -BeExactly 'db01 maintenance'
+        if ($script:Promtool) { (Test-Promtool (Export-WriteBehindMetrics)).ExitCode | Should -Be 0 }
         # producers keep working
         Set-UserProfile -UserId o6 -Profile '{"a":1}'
         $lifted = Resume-WriteBehindFlush

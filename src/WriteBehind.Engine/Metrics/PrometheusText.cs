@@ -45,6 +45,11 @@ namespace WriteBehind.Engine.Metrics
             Sample(w, "writebehind_partitions", s.Partitions, prefix);
             Family(w, "writebehind_paused", "gauge", "1 while the flushers are paused (Suspend-WriteBehindFlush), else 0.");
             Sample(w, "writebehind_paused", s.Paused ? 1 : 0, prefix);
+            if (s.Paused)
+            {
+                Family(w, "writebehind_pause_info", "gauge", "1 while paused, with the reason Suspend-WriteBehindFlush gave.");
+                w.Append("writebehind_pause_info{key_prefix=\"").Append(prefix).Append("\",reason=\"").Append(Escape(s.PausedReason ?? string.Empty)).Append("\"} 1\n");
+            }
             if (s.PausedSince.HasValue)
             {
                 Family(w, "writebehind_paused_since_timestamp_seconds", "gauge", "When the flushers were paused (Unix time).");
