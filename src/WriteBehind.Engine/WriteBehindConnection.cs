@@ -567,7 +567,7 @@ namespace WriteBehind.Engine
                     args[3 + 2 * i] = profiles[group.Value[i]].Value;
                 }
                 var written = await ProduceAsync(async db => (long[])await Scripts.SetProfiles.EvaluateAsync(db,
-                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue }, args).ConfigureAwait(false)).ConfigureAwait(false);
+                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue, keys.Redo }, args).ConfigureAwait(false)).ConfigureAwait(false);
                 await EnsureReplicatedAsync(keys.Cache, "the profile write").ConfigureAwait(false);
                 for (int i = 0; i < group.Value.Count; i++) versions[group.Value[i]] = written[i];
             })).ConfigureAwait(false);
@@ -586,7 +586,7 @@ namespace WriteBehind.Engine
                 args[0] = HighWater;
                 for (int i = 0; i < group.Value.Count; i++) args[1 + i] = KeyNames.Field(userIds[group.Value[i]]);
                 var result = await ProduceAsync(async db => (long[])await Scripts.RemoveProfiles.EvaluateAsync(db,
-                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue }, args).ConfigureAwait(false)).ConfigureAwait(false);
+                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue, keys.Redo }, args).ConfigureAwait(false)).ConfigureAwait(false);
                 await EnsureReplicatedAsync(keys.Cache, "the delete").ConfigureAwait(false);
                 for (int i = 0; i < group.Value.Count; i++) removed[group.Value[i]] = result[i] == 1;
             })).ConfigureAwait(false);
@@ -659,7 +659,7 @@ namespace WriteBehind.Engine
             await Task.WhenAll(ByPartition(userIds, id => id).Select(group => RedisAsync(async db =>
             {
                 var fields = group.Value.Select(i => (RedisValue)KeyNames.Field(userIds[i])).ToArray();
-                var raw = (RedisResult[])await Scripts.ReadState.EvaluateAsync(db, new RedisKey[] { group.Key.Cache, group.Key.Versions }, fields).ConfigureAwait(false);
+                var raw = (RedisResult[])await Scripts.ReadState.EvaluateAsync(db, new RedisKey[] { group.Key.Cache, group.Key.Versions, group.Key.Redo }, fields).ConfigureAwait(false);
                 for (int j = 0; j < group.Value.Count; j++)
                 {
                     int i = group.Value[j];
@@ -744,7 +744,7 @@ namespace WriteBehind.Engine
             RedisAsync(async db =>
             {
                 var keys = Layout.Of(userId);
-                var r = await Scripts.ReadThrough.EvaluateAsync(db, new RedisKey[] { keys.Cache, keys.Versions },
+                var r = await Scripts.ReadThrough.EvaluateAsync(db, new RedisKey[] { keys.Cache, keys.Versions, keys.Redo },
                     new RedisValue[] { KeyNames.Field(userId), json, version }).ConfigureAwait(false);
                 return r.IsNull ? null : (string)r;
             });
@@ -898,8 +898,9 @@ namespace WriteBehind.Engine
             var cached = batch.HashLengthAsync(keys.Cache);
             var leases = batch.SortedSetRangeByScoreWithScoresAsync(keys.Leases);
             var owner = batch.StringGetAsync(keys.Owner);
+            var staged = batch.ListLengthAsync(keys.Staging);
             batch.Execute();
-            await Task.WhenAll(depth, dead, cached, leases, owner).ConfigureAwait(false);
+            await Task.WhenAll(depth, dead, cached, leases, owner, staged).ConfigureAwait(false);
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             // every lease's length in one round trip
             var lengths = await Task.WhenAll(leases.Result.Select(l => db.ListLengthAsync((string)l.Element))).ConfigureAwait(false);
@@ -912,7 +913,8 @@ namespace WriteBehind.Engine
                 CachedProfiles = cached.Result,
                 Leases = leases.Result.Length,
                 ExpiredLeases = leases.Result.Count(l => l.Score < now),
-                InFlight = lengths.Sum(),
+                // items a lease cut short by a server crash had staged count as in flight: the next lease takes them
+                InFlight = lengths.Sum() + staged.Result,
                 Owner = owner.Result.IsNull ? null : (string)owner.Result,
             };
         }
