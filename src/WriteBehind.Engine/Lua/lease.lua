@@ -24,7 +24,11 @@
 local max = tonumber(ARGV[1])
 local partitions, partition = tonumber(ARGV[4]) or 1, tonumber(ARGV[5]) or 0
 local merged = redo_pending(KEYS[2], KEYS[3], KEYS[9])
-local items = redis.call('LRANGE', KEYS[8], 0, -1)
+-- the staging list (and so the lease) holds the oldest item leftmost, as the lease always did; items[]
+-- below is in the queue's order (oldest last)
+local staged = redis.call('LRANGE', KEYS[8], 0, -1)
+local items = {}
+for i = #staged, 1, -1 do items[#items + 1] = staged[i] end
 local resumed = #items > 0
 if resumed and merged then
   -- a cut lease had merged and applied this batch: it only needs to become a lease; its rows are the
@@ -170,7 +174,7 @@ for k = count, 1, -1 do
       redis.call('LMOVE', KEYS[1], KEYS[6], 'RIGHT', 'LEFT')
     end
   elseif not resumed then
-    redis.call('LMOVE', KEYS[1], KEYS[8], 'RIGHT', 'LEFT')
+    redis.call('LMOVE', KEYS[1], KEYS[8], 'RIGHT', 'RIGHT')
   end
 end
 
