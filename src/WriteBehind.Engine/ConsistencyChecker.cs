@@ -183,7 +183,6 @@ namespace WriteBehind.Engine
             foreach (var keys in _connection.Layout.Partitions)
             {
                 lists.Add(keys.Queue);
-                lists.Add(keys.Staging); // a batch a server crash cut short on its way into a lease
                 var leases = await _connection.RedisAsync(db => db.SortedSetRangeByRankAsync(keys.Leases)).ConfigureAwait(false);
                 lists.AddRange(leases.Select(l => (RedisKey)(string)l));
             }

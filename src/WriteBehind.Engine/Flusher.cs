@@ -319,7 +319,7 @@ namespace WriteBehind.Engine
             public long Dequeued;
             public long DeadLettered;
             public long Leased;
-            /// <summary>The batch a lease cut short by a server crash had staged, finished by this call: the
+            /// <summary>The batch a lease cut short by a server crash had merged, finished by this call: the
             /// queue may hold more than it gave.</summary>
             public bool Resumed;
             public List<ProfileRow> Rows;
@@ -330,7 +330,7 @@ namespace WriteBehind.Engine
             string leaseKey = keys.LeasePrefix + Guid.NewGuid().ToString("N");
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             long expiry = now + (long)options.LeaseDuration.TotalMilliseconds;
-            var scriptKeys = new RedisKey[] { keys.Queue, keys.Cache, keys.Versions, leaseKey, keys.Leases, keys.DeadLetters, keys.DeadLetterInfo, keys.Staging, keys.Redo };
+            var scriptKeys = new RedisKey[] { keys.Queue, keys.Cache, keys.Versions, leaseKey, keys.Leases, keys.DeadLetters, keys.DeadLetterInfo, keys.Redo };
             var args = new RedisValue[] { max, expiry, now, _connection.Layout.Count, keys.Partition };
             var raw = await _connection.RedisAsync(async db =>
                 (RedisResult[])await Scripts.Lease.EvaluateAsync(db, scriptKeys, args).ConfigureAwait(false)).ConfigureAwait(false);

@@ -30,7 +30,6 @@ namespace WriteBehind.Engine
             DeadLetters = Prefix + "write_queue:dead" + tag;
             DeadLetterInfo = Prefix + "write_queue:dead:info" + tag;
             Owner = Prefix + "write_queue:owner" + tag;
-            Staging = Prefix + "write_queue:staging" + tag;
             Redo = Prefix + "write_queue:redo" + tag;
             Stats = Prefix + "write_queue:stats";
         }
@@ -56,9 +55,6 @@ namespace WriteBehind.Engine
         public string DeadLetterInfo { get; }
         /// <summary>STRING: the flusher that owns this partition now (with an expiry); only with several partitions.</summary>
         public string Owner { get; }
-        /// <summary>LIST: the items a lease script is moving from the queue into its lease; empty between
-        /// scripts, unless a server crash cut one short (the next lease finishes it).</summary>
-        public string Staging { get; }
         /// <summary>HASH: the states a script cut short by a server crash had started to write (redo.lua);
         /// empty between scripts otherwise.</summary>
         public string Redo { get; }

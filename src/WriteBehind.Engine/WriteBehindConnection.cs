@@ -898,9 +898,8 @@ namespace WriteBehind.Engine
             var cached = batch.HashLengthAsync(keys.Cache);
             var leases = batch.SortedSetRangeByScoreWithScoresAsync(keys.Leases);
             var owner = batch.StringGetAsync(keys.Owner);
-            var staged = batch.ListLengthAsync(keys.Staging);
             batch.Execute();
-            await Task.WhenAll(depth, dead, cached, leases, owner, staged).ConfigureAwait(false);
+            await Task.WhenAll(depth, dead, cached, leases, owner).ConfigureAwait(false);
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             // every lease's length in one round trip
             var lengths = await Task.WhenAll(leases.Result.Select(l => db.ListLengthAsync((string)l.Element))).ConfigureAwait(false);
@@ -913,8 +912,7 @@ namespace WriteBehind.Engine
                 CachedProfiles = cached.Result,
                 Leases = leases.Result.Length,
                 ExpiredLeases = leases.Result.Count(l => l.Score < now),
-                // items a lease cut short by a server crash had staged count as in flight: the next lease takes them
-                InFlight = lengths.Sum() + staged.Result,
+                InFlight = lengths.Sum(),
                 Owner = owner.Result.IsNull ? null : (string)owner.Result,
             };
         }

@@ -192,7 +192,7 @@ namespace WriteBehind.Engine.Tests
         {
             string leaseKey = Keys.LeasePrefix + Guid.NewGuid().ToString("N");
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-            var keys = new RedisKey[] { Keys.Queue, Keys.Cache, Keys.Versions, leaseKey, Keys.Leases, Keys.DeadLetters, Keys.DeadLetterInfo, Keys.Staging, Keys.Redo };
+            var keys = new RedisKey[] { Keys.Queue, Keys.Cache, Keys.Versions, leaseKey, Keys.Leases, Keys.DeadLetters, Keys.DeadLetterInfo, Keys.Redo };
             var args = new RedisValue[] { max, now - 1000, now };
             var raw = (RedisResult[])await Db.ScriptEvaluateAsync(LeaseScriptText(), keys, args);
             return (leaseKey, raw);

@@ -498,12 +498,12 @@ Describe 'Server crash (<Kind>): the server SIGKILLed 3 times mid-flush and rest
         # Three kills while the flushers drain, each once a lease (or a staged batch) is in flight, a random
         # few milliseconds later.
         $script:KillLog = [System.Collections.Generic.List[object]]::new()
-        $leasesKey = "$($script:P)write_queue:leases"; $stagingKey = "$($script:P)write_queue:staging"
+        $leasesKey = "$($script:P)write_queue:leases"; $redoKey = "$($script:P)write_queue:redo"
         foreach ($kill in 1..3) {
             Start-Sleep -Milliseconds (100 + $rnd.Next(900))
             $deadline = [DateTime]::UtcNow.AddSeconds(30)
             while ([DateTime]::UtcNow -lt $deadline) {
-                try { if ($script:RDb.SortedSetLength($leasesKey) -gt 0 -or $script:RDb.ListLength($stagingKey) -gt 0) { break } } catch { }
+                try { if ($script:RDb.SortedSetLength($leasesKey) -gt 0) { break } } catch { }
                 Start-Sleep -Milliseconds 5
             }
             Start-Sleep -Milliseconds ($rnd.Next(150))
@@ -519,7 +519,7 @@ Describe 'Server crash (<Kind>): the server SIGKILLed 3 times mid-flush and rest
             $at = $null
             while ($null -eq $at) { try { $at = Get-FaultQueueState $script:P -Database $script:RDb } catch { Start-Sleep -Milliseconds 200 } }
             $script:KillLog.Add([pscustomobject]@{ Kill = $kill; AckedRounds = $acked; Depth = $at.Depth; Leases = $at.Leases; Leased = $at.Leased
-                                                   Staged = $script:RDb.ListLength($stagingKey); Redo = $script:RDb.HashLength("$($script:P)write_queue:redo") })
+                                                   Redo = $script:RDb.HashLength($redoKey) })
         }
         $script:ProducerExit = Wait-FaultChildExit $script:Producer 180
         Set-Content -Path $stop -Value 'stop'
@@ -533,8 +533,7 @@ Describe 'Server crash (<Kind>): the server SIGKILLed 3 times mid-flush and rest
         Start-Sleep -Milliseconds 2500
         $script:Final = Invoke-WriteBehindFlush -BatchSize 200 -LeaseDuration '00:00:02'
         $script:After = Get-FaultQueueState $script:P -Database $script:RDb
-        $script:StagedAfter = $script:RDb.ListLength($stagingKey)
-        $script:RedoAfter = $script:RDb.HashLength("$($script:P)write_queue:redo")
+        $script:RedoAfter = $script:RDb.HashLength($redoKey)
 
         # The model: every acknowledged patch's field is there; an unacknowledged round (the server died
         # under it) may be there or not; the version counts the patch fields present, once each.
@@ -550,7 +549,7 @@ Describe 'Server crash (<Kind>): the server SIGKILLed 3 times mid-flush and rest
                 $json = $cache.Cache[$op.Id]
                 $has = $null -ne $json -and $json.Contains("`"f$($op.Seq)`":`"$($op.Seq)`"")
                 if ($has) { $present[$op.Id] = 1 + [int]$present[$op.Id] }
-                elseif ($acked) { $script:Lost.Add("f$($op.Seq) of round $($r + 1) ($($op.Id))") }
+                elseif ($acked) { $script:Lost.Add("f$($op.Seq) of round $($r + 1) ($($op.Id), cache version $($cache.Versions[$op.Id]))") }
             }
         }
         for ($i = 0; $i -lt $ids; $i++) {
@@ -562,7 +561,7 @@ Describe 'Server crash (<Kind>): the server SIGKILLed 3 times mid-flush and rest
             if ($cache.Versions[$id] -ne 1 + $fields) { $script:Twice.Add("$id version $($cache.Versions[$id]) with $fields patch fields (expected $(1 + $fields))") }
         }
         $script:Report = Compare-FaultState -Prefix $script:P -StorePath $script:StorePath -Expected $null -Database $script:RDb
-        $kills = ($script:KillLog | ForEach-Object { "#$($_.Kill): acked $($_.AckedRounds) rounds, at restart $($_.Depth) queued, $($_.Leases) leases ($($_.Leased) items), $($_.Staged) staged, $($_.Redo) redo" }) -join '; '
+        $kills = ($script:KillLog | ForEach-Object { "#$($_.Kill): acked $($_.AckedRounds) rounds, at restart $($_.Depth) queued, $($_.Leases) leases ($($_.Leased) items), $($_.Redo) redo record(s)" }) -join '; '
         Write-FaultLog ("server crash ($Kind): $kills; producer exit $($script:ProducerExit), $($script:Acked.Count)/$($rounds.Count) rounds acknowledged; " +
             "flusher exits $($script:FlusherExit -join ','); final flush recovered $($script:Final.Recovered), dequeued $($script:Final.Dequeued); " +
             "lost $($script:Lost.Count) acknowledged patches, $($script:Twice.Count) ids with a wrong count; $(Format-FaultDrift $script:Report); $([int]$clock.Elapsed.TotalSeconds) s")
@@ -591,12 +590,11 @@ Describe 'Server crash (<Kind>): the server SIGKILLed 3 times mid-flush and rest
     It 'merges no patch twice: every version is 1 + the patch fields of its profile' {
         $script:Twice.Count | Should -Be 0 -Because (($script:Twice | Select-Object -First 10) -join '; ')
     }
-    It 'converges: queue, leases, staging and redo records empty, nothing dead-lettered, the store equal to the cache' {
+    It 'converges: queue, leases and redo records empty, nothing dead-lettered, the store equal to the cache' {
         $script:After.Depth | Should -Be 0
         $script:After.Leases | Should -Be 0
         $script:After.LeaseLists | Should -Be 0
         $script:After.Dead | Should -Be 0
-        $script:StagedAfter | Should -Be 0
         $script:RedoAfter | Should -Be 0
         $script:Report.DriftCount | Should -Be 0 -Because (Format-FaultDrift $script:Report)
     }

@@ -3,61 +3,91 @@
 -- KEYS[1] queue (LIST)            KEYS[2] cache (HASH user:<id> -> JSON)   KEYS[3] versions (HASH user:<id> -> int)
 -- KEYS[4] this lease (LIST)       KEYS[5] leases (ZSET lease key -> expiry ms)
 -- KEYS[6] dead letters (LIST)     KEYS[7] dead-letter info (HASH item -> "attempts|first ms|last ms|reason")
--- KEYS[8] staging (LIST: items on their way into a lease)   KEYS[9] redo records (HASH, redo.lua)
+-- KEYS[8] redo records (HASH, redo.lua)
 -- ARGV[1] max items   ARGV[2] lease expiry (ms since epoch)   ARGV[3] now (ms since epoch)
 -- ARGV[4] partition count (optional, 1)   ARGV[5] this partition's index (optional, 0): an item whose id
 --         belongs to another partition is dead-lettered (its profile lives in that partition's keys)
 -- Returns { dequeued, dead-lettered, leased, superseded, resumed, id1, json1 or nil (deleted), version1, id2, ... }:
 -- the latest state of every profile the leased items touched, once per profile, in first-touch order;
--- resumed is 1 when the batch is the one a lease cut short by a server crash had staged (finished here).
+-- resumed is 1 when the batch is one a lease cut short by a server crash had merged (finished here).
 -- update items are merged here, exactly once: recovery of this lease re-persists, never re-merges.
 --
--- The writes come in an order whose every prefix, replayed alone after a server crash (Garnet replays
--- part of a script cut short), loses no item and merges none twice:
---   1. each item moves alone (LMOVE) from the queue's right end into the staging list or, poison, into
---      the dead-letter list after its reason: any prefix leaves every item in exactly one place;
---   2. one HSET of the redo record: every state the merge produced;
---   3. the cache and versions writes (absolute states; redone from the record when cut short);
---   4. ZADD of the lease, RENAME of the staging list to the lease, HDEL of the record.
--- A later call finds what a cut left: staged items without a record were never merged (merged now, once,
--- before any newer item); with a record they were (redo_pending re-applies it), and only step 4 is left.
+-- A server may replay only a prefix of a script's writes after a crash (Garnet does; moving items one
+-- at a time with LMOVE still lost one there, so no two-key command is relied on). So the writes are
+-- single-key commands in an order whose every prefix loses no item and merges none twice; the batch stays
+-- in the queue until the one LTRIM that removes it:
+--   1. RPUSH of a sentinel (NUL, 'wb:lease:', the lease key) to the queue's right end, past the batch;
+--   2. one HSET of the redo records: 'batch' (the sentinel, the batch size, which items are poison and
+--      their dead-letter info) and 'lease' (every state the merge produced);
+--   3. the cache and versions writes (absolute states);
+--   4. the dead letters (reasons, then items), ZADD and RPUSH of the lease (copies: the queue still has
+--      them; the lease's ZADD also says the dead letters are written);
+--   5. LTRIM of the batch and the sentinel;   6. HDEL of the records.
+-- The next lease finds what a cut left: a sentinel without records (cut after 1) is dropped and the batch
+-- leased as usual; records with the sentinel still at the right end (cut in 2-5) mean the merge is decided:
+-- redo_pending has re-applied its states, and this call copies the batch into its own lease (a partial
+-- lease of the cut call only duplicates items: recovery re-persists, never re-merges) and trims it;
+-- records without the sentinel (cut before 6) are dropped.
 local max = tonumber(ARGV[1])
 local partitions, partition = tonumber(ARGV[4]) or 1, tonumber(ARGV[5]) or 0
-local merged = redo_pending(KEYS[2], KEYS[3], KEYS[9])
--- the staging list (and so the lease) holds the oldest item leftmost, as the lease always did; items[]
--- below is in the queue's order (oldest last)
-local staged = redis.call('LRANGE', KEYS[8], 0, -1)
-local items = {}
-for i = #staged, 1, -1 do items[#items + 1] = staged[i] end
-local resumed = #items > 0
-if resumed and merged then
-  -- a cut lease had merged and applied this batch: it only needs to become a lease; its rows are the
-  -- profiles' current state, as a recovery would persist
-  local out, fields, seen = { #items, 0, #items, 0, 1 }, {}, {}
-  for k = #items, 1, -1 do
-    local id = smatch(items[k], '^%l+:user:([^:]+)')
-    if id and not seen[id] then
-      seen[id] = true
-      fields[#fields + 1] = 'user:' .. id
+local SENTINEL = '\0wb:lease:'
+redo_pending(KEYS[2], KEYS[3], KEYS[8])
+local tail = redis.call('LINDEX', KEYS[1], -1)
+local batch = redis.call('HGET', KEYS[8], 'batch')
+if batch then
+  local b = unpack_tokens(batch)
+  if tail == b[1] then
+    -- a cut lease had merged this batch (its states are applied): copy it into this lease, trim it
+    local n, flags = tonumber(b[2]), b[3]
+    local items = n > 0 and redis.call('LRANGE', KEYS[1], -(n + 1), -2) or {}
+    local leased, fields, seen, d = {}, {}, {}, 3
+    -- the cut call registered its lease after its dead letters: then they are all written
+    local dead_done = redis.call('ZSCORE', KEYS[5], string.sub(b[1], #SENTINEL + 1))
+    local dinfo, ditems = {}, {}
+    for j = 1, n do
+      local item = items[n - j + 1]   -- oldest first
+      if string.sub(flags, j, j) == 'D' then
+        d = d + 1
+        dinfo[#dinfo + 1] = item
+        dinfo[#dinfo + 1] = b[d]
+        ditems[#ditems + 1] = item
+      else
+        leased[#leased + 1] = item
+        local id = smatch(item, '^%l+:user:([^:]+)')
+        if id and not seen[id] then
+          seen[id] = true
+          fields[#fields + 1] = 'user:' .. id
+        end
+      end
     end
-  end
-  for c = 1, #fields, 1000 do
-    local last = math.min(c + 999, #fields)
-    local jsons = redis.call('HMGET', KEYS[2], unpack(fields, c, last))
-    local vers = redis.call('HMGET', KEYS[3], unpack(fields, c, last))
-    for i = c, last do
-      out[#out + 1] = string.sub(fields[i], 6)
-      out[#out + 1] = jsons[i - c + 1]
-      out[#out + 1] = tonumber(vers[i - c + 1]) or 0
+    local out = { n, d - 3, #leased, 0, 1 }
+    for c = 1, #fields, 1000 do
+      local last = math.min(c + 999, #fields)
+      local jsons = redis.call('HMGET', KEYS[2], unpack(fields, c, last))
+      local vers = redis.call('HMGET', KEYS[3], unpack(fields, c, last))
+      for i = c, last do
+        out[#out + 1] = string.sub(fields[i], 6)
+        out[#out + 1] = jsons[i - c + 1]
+        out[#out + 1] = tonumber(vers[i - c + 1]) or 0
+      end
     end
+    if not dead_done then
+      call_chunked('HSET', KEYS[7], dinfo)
+      call_chunked('LPUSH', KEYS[6], ditems)
+    end
+    if #leased > 0 then
+      redis.call('ZADD', KEYS[5], ARGV[2], KEYS[4])
+      call_chunked('RPUSH', KEYS[4], leased)
+    end
+    redis.call('LTRIM', KEYS[1], 0, -(n + 2))
+    redis.call('HDEL', KEYS[8], 'lease', 'batch')
+    return out
   end
-  redis.call('ZADD', KEYS[5], ARGV[2], KEYS[4])
-  redis.call('RENAME', KEYS[8], KEYS[4])
-  redis.call('HDEL', KEYS[9], 'lease')
-  return out
+  redis.call('HDEL', KEYS[8], 'lease', 'batch')
+elseif tail and string.sub(tail, 1, #SENTINEL) == SENTINEL then
+  redis.call('LTRIM', KEYS[1], 0, -2)
 end
-if merged then redis.call('HDEL', KEYS[9], 'lease') end
-if not resumed then items = redis.call('LRANGE', KEYS[1], -max, -1) end
+local items = redis.call('LRANGE', KEYS[1], -max, -1)
 local count = #items
 if count == 0 then return { 0, 0, 0, 0, 0 } end
 
@@ -91,8 +121,7 @@ for c = 1, #fields, 1000 do
   end
 end
 
--- Dead letters are written in step 1, in queue order with the moves: the reason first, then the item
--- moves (from the queue, or from the staging list when a staged batch is merged now).
+-- Dead letters are written in step 4, oldest first: the reasons, then the items.
 local new_info = {}
 local function dead_letter(item, reason)
   dead = dead + 1
@@ -163,22 +192,11 @@ for k = count, 1, -1 do
   if reason then infos[k] = dead_letter(item, reason) end
 end
 
--- Step 1: the moves, oldest first (the queue's right end is items[count], then items[count - 1], ...).
-for k = count, 1, -1 do
-  if infos[k] then
-    redis.call('HSET', KEYS[7], items[k], infos[k])
-    if resumed then
-      redis.call('LPUSH', KEYS[6], items[k])
-      redis.call('LREM', KEYS[8], 1, items[k])
-    else
-      redis.call('LMOVE', KEYS[1], KEYS[6], 'RIGHT', 'LEFT')
-    end
-  elseif not resumed then
-    redis.call('LMOVE', KEYS[1], KEYS[8], 'RIGHT', 'RIGHT')
-  end
-end
+-- Step 1: the sentinel past the batch.
+local sentinel = SENTINEL .. KEYS[4]
+redis.call('RPUSH', KEYS[1], sentinel)
 
-local out = { count, dead, #leased, superseded, resumed and 1 or 0 }
+local out = { count, dead, #leased, superseded, 0 }
 local sets, dels, vers = {}, {}, {}
 for t = 1, #touched_order do
   local field = touched_order[t]
@@ -197,15 +215,36 @@ for t = 1, #touched_order do
   out[#out + 1] = st.json
   out[#out + 1] = st.ver
 end
--- Steps 2 to 4.
-local record = #vers > 0
-if record then
-  redis.call('HSET', KEYS[9], 'lease', redo_record(sets, dels, vers))
-  write_states(KEYS[2], KEYS[3], sets, dels, vers)
+-- Step 2: the records, in one command.
+local binfo, flags = { sentinel, count, '' }, {}
+for k = count, 1, -1 do
+  flags[#flags + 1] = infos[k] and 'D' or 'L'
+  if infos[k] then binfo[#binfo + 1] = infos[k] end
 end
-if #leased > 0 then
-  redis.call('ZADD', KEYS[5], ARGV[2], KEYS[4])
-  redis.call('RENAME', KEYS[8], KEYS[4])
+binfo[3] = table.concat(flags)
+if #vers > 0 then
+  redis.call('HSET', KEYS[8], 'batch', pack_tokens(binfo), 'lease', redo_record(sets, dels, vers))
+else
+  redis.call('HSET', KEYS[8], 'batch', pack_tokens(binfo))
 end
-if record then redis.call('HDEL', KEYS[9], 'lease') end
+-- Step 3.
+write_states(KEYS[2], KEYS[3], sets, dels, vers)
+-- Step 4: the dead letters (reasons, then items, oldest first), then the lease: ZADD first, so a lease
+-- list never exists without its entry, and the entry says the dead letters are written.
+local dinfo, ditems = {}, {}
+for k = count, 1, -1 do
+  if infos[k] then
+    dinfo[#dinfo + 1] = items[k]
+    dinfo[#dinfo + 1] = infos[k]
+    ditems[#ditems + 1] = items[k]
+  end
+end
+call_chunked('HSET', KEYS[7], dinfo)
+call_chunked('LPUSH', KEYS[6], ditems)
+redis.call('ZADD', KEYS[5], ARGV[2], KEYS[4])
+if #leased > 0 then call_chunked('RPUSH', KEYS[4], leased) end
+-- Steps 5 and 6 (a batch of poison only leaves no lease: its entry goes once the batch is trimmed).
+redis.call('LTRIM', KEYS[1], 0, -(count + 2))
+if #leased == 0 then redis.call('ZREM', KEYS[5], KEYS[4]) end
+redis.call('HDEL', KEYS[8], 'lease', 'batch')
 return out

@@ -4,8 +4,8 @@
 -- redo HASH, then writes the cache and versions hashes, then drops the record. Every script that reads or
 -- writes profiles calls redo_pending first: a record left by a script cut short is applied again (its
 -- states are absolute, and nothing ran in between), so no script ever sees a half-written profile.
--- Fields: 'lease' (lease.lua: the merge of the staged batch; '' once applied, until the lease script turns
--- the staged batch into a lease), 'read' (read_through.lua).
+-- Fields: 'lease' (lease.lua: the merge of its batch; '' once applied, until the next lease finishes the
+-- batch), 'read' (read_through.lua); 'batch' (lease.lua: which batch, no states) is lease.lua's alone.
 
 -- A list of strings (and numbers) as one string: each as <length>:<bytes>, joined by one table.concat
 -- (no intermediate copy of each JSON text).
@@ -61,21 +61,19 @@ local function apply_record(cache, versions, record)
   write_states(cache, versions, lists[1], lists[2], lists[3])
 end
 
--- Applies the records scripts cut short by a crash left; returns true when the staged batch (lease.lua)
--- has been merged (its record exists, applied or not).
+-- Applies the records scripts cut short by a crash left.
 local function redo_pending(cache, versions, redo)
-  if redis.call('HLEN', redo) == 0 then return false end
+  if redis.call('HLEN', redo) == 0 then return end
   local all = redis.call('HGETALL', redo)
-  local merged = false
   for i = 1, #all, 2 do
     local name, record = all[i], all[i + 1]
-    if record ~= '' then apply_record(cache, versions, record) end
-    if name == 'lease' then
-      merged = true
-      if record ~= '' then redis.call('HSET', redo, name, '') end
-    else
-      redis.call('HDEL', redo, name)
+    if name ~= 'batch' then
+      if record ~= '' then apply_record(cache, versions, record) end
+      if name == 'lease' then
+        if record ~= '' then redis.call('HSET', redo, name, '') end
+      else
+        redis.call('HDEL', redo, name)
+      end
     end
   end
-  return merged
 end
