@@ -84,7 +84,9 @@ if batch then
     return out
   end
   redis.call('HDEL', KEYS[8], 'lease', 'batch')
-elseif tail and string.sub(tail, 1, #SENTINEL) == SENTINEL then
+end
+if tail and string.sub(tail, 1, #SENTINEL) == SENTINEL then
+  -- a sentinel whose call was cut before its records: nothing else of it was written
   redis.call('LTRIM', KEYS[1], 0, -2)
 end
 local items = redis.call('LRANGE', KEYS[1], -max, -1)
