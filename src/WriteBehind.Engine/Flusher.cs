@@ -337,7 +337,7 @@ namespace WriteBehind.Engine
                 for (int i = 0; i < round.Count; i++)
                 {
                     group.Add(batches[i]);
-                    if (batches[i].Dequeued < want) active.Remove(round[i]);
+                    if (batches[i].Dequeued < want && !batches[i].Resumed) active.Remove(round[i]);
                 }
                 // the next round starts with the partitions that were not asked this time
                 if (active.Count > round.Count)
@@ -353,6 +353,9 @@ namespace WriteBehind.Engine
             public long Dequeued;
             public long DeadLettered;
             public long Leased;
+            /// <summary>The batch a lease cut short by a server crash had merged, finished by this call: the
+            /// queue may hold more than it gave.</summary>
+            public bool Resumed;
             public List<ProfileRow> Rows;
         }
 
@@ -361,7 +364,7 @@ namespace WriteBehind.Engine
             string leaseKey = keys.LeasePrefix + Guid.NewGuid().ToString("N");
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             long expiry = now + (long)options.LeaseDuration.TotalMilliseconds;
-            var scriptKeys = new RedisKey[] { keys.Queue, keys.Cache, keys.Versions, leaseKey, keys.Leases, keys.DeadLetters, keys.DeadLetterInfo, keys.PendingAge };
+            var scriptKeys = new RedisKey[] { keys.Queue, keys.Cache, keys.Versions, leaseKey, keys.Leases, keys.DeadLetters, keys.DeadLetterInfo, keys.Redo, keys.PendingAge };
             var args = new RedisValue[] { max, expiry, now, _connection.Layout.Count, keys.Partition };
             var raw = await _connection.RedisAsync(async db =>
                 (RedisResult[])await Scripts.Lease.EvaluateAsync(db, scriptKeys, args).ConfigureAwait(false)).ConfigureAwait(false);
@@ -371,9 +374,10 @@ namespace WriteBehind.Engine
                 Dequeued = (long)raw[0],
                 DeadLettered = (long)raw[1],
                 Leased = (long)raw[2],
-                Rows = new List<ProfileRow>((raw.Length - 4) / 3),
+                Resumed = (long)raw[4] == 1,
+                Rows = new List<ProfileRow>((raw.Length - 5) / 3),
             };
-            for (int i = 4; i + 2 < raw.Length; i += 3)
+            for (int i = 5; i + 2 < raw.Length; i += 3)
                 batch.Rows.Add(new ProfileRow((string)raw[i], raw[i + 1].IsNull ? null : (string)raw[i + 1], (long)raw[i + 2]));
             return batch;
         }

@@ -31,6 +31,7 @@ namespace WriteBehind.Engine
             DeadLetterInfo = Prefix + "write_queue:dead:info" + tag;
             Owner = Prefix + "write_queue:owner" + tag;
             PendingAge = Prefix + "write_queue:pending" + tag;
+            Redo = Prefix + "write_queue:redo" + tag;
             Stats = Prefix + "write_queue:stats";
             Paused = Prefix + "write_queue:paused";
         }
@@ -59,6 +60,9 @@ namespace WriteBehind.Engine
         /// <summary>HASH: when the oldest pending item was pushed at the latest (<c>since</c>, ms on Redis's clock),
         /// and a checkpoint (<c>mark</c>, <c>left</c>) the lease script advances it by; written by the scripts.</summary>
         public string PendingAge { get; }
+        /// <summary>HASH: the states a script cut short by a server crash had started to write (redo.lua);
+        /// empty between scripts otherwise.</summary>
+        public string Redo { get; }
         /// <summary>HASH of the last flush's figures (one for all partitions, written outside scripts).</summary>
         public string Stats { get; }
         /// <summary>HASH (present only while paused): since (ms), reason, by. Every flusher honours it at its next batch boundary.</summary>

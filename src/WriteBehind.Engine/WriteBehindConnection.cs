@@ -166,7 +166,7 @@ namespace WriteBehind.Engine
             foreach (var (command, key) in new[] {
                 ("hset", Keys.Cache), ("hset", Keys.Versions), ("lpush", Keys.Queue), ("zadd", Keys.Leases),
                 ("lpush", Keys.LeasePrefix + "check"), ("lpush", Keys.DeadLetters), ("hset", Keys.DeadLetterInfo), ("hset", Keys.Stats), ("hset", Keys.Paused),
-                ("hset", Keys.PendingAge), ("set", Keys.Owner), ("set", Layout.LayoutKey) })
+                ("hset", Keys.PendingAge), ("hset", Keys.Redo), ("set", Keys.Owner), ("set", Layout.LayoutKey) })
             {
                 args.Add($"{command} {key} f v");
                 args.Add(key);
@@ -617,7 +617,7 @@ namespace WriteBehind.Engine
                     args[3 + 2 * i] = profiles[group.Value[i]].Value;
                 }
                 var written = await ProduceAsync(async db => (long[])await Scripts.SetProfiles.EvaluateAsync(db,
-                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue, keys.PendingAge }, args).ConfigureAwait(false)).ConfigureAwait(false);
+                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue, keys.Redo, keys.PendingAge }, args).ConfigureAwait(false)).ConfigureAwait(false);
                 await EnsureReplicatedAsync(keys.Cache, "the profile write").ConfigureAwait(false);
                 for (int i = 0; i < group.Value.Count; i++) versions[group.Value[i]] = written[i];
             })).ConfigureAwait(false);
@@ -636,7 +636,7 @@ namespace WriteBehind.Engine
                 args[0] = HighWater;
                 for (int i = 0; i < group.Value.Count; i++) args[1 + i] = KeyNames.Field(userIds[group.Value[i]]);
                 var result = await ProduceAsync(async db => (long[])await Scripts.RemoveProfiles.EvaluateAsync(db,
-                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue, keys.PendingAge }, args).ConfigureAwait(false)).ConfigureAwait(false);
+                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue, keys.Redo, keys.PendingAge }, args).ConfigureAwait(false)).ConfigureAwait(false);
                 await EnsureReplicatedAsync(keys.Cache, "the delete").ConfigureAwait(false);
                 for (int i = 0; i < group.Value.Count; i++) removed[group.Value[i]] = result[i] == 1;
             })).ConfigureAwait(false);
@@ -709,7 +709,7 @@ namespace WriteBehind.Engine
             await Task.WhenAll(ByPartition(userIds, id => id).Select(group => RedisAsync(async db =>
             {
                 var fields = group.Value.Select(i => (RedisValue)KeyNames.Field(userIds[i])).ToArray();
-                var raw = (RedisResult[])await Scripts.ReadState.EvaluateAsync(db, new RedisKey[] { group.Key.Cache, group.Key.Versions }, fields).ConfigureAwait(false);
+                var raw = (RedisResult[])await Scripts.ReadState.EvaluateAsync(db, new RedisKey[] { group.Key.Cache, group.Key.Versions, group.Key.Redo }, fields).ConfigureAwait(false);
                 for (int j = 0; j < group.Value.Count; j++)
                 {
                     int i = group.Value[j];
@@ -794,7 +794,7 @@ namespace WriteBehind.Engine
             RedisAsync(async db =>
             {
                 var keys = Layout.Of(userId);
-                var r = await Scripts.ReadThrough.EvaluateAsync(db, new RedisKey[] { keys.Cache, keys.Versions },
+                var r = await Scripts.ReadThrough.EvaluateAsync(db, new RedisKey[] { keys.Cache, keys.Versions, keys.Redo },
                     new RedisValue[] { KeyNames.Field(userId), json, version }).ConfigureAwait(false);
                 return r.IsNull ? null : (string)r;
             });

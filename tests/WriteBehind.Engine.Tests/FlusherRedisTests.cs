@@ -192,7 +192,7 @@ namespace WriteBehind.Engine.Tests
         {
             string leaseKey = Keys.LeasePrefix + Guid.NewGuid().ToString("N");
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-            var keys = new RedisKey[] { Keys.Queue, Keys.Cache, Keys.Versions, leaseKey, Keys.Leases, Keys.DeadLetters, Keys.DeadLetterInfo, Keys.PendingAge };
+            var keys = new RedisKey[] { Keys.Queue, Keys.Cache, Keys.Versions, leaseKey, Keys.Leases, Keys.DeadLetters, Keys.DeadLetterInfo, Keys.Redo, Keys.PendingAge };
             var args = new RedisValue[] { max, now - 1000, now };
             var raw = (RedisResult[])await Db.ScriptEvaluateAsync(LeaseScriptText(), keys, args);
             return (leaseKey, raw);
@@ -207,14 +207,15 @@ namespace WriteBehind.Engine.Tests
 
             var (leaseKey, raw) = await LeaseAndDieAsync(10);
 
-            // the lease script popped and merged atomically: { dequeued, dead, leased, superseded, id, json, version }
-            Assert.Equal(7, raw.Length);
+            // the lease script popped and merged atomically: { dequeued, dead, leased, superseded, resumed, id, json, version }
+            Assert.Equal(8, raw.Length);
             Assert.Equal(1, (long)raw[0]);
             Assert.Equal(0, (long)raw[1]);
             Assert.Equal(1, (long)raw[2]);
-            Assert.Equal("1001", (string)raw[4]);
-            Assert.Equal("""{"name":"Alice","age":"31"}""", (string)raw[5]);
-            Assert.Equal(2, (long)raw[6]);
+            Assert.Equal(0, (long)raw[4]);
+            Assert.Equal("1001", (string)raw[5]);
+            Assert.Equal("""{"name":"Alice","age":"31"}""", (string)raw[6]);
+            Assert.Equal(2, (long)raw[7]);
             Assert.Equal(0, await Db.ListLengthAsync(Keys.Queue));
             Assert.Equal(new[] { """update:user:1001:{"age":"31"}""" }, (await Db.ListRangeAsync(leaseKey)).Select(v => (string)v).ToArray());
             Assert.NotNull(await Db.SortedSetScoreAsync(Keys.Leases, leaseKey));

@@ -25,6 +25,7 @@ namespace WriteBehind.Engine.Tests
             Assert.Equal("user_profiles:versions", keys.Versions);
             Assert.Equal("write_queue:leases", keys.Leases);
             Assert.Equal("write_queue:dead", keys.DeadLetters);
+            Assert.Equal("write_queue:redo", keys.Redo);
         }
 
         [Fact]
@@ -33,7 +34,7 @@ namespace WriteBehind.Engine.Tests
             var layout = new KeyLayout("app:", 16);
             Assert.Equal(16, layout.Count);
             var p = layout.Partitions[3];
-            foreach (var key in new[] { p.Cache, p.Queue, p.Versions, p.Leases, p.LeasePrefix + "x", p.DeadLetters, p.DeadLetterInfo, p.Owner })
+            foreach (var key in new[] { p.Cache, p.Queue, p.Versions, p.Leases, p.LeasePrefix + "x", p.DeadLetters, p.DeadLetterInfo, p.Owner, p.Redo })
             {
                 Assert.StartsWith("app:", key);
                 // the first {...} of a key is its cluster hash tag

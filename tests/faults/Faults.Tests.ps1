@@ -431,6 +431,175 @@ Describe 'Redis restart: redis-server (AOF, appendfsync always) SIGKILLed mid-fl
     }
 }
 
+# Issue 15: the *server* SIGKILLed (three times) while flushers and a producer run, restarted from its AOF.
+# Garnet replays a prefix of a script a crash cut short, so every script must be safe under any prefix.
+# Each patch adds a field of its own, so an id's version must be 1 + the patch fields its profile holds
+# (a patch merged twice bumps it twice) and every patch the producer saw acknowledged must be there.
+# The case of the server kind the suite runs against runs (WRITEBEHIND_TEST_SERVER_KIND, default Redis):
+# it starts a server of its own of that kind with the durable settings below, on a port it picks.
+Describe 'Server crash (<Kind>): the server SIGKILLed 3 times mid-flush and restarted from its AOF' -Tag Fault, ServerCrash -ForEach @(
+    @{ Kind = 'Garnet'; Durable = @('--aof', 'true', '--aof-commit-freq', '0', '--aof-commit-wait', 'true', '--recover', 'true', '--device-type', 'RandomAccess') }
+    @{ Kind = 'Redis'; Durable = @('--appendonly', 'yes', '--appendfsync', 'always') }
+) {
+    BeforeEach {
+        if ($script:SkipCrash) { Set-ItResult -Skipped -Because $script:SkipCrash }
+    }
+    BeforeAll {
+        $script:SkipCrash = $null
+        $suiteKind = if ($env:WRITEBEHIND_TEST_SERVER_KIND) { $env:WRITEBEHIND_TEST_SERVER_KIND } else { 'Redis' }
+        if ($suiteKind -ne $Kind) { $script:SkipCrash = "the suite runs against $suiteKind (this case runs with -ServerKind $Kind)"; return }
+        if ($Kind -eq 'Redis' -and -not (Get-Command redis-server -ErrorAction SilentlyContinue)) { $script:SkipCrash = 'redis-server is not on PATH'; return }
+        $script:P = New-TestPrefix
+        $script:StorePath = New-TestStore
+        $seed = if ($env:WRITEBEHIND_FAULT_SEED) { [int]$env:WRITEBEHIND_FAULT_SEED + 5 } else { [Random]::new().Next() }
+        Write-FaultLog "server crash ($Kind) seed $seed"
+        $rnd = [Random]::new($seed)
+        $clock = [Diagnostics.Stopwatch]::StartNew()
+        $script:WorkDir = Join-Path $script:FaultWork "crash-$($Kind.ToLowerInvariant())"
+        $port = Get-FreeTcpPort
+        # Garnet keeps its AOF under --checkpointdir (redis-server under --dir, which Start-TestServer sets)
+        $dir = Join-Path $script:WorkDir "$($Kind.ToLowerInvariant())-$port"
+        $script:ServerArgs = if ($Kind -eq 'Garnet') { $Durable + @('--checkpointdir', $dir) } else { $Durable }
+        $script:Server = Start-TestServer -Kind $Kind -WorkDir $script:WorkDir -Port $port -ExtraArguments $script:ServerArgs
+        $script:RawR = [StackExchange.Redis.ConnectionMultiplexer]::Connect("$($script:Server.Endpoint),allowAdmin=true,abortConnect=false,connectTimeout=2000,syncTimeout=5000")
+        $script:RDb = $script:RawR.GetDatabase()
+        $script:AofConfig = if ($Kind -eq 'Redis') { @($script:RDb.Execute('CONFIG', [object[]]@('GET', 'append*')) | ForEach-Object { for ($i = 0; $i -lt $_.Length; $i++) { [string]$_[$i] } }) -join ' ' } else { $script:ServerArgs -join ' ' }
+        Connect-WriteBehind -Redis $script:Server.Endpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P
+
+        # 300 profiles {"name":"k<n>"} at version 1 and a backlog of 20,000 patches (so the flushers' leases
+        # are full batches of 1,000, whose merge takes a while), then 100 rounds of 40 patches from a producer process while they flush. Each
+        # patch has a field of its own ("f<seq>":"<seq>").
+        $ids = 300
+        0..($ids - 1) | ForEach-Object { [pscustomobject]@{ UserId = "k$_"; Profile = "{`"name`":`"k$_`"}" } } | Set-UserProfile -ErrorAction Stop
+        $backlog = [System.Collections.Generic.List[WriteBehindFaults.FaultRound]]::new()
+        $rounds = [System.Collections.Generic.List[WriteBehindFaults.FaultRound]]::new()
+        $seq = 0
+        foreach ($r in 1..150) {
+            $round = [WriteBehindFaults.FaultRound]@{ Kind = 'patch' }
+            $n = if ($r -le 50) { 400 } else { 40 }
+            foreach ($j in 1..$n) { $seq++; $round.Ops.Add([WriteBehindFaults.FaultModel]::Op("k$($rnd.Next($ids))", @("f$seq", "`"$seq`""), $seq)) }
+            if ($r -le 50) { $backlog.Add($round) } else { $rounds.Add($round) }
+        }
+        Invoke-FaultRounds -Rounds $backlog -Prefix $script:P -Database $script:RDb
+        $script:Rounds = $rounds
+        $ops = Join-Path $script:FaultWork "crash-$Kind.ops"
+        Write-FaultRounds -Rounds $rounds -Path $ops
+
+        $endpoint = "$($script:Server.Endpoint),connectTimeout=2000,syncTimeout=5000,asyncTimeout=5000"
+        $common = @{ Redis = $endpoint; Store = "sqlite://$($script:StorePath)"; KeyPrefix = $script:P }
+        $stop = Join-Path $script:FaultWork "crash-$Kind.stop"
+        $script:Flushers = foreach ($n in 1..2) {
+            Start-FaultChild -Name "crash-$Kind-flusher-$n" -Config ($common + @{ Mode = 'FlushLoop'; KeepGoing = $true; StopFile = $stop; BatchSize = 1000; CommitSize = 2000; LeaseDuration = '00:00:02'; RetryTimeout = '00:00:05' })
+        }
+        $script:Producer = Start-FaultChild -Name "crash-$Kind-producer" -Config ($common + @{ Mode = 'Produce'; OpsFile = $ops; DelayMs = 60 })
+        foreach ($c in @($script:Flushers) + $script:Producer) { $null = Wait-FaultChildReady $c }
+        $null = Wait-FaultChildLine $script:Producer '^ACK ' 60
+
+        # Three kills while the flushers drain, each once a lease (or a staged batch) is in flight, a random
+        # few milliseconds later.
+        $script:KillLog = [System.Collections.Generic.List[object]]::new()
+        $leasesKey = "$($script:P)write_queue:leases"; $redoKey = "$($script:P)write_queue:redo"
+        foreach ($kill in 1..3) {
+            Start-Sleep -Milliseconds (100 + $rnd.Next(900))
+            $deadline = [DateTime]::UtcNow.AddSeconds(30)
+            while ([DateTime]::UtcNow -lt $deadline) {
+                try { if ($script:RDb.SortedSetLength($leasesKey) -gt 0) { break } } catch { }
+                Start-Sleep -Milliseconds 5
+            }
+            Start-Sleep -Milliseconds ($rnd.Next(150))
+            $acked = @(Read-FaultChildLines $script:Producer | Where-Object { $_ -like 'ACK *' }).Count
+            $script:Server.Process.Kill($true)   # SIGKILL, the whole process tree ('dotnet garnet-server' runs Garnet in a child)
+            $null = $script:Server.Process.WaitForExit(10000)
+            $deadline = [DateTime]::UtcNow.AddSeconds(30)
+            while ([DateTime]::UtcNow -lt $deadline) {
+                $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, $port)
+                try { $listener.Start(); $listener.Stop(); break } catch { Start-Sleep -Milliseconds 100 }
+            }
+            $script:Server = Start-TestServer -Kind $Kind -WorkDir $script:WorkDir -Port $port -ExtraArguments $script:ServerArgs
+            $at = $null
+            while ($null -eq $at) { try { $at = Get-FaultQueueState $script:P -Database $script:RDb } catch { Start-Sleep -Milliseconds 200 } }
+            $script:KillLog.Add([pscustomobject]@{ Kill = $kill; AckedRounds = $acked; Depth = $at.Depth; Leases = $at.Leases; Leased = $at.Leased
+                                                   Redo = $script:RDb.HashLength($redoKey) })
+        }
+        $script:ProducerExit = Wait-FaultChildExit $script:Producer 180
+        Set-Content -Path $stop -Value 'stop'
+        $script:FlusherExit = @($script:Flushers | ForEach-Object { Wait-FaultChildExit $_ 180 })
+        $script:Acked = [System.Collections.Generic.HashSet[int]]::new()
+        foreach ($line in Read-FaultChildLines $script:Producer) { if ($line -match '^ACK (\d+) ') { $null = $script:Acked.Add([int]$Matches[1]) } }
+
+        # The recovery flush of a restarted module: a fresh connection, every lease expired.
+        Disconnect-WriteBehind
+        Connect-WriteBehind -Redis $script:Server.Endpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P
+        Start-Sleep -Milliseconds 2500
+        $script:Final = Invoke-WriteBehindFlush -BatchSize 200 -LeaseDuration '00:00:02'
+        $script:After = Get-FaultQueueState $script:P -Database $script:RDb
+        $script:RedoAfter = $script:RDb.HashLength($redoKey)
+
+        # The model: every acknowledged patch's field is there; an unacknowledged round (the server died
+        # under it) may be there or not; the version counts the patch fields present, once each.
+        $cache = (Read-FaultCache $script:P -Database $script:RDb)
+        $script:Lost = [System.Collections.Generic.List[string]]::new()
+        $script:Twice = [System.Collections.Generic.List[string]]::new()
+        $present = @{}
+        $all = @($backlog) + @($rounds)
+        for ($r = 0; $r -lt $all.Count; $r++) {
+            # the backlog was acknowledged before the first kill; producer round n is ACK n
+            $acked = $r -lt $backlog.Count -or $script:Acked.Contains($r - $backlog.Count + 1)
+            foreach ($op in $all[$r].Ops) {
+                $json = $cache.Cache[$op.Id]
+                $has = $null -ne $json -and $json.Contains("`"f$($op.Seq)`":`"$($op.Seq)`"")
+                if ($has) { $present[$op.Id] = 1 + [int]$present[$op.Id] }
+                elseif ($acked) { $script:Lost.Add("f$($op.Seq) of round $($r + 1) ($($op.Id), cache version $($cache.Versions[$op.Id]))") }
+            }
+        }
+        for ($i = 0; $i -lt $ids; $i++) {
+            $id = "k$i"
+            $json = $cache.Cache[$id]
+            $fields = ([regex]::Matches([string]$json, '"f\d+":')).Count
+            if (-not ([string]$json).StartsWith("{`"name`":`"$id`"")) { $script:Twice.Add("$id lost its name: $json") }
+            if ($fields -ne [int]$present[$id]) { $script:Twice.Add("$id has $fields patch fields, $([int]$present[$id]) produced") }
+            if ($cache.Versions[$id] -ne 1 + $fields) { $script:Twice.Add("$id version $($cache.Versions[$id]) with $fields patch fields (expected $(1 + $fields))") }
+        }
+        $script:Report = Compare-FaultState -Prefix $script:P -StorePath $script:StorePath -Expected $null -Database $script:RDb
+        $kills = ($script:KillLog | ForEach-Object { "#$($_.Kill): acked $($_.AckedRounds) rounds, at restart $($_.Depth) queued, $($_.Leases) leases ($($_.Leased) items), $($_.Redo) redo record(s)" }) -join '; '
+        Write-FaultLog ("server crash ($Kind): $kills; producer exit $($script:ProducerExit), $($script:Acked.Count)/$($rounds.Count) rounds acknowledged; " +
+            "flusher exits $($script:FlusherExit -join ','); final flush recovered $($script:Final.Recovered), dequeued $($script:Final.Dequeued); " +
+            "lost $($script:Lost.Count) acknowledged patches, $($script:Twice.Count) ids with a wrong count; $(Format-FaultDrift $script:Report); $([int]$clock.Elapsed.TotalSeconds) s")
+    }
+    AfterAll {
+        if ($script:SkipCrash) { return }
+        foreach ($c in @($script:Flushers) + @($script:Producer)) { if ($c) { $null = Stop-FaultChildHard $c } }
+        Disconnect-WriteBehind
+        if ($script:RawR) { $script:RawR.Dispose() }
+        Stop-TestServer $script:Server
+        Remove-FaultStore $script:StorePath
+    }
+
+    It 'ran the server with its durable settings' {
+        if ($Kind -eq 'Redis') { $script:AofConfig | Should -Match 'appendonly yes'; $script:AofConfig | Should -Match 'appendfsync always' }
+        else { $script:AofConfig | Should -Match '--aof true --aof-commit-freq 0 --aof-commit-wait true --recover true' }
+    }
+    It 'killed the server three times while the producer was producing' {
+        $script:KillLog.Count | Should -Be 3
+        $script:Acked.Count | Should -BeGreaterThan 0
+        $script:ProducerExit | Should -Be 0
+    }
+    It 'loses no acknowledged patch' {
+        $script:Lost.Count | Should -Be 0 -Because (($script:Lost | Select-Object -First 10) -join '; ')
+    }
+    It 'merges no patch twice: every version is 1 + the patch fields of its profile' {
+        $script:Twice.Count | Should -Be 0 -Because (($script:Twice | Select-Object -First 10) -join '; ')
+    }
+    It 'converges: queue, leases and redo records empty, nothing dead-lettered, the store equal to the cache' {
+        $script:After.Depth | Should -Be 0
+        $script:After.Leases | Should -Be 0
+        $script:After.LeaseLists | Should -Be 0
+        $script:After.Dead | Should -Be 0
+        $script:RedoAfter | Should -Be 0
+        $script:Report.DriftCount | Should -Be 0 -Because (Format-FaultDrift $script:Report)
+    }
+}
+
 Describe 'Poison: malformed items interleaved with good ones' -Tag Fault {
     BeforeAll {
         $script:P = New-TestPrefix

@@ -4,20 +4,22 @@
 -- requeue (restore only; ignored for remove)
 -- Returns for each entry 1 when it was found (and requeued or removed), 0 when it was not there.
 -- The oldest copy of an item goes first; its info is dropped with its last copy.
+-- A restored item is queued before it leaves the dead-letter list: a prefix of the writes replayed after
+-- a server crash can only leave it in both, never in neither.
+local copies = {}
+for _, item in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do copies[item] = (copies[item] or 0) + 1 end
 local out = {}
 for i = 2, #ARGV, 2 do
   local item = ARGV[i]
-  local n = redis.call('LREM', KEYS[1], -1, item)
-  if n == 1 then
+  local n = 0
+  if (copies[item] or 0) > 0 then
     if ARGV[1] == 'restore' then
       mark_pending(KEYS[3], KEYS[4])
       redis.call('LPUSH', KEYS[3], ARGV[i + 1])
     end
-    local left = 0
-    for _, other in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-      if other == item then left = 1; break end
-    end
-    if left == 0 then redis.call('HDEL', KEYS[2], item) end
+    n = redis.call('LREM', KEYS[1], -1, item)
+    copies[item] = copies[item] - n
+    if copies[item] <= 0 then redis.call('HDEL', KEYS[2], item) end
   end
   out[#out + 1] = n
 end

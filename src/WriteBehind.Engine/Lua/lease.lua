@@ -3,23 +3,100 @@
 -- KEYS[1] queue (LIST)            KEYS[2] cache (HASH user:<id> -> JSON)   KEYS[3] versions (HASH user:<id> -> int)
 -- KEYS[4] this lease (LIST)       KEYS[5] leases (ZSET lease key -> expiry ms)
 -- KEYS[6] dead letters (LIST)     KEYS[7] dead-letter info (HASH item -> "attempts|first ms|last ms|reason")
--- KEYS[8] pending age (HASH, see common.lua's note_taken)
+-- KEYS[8] redo records (HASH, redo.lua)
+-- KEYS[9] pending age (HASH, see common.lua's note_taken)
 -- ARGV[1] max items   ARGV[2] lease expiry (ms since epoch)   ARGV[3] now (ms since epoch)
 -- ARGV[4] partition count (optional, 1)   ARGV[5] this partition's index (optional, 0): an item whose id
 --         belongs to another partition is dead-lettered (its profile lives in that partition's keys)
--- Returns { dequeued, dead-lettered, leased, superseded, id1, json1 or nil (deleted), version1, id2, ... }:
--- the latest state of every profile the leased items touched, once per profile, in first-touch order.
+-- Returns { dequeued, dead-lettered, leased, superseded, resumed, id1, json1 or nil (deleted), version1, id2, ... }:
+-- the latest state of every profile the leased items touched, once per profile, in first-touch order;
+-- resumed is 1 when the batch is one a lease cut short by a server crash had merged (finished here).
 -- update items are merged here, exactly once: recovery of this lease re-persists, never re-merges.
+--
+-- A server may replay only a prefix of a script's writes after a crash (Garnet does; moving items one
+-- at a time with LMOVE still lost one there, so no two-key command is relied on). So the writes are
+-- single-key commands in an order whose every prefix loses no item and merges none twice; the batch stays
+-- in the queue until the one LTRIM that removes it:
+--   1. RPUSH of a sentinel (NUL, 'wb:lease:', the lease key) to the queue's right end, past the batch;
+--   2. one HSET of the redo records: 'batch' (the sentinel, the batch size, which items are poison and
+--      their dead-letter info) and 'lease' (every state the merge produced);
+--   3. the cache and versions writes (absolute states);
+--   4. the dead letters (reasons, then items), ZADD and RPUSH of the lease (copies: the queue still has
+--      them; the lease's ZADD also says the dead letters are written);
+--   5. LTRIM of the batch and the sentinel;   6. HDEL of the records.
+-- The next lease finds what a cut left: a sentinel without records (cut after 1) is dropped and the batch
+-- leased as usual; records with the sentinel still at the right end (cut in 2-5) mean the merge is decided:
+-- redo_pending has re-applied its states, and this call copies the batch into its own lease (a partial
+-- lease of the cut call only duplicates items: recovery re-persists, never re-merges) and trims it;
+-- records without the sentinel (cut before 6) are dropped.
 local max = tonumber(ARGV[1])
 local partitions, partition = tonumber(ARGV[4]) or 1, tonumber(ARGV[5]) or 0
+local SENTINEL = '\0wb:lease:'
+redo_pending(KEYS[2], KEYS[3], KEYS[8])
+local tail = redis.call('LINDEX', KEYS[1], -1)
+local batch = redis.call('HGET', KEYS[8], 'batch')
+if batch then
+  local b = unpack_tokens(batch)
+  if tail == b[1] then
+    -- a cut lease had merged this batch (its states are applied): copy it into this lease, trim it
+    local n, flags = tonumber(b[2]), b[3]
+    local items = n > 0 and redis.call('LRANGE', KEYS[1], -(n + 1), -2) or {}
+    local leased, fields, seen, d = {}, {}, {}, 3
+    -- the cut call registered its lease after its dead letters: then they are all written
+    local dead_done = redis.call('ZSCORE', KEYS[5], string.sub(b[1], #SENTINEL + 1))
+    local dinfo, ditems = {}, {}
+    for j = 1, n do
+      local item = items[n - j + 1]   -- oldest first
+      if string.sub(flags, j, j) == 'D' then
+        d = d + 1
+        dinfo[#dinfo + 1] = item
+        dinfo[#dinfo + 1] = b[d]
+        ditems[#ditems + 1] = item
+      else
+        leased[#leased + 1] = item
+        local id = smatch(item, '^%l+:user:([^:]+)')
+        if id and not seen[id] then
+          seen[id] = true
+          fields[#fields + 1] = 'user:' .. id
+        end
+      end
+    end
+    local out = { n, d - 3, #leased, 0, 1 }
+    for c = 1, #fields, 1000 do
+      local last = math.min(c + 999, #fields)
+      local jsons = redis.call('HMGET', KEYS[2], unpack(fields, c, last))
+      local vers = redis.call('HMGET', KEYS[3], unpack(fields, c, last))
+      for i = c, last do
+        out[#out + 1] = string.sub(fields[i], 6)
+        out[#out + 1] = jsons[i - c + 1]
+        out[#out + 1] = tonumber(vers[i - c + 1]) or 0
+      end
+    end
+    if not dead_done then
+      call_chunked('HSET', KEYS[7], dinfo)
+      call_chunked('LPUSH', KEYS[6], ditems)
+    end
+    if #leased > 0 then
+      redis.call('ZADD', KEYS[5], ARGV[2], KEYS[4])
+      call_chunked('RPUSH', KEYS[4], leased)
+    end
+    redis.call('LTRIM', KEYS[1], 0, -(n + 2))
+    note_taken(KEYS[9], n, redis.call('LLEN', KEYS[1]))
+    redis.call('HDEL', KEYS[8], 'lease', 'batch')
+    return out
+  end
+  redis.call('HDEL', KEYS[8], 'lease', 'batch')
+end
+if tail and string.sub(tail, 1, #SENTINEL) == SENTINEL then
+  -- a sentinel whose call was cut before its records: nothing else of it was written
+  redis.call('LTRIM', KEYS[1], 0, -2)
+end
 local items = redis.call('LRANGE', KEYS[1], -max, -1)
 local count = #items
 if count == 0 then
-  redis.call('DEL', KEYS[8])
-  return { 0, 0, 0, 0 }
+  redis.call('DEL', KEYS[9])
+  return { 0, 0, 0, 0, 0 }
 end
-redis.call('LTRIM', KEYS[1], 0, -count - 1)
-note_taken(KEYS[8], count, count < max and 0 or redis.call('LLEN', KEYS[1]))
 
 local state, touched_order, touched = {}, {}, {}
 local leased, dead, superseded = {}, 0, 0
@@ -51,19 +128,22 @@ for c = 1, #fields, 1000 do
   end
 end
 
+-- Dead letters are written in step 4, oldest first: the reasons, then the items.
+local new_info = {}
 local function dead_letter(item, reason)
   dead = dead + 1
-  redis.call('LPUSH', KEYS[6], item)
-  local info = redis.call('HGET', KEYS[7], item)
+  local info = new_info[item] or redis.call('HGET', KEYS[7], item)
   local attempts, first = 0, ARGV[3]
   if info then
     local a, f = smatch(info, '^(%d+)|(%d+)|')
     attempts, first = tonumber(a) or 0, f or ARGV[3]
   end
-  redis.call('HSET', KEYS[7], item, (attempts + 1) .. '|' .. first .. '|' .. ARGV[3] .. '|' .. reason)
+  new_info[item] = (attempts + 1) .. '|' .. first .. '|' .. ARGV[3] .. '|' .. reason
+  return new_info[item]
 end
 
--- Pass 2: apply, oldest first.
+-- Pass 2: apply, oldest first (in memory: the writes follow, in the order above).
+local infos = {}
 for k = count, 1, -1 do
   local item, kind, id, rest = items[k], kinds[k], ids[k], rests[k]
   local reason, unknown
@@ -116,14 +196,14 @@ for k = count, 1, -1 do
       end
     end
   end
-  if reason then dead_letter(item, reason) end
+  if reason then infos[k] = dead_letter(item, reason) end
 end
 
-local out = { count, dead, #leased, superseded }
-if #leased > 0 then
-  call_chunked('RPUSH', KEYS[4], leased)
-  redis.call('ZADD', KEYS[5], ARGV[2], KEYS[4])
-end
+-- Step 1: the sentinel past the batch.
+local sentinel = SENTINEL .. KEYS[4]
+redis.call('RPUSH', KEYS[1], sentinel)
+
+local out = { count, dead, #leased, superseded, 0 }
 local sets, dels, vers = {}, {}, {}
 for t = 1, #touched_order do
   local field = touched_order[t]
@@ -142,7 +222,37 @@ for t = 1, #touched_order do
   out[#out + 1] = st.json
   out[#out + 1] = st.ver
 end
-call_chunked('HSET', KEYS[2], sets)
-call_chunked('HDEL', KEYS[2], dels)
-call_chunked('HSET', KEYS[3], vers)
+-- Step 2: the records, in one command.
+local binfo, flags = { sentinel, count, '' }, {}
+for k = count, 1, -1 do
+  flags[#flags + 1] = infos[k] and 'D' or 'L'
+  if infos[k] then binfo[#binfo + 1] = infos[k] end
+end
+binfo[3] = table.concat(flags)
+if #vers > 0 then
+  redis.call('HSET', KEYS[8], 'batch', pack_tokens(binfo), 'lease', redo_record(sets, dels, vers))
+else
+  redis.call('HSET', KEYS[8], 'batch', pack_tokens(binfo))
+end
+-- Step 3.
+write_states(KEYS[2], KEYS[3], sets, dels, vers)
+-- Step 4: the dead letters (reasons, then items, oldest first), then the lease: ZADD first, so a lease
+-- list never exists without its entry, and the entry says the dead letters are written.
+local dinfo, ditems = {}, {}
+for k = count, 1, -1 do
+  if infos[k] then
+    dinfo[#dinfo + 1] = items[k]
+    dinfo[#dinfo + 1] = infos[k]
+    ditems[#ditems + 1] = items[k]
+  end
+end
+call_chunked('HSET', KEYS[7], dinfo)
+call_chunked('LPUSH', KEYS[6], ditems)
+redis.call('ZADD', KEYS[5], ARGV[2], KEYS[4])
+if #leased > 0 then call_chunked('RPUSH', KEYS[4], leased) end
+-- Steps 5 and 6 (a batch of poison only leaves no lease: its entry goes once the batch is trimmed).
+redis.call('LTRIM', KEYS[1], 0, -(count + 2))
+note_taken(KEYS[9], count, count < max and 0 or redis.call('LLEN', KEYS[1]))
+if #leased == 0 then redis.call('ZREM', KEYS[5], KEYS[4]) end
+redis.call('HDEL', KEYS[8], 'lease', 'batch')
 return out

@@ -1,11 +1,17 @@
 -- read_through: puts a profile read from the store back into the cache after a cache miss, unless the
 -- cache knows a newer state (a pending change, or a delete whose tombstone is newer).
--- KEYS[1] cache (HASH)   KEYS[2] versions (HASH)   ARGV[1] field   ARGV[2] JSON   ARGV[3] store version
+-- KEYS[1] cache (HASH)   KEYS[2] versions (HASH)   KEYS[3] redo records (HASH, redo.lua)
+-- ARGV[1] field   ARGV[2] JSON   ARGV[3] store version
 -- Returns the cached JSON (what is now in the cache), or nil when the cache holds a newer state.
+-- The two writes go through a redo record: either half alone, replayed after a crash, would be a state
+-- the flush could not converge (a JSON without its version, or a version that looks like a tombstone).
+redo_pending(KEYS[1], KEYS[2], KEYS[3])
 local cached = redis.call('HGET', KEYS[1], ARGV[1])
 if cached then return cached end
 local v = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if v > tonumber(ARGV[3]) then return false end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+local sets, vers = { ARGV[1], ARGV[2] }, { ARGV[1], ARGV[3] }
+redis.call('HSET', KEYS[3], 'read', redo_record(sets, {}, vers))
+write_states(KEYS[1], KEYS[2], sets, {}, vers)
+redis.call('HDEL', KEYS[3], 'read')
 return ARGV[2]

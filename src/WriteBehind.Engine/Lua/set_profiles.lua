@@ -1,15 +1,19 @@
 -- set_profiles: writes profiles to the cache, bumps each one's version and queues its persist, in one
 -- atomic step, so cache and queue cannot diverge (invariant 5).
--- KEYS[1] cache (HASH)   KEYS[2] versions (HASH)   KEYS[3] queue (LIST)   KEYS[4] pending age (HASH, see common.lua)
+-- KEYS[1] cache (HASH)   KEYS[2] versions (HASH)   KEYS[3] queue (LIST)   KEYS[4] redo records (HASH, redo.lua)
+-- KEYS[5] pending age (HASH, see common.lua)
 -- ARGV[1] '1' to queue the persist, '0' to only warm the cache   ARGV[2] queue high-water mark (0 = none)
 -- ARGV[3], ARGV[4], ... pairs of field ('user:<id>') and JSON text (validated by the caller)
 -- Returns the new version of each profile, in order; or an error 'WB_QUEUE_FULL ...' and writes nothing.
--- Work is done in a few multi-field calls per chunk, not three calls per profile.
+-- Work is done in a few multi-field calls per chunk, not three calls per profile. The writes go queue
+-- items, versions, cache: any prefix of them (a server replaying part of a script cut short by a crash)
+-- leaves each profile at its old JSON, with at most a new version and a queued persist of it.
 local queue = ARGV[1] == '1'
 if queue then
   local err = queue_full(KEYS[3], tonumber(ARGV[2]), math.floor((#ARGV - 2) / 2))
   if err then return err end
 end
+redo_pending(KEYS[1], KEYS[2], KEYS[4])
 local fields = {}
 for i = 3, #ARGV, 2 do fields[#fields + 1] = ARGV[i] end
 local current = {}
@@ -28,10 +32,10 @@ for i = 1, #fields do
   vers[#vers + 1] = v
   items[i] = 'set:' .. f .. ':' .. int_text(v)
 end
-call_chunked('HSET', KEYS[1], ARGV, 3)
-call_chunked('HSET', KEYS[2], vers)
 if queue then
-  mark_pending(KEYS[3], KEYS[4])
+  mark_pending(KEYS[3], KEYS[5])
   call_chunked('LPUSH', KEYS[3], items)
 end
+call_chunked('HSET', KEYS[2], vers)
+call_chunked('HSET', KEYS[1], ARGV, 3)
 return out

@@ -91,7 +91,7 @@ namespace WriteBehind.Engine.Redis
         }
 
         /// <summary>A script with the shared helpers it needs prepended (common.lua: chunked calls and the
-        /// high-water check; prelude.lua: item grammar and JSON text merge).</summary>
+        /// high-water check; prelude.lua: item grammar and JSON text merge; redo.lua: redo records).</summary>
         internal static LuaScript Load(string name, params string[] helpers)
         {
             var text = new StringBuilder();
@@ -111,15 +111,15 @@ namespace WriteBehind.Engine.Redis
 
     internal static class Scripts
     {
-        public static readonly LuaScript Lease = LuaScript.Load("lease", "common", "prelude");
-        public static readonly LuaScript SetProfiles = LuaScript.Load("set_profiles", "common");
-        public static readonly LuaScript RemoveProfiles = LuaScript.Load("remove_profiles", "common");
+        public static readonly LuaScript Lease = LuaScript.Load("lease", "common", "prelude", "redo");
+        public static readonly LuaScript SetProfiles = LuaScript.Load("set_profiles", "common", "redo");
+        public static readonly LuaScript RemoveProfiles = LuaScript.Load("remove_profiles", "common", "redo");
         public static readonly LuaScript Enqueue = LuaScript.Load("enqueue", "common");
         public static readonly LuaScript Ack = LuaScript.Load("ack");
         public static readonly LuaScript Claim = LuaScript.Load("claim");
         public static readonly LuaScript Renew = LuaScript.Load("renew");
-        public static readonly LuaScript ReadState = LuaScript.Load("read_state");
-        public static readonly LuaScript ReadThrough = LuaScript.Load("read_through");
+        public static readonly LuaScript ReadState = LuaScript.Load("read_state", "common", "redo");
+        public static readonly LuaScript ReadThrough = LuaScript.Load("read_through", "common", "redo");
         public static readonly LuaScript Reject = LuaScript.Load("reject");
         public static readonly LuaScript DeadLetters = LuaScript.Load("dead_letters", "common");
         public static readonly LuaScript ClearQueue = LuaScript.Load("clear_queue");
