@@ -16,7 +16,8 @@ namespace WriteBehind.Engine.Store
         public static IProfileStore Open(WriteBehindOptions options)
         {
             if (options == null) throw new ArgumentNullException(nameof(options));
-            return Open(options.Store, options.StoreUser, options.StorePassword, options.ConnectTimeout);
+            IProfileStore store = Open(options.Store, options.StoreUser, options.StorePassword, options.ConnectTimeout);
+            return options.StoreMapping == null ? store : MappedStores.Wrap(store, options.StoreMapping);
         }
 
         /// <summary>Opens a store by URI: <c>sqlite:...</c> or a path (SQLite), <c>postgres://</c> or
