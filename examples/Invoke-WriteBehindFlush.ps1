@@ -9,6 +9,8 @@
     WRITEBEHIND_PARTITIONS, WRITEBEHIND_REDIS_USER, WRITEBEHIND_REDIS_PASSWORD, WRITEBEHIND_REDIS_TLS,
     WRITEBEHIND_REDIS_CA). Passwords belong in WRITEBEHIND_REDIS_PASSWORD and WRITEBEHIND_STORE_PASSWORD (a file
     the service manager loads, e.g. systemd's EnvironmentFile), never on the command line: -Redis refuses one.
+    With -WriterScript <path>, each commit group goes to that script (param($Rows) ...; see
+    Get-Help Invoke-WriteBehindFlush -Parameter Writer) instead of the store.
     Exit codes: 0 flushed (and consistent, with -CheckConsistency); 1 the flush failed (nothing is lost: the
     next run re-persists what was in flight); 2 -CheckConsistency found drift; 3 the module could not be
     loaded or Redis could not be reached.
@@ -23,7 +25,9 @@ param(
     [timespan] $MaxDuration = '00:10:00',
     [timespan] $RetryTimeout = '00:00:30',
     [switch] $Continuous,
-    [switch] $CheckConsistency
+    [switch] $CheckConsistency,
+    # a .ps1 holding param($Rows) ...: flush into it (Invoke-WriteBehindFlush -Writer) instead of the store
+    [string] $WriterScript
 )
 $ErrorActionPreference = 'Stop'
 try {
@@ -40,6 +44,7 @@ try {
 try {
     $flush = @{ BatchSize = $BatchSize; RetryTimeout = $RetryTimeout }
     if ($Continuous) { $flush.Continuous = $true }
+    if ($WriterScript) { $flush.Writer = (Get-Command -Name (Resolve-Path -LiteralPath $WriterScript).ProviderPath -CommandType ExternalScript).ScriptBlock }
     if ($Continuous -or $PSBoundParameters.ContainsKey('MaxDuration')) { $flush.MaxDuration = $MaxDuration }
     $result = Invoke-WriteBehindFlush @flush
     'writebehind-flush: dequeued {0}, persisted {1}, coalesced {2}, dead-lettered {3}, recovered {4}, {5:N1} s' -f `
