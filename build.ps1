@@ -41,7 +41,9 @@ $DependencyAssemblies = @(
     'Microsoft.Data.Sqlite.dll', 'SQLitePCLRaw.batteries_v2.dll', 'SQLitePCLRaw.core.dll', 'SQLitePCLRaw.provider.e_sqlite3.dll',
     # Npgsql (PostgreSQL store) and what its netstandard2.0 build pulls in.
     'Npgsql.dll', 'Microsoft.Bcl.HashCode.dll', 'Microsoft.Extensions.DependencyInjection.Abstractions.dll',
-    'System.Collections.Immutable.dll', 'System.Diagnostics.DiagnosticSource.dll', 'System.Text.Encodings.Web.dll', 'System.Text.Json.dll'
+    'System.Collections.Immutable.dll', 'System.Diagnostics.DiagnosticSource.dll', 'System.Text.Encodings.Web.dll', 'System.Text.Json.dll',
+    # MySqlConnector (MariaDB/MySQL store); its other dependencies are among the above.
+    'MySqlConnector.dll'
 )
 # SQLite's native library per runtime; linux-x64 is tested here, the others are laid out the same way.
 $NativeRuntimes = @('linux-x64', 'linux-arm64', 'linux-musl-x64', 'osx-x64', 'osx-arm64', 'win-x64', 'win-arm64')
