@@ -273,6 +273,50 @@ namespace WriteBehind.Engine.Tests
         public void Dispose() => _db.Dispose();
     }
 
+    internal sealed class MariaDbMappedTarget : IMappedTarget
+    {
+        private readonly MariaDbTarget _db = new MariaDbTarget();
+
+        public MariaDbMappedTarget() => Execute("CREATE TABLE users(id int PRIMARY KEY, name varchar(20), age int)");
+
+        public IProfileStore Open(StoreMapping mapping) =>
+            StoreFactory.Open(new WriteBehindOptions { Store = _db.Uri, StorePassword = TestMariaDb.Password, StoreMapping = mapping });
+
+        public void Execute(string sql) => _db.Scalar(sql);
+
+        public bool TableExists(string name) =>
+            Convert.ToInt64(_db.Scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = @n", ("@n", name))) > 0;
+
+        public Dictionary<long, (string Name, long? Age)> Users()
+        {
+            using var raw = TestMariaDb.OpenRaw(_db.Database);
+            using var command = new MySqlConnector.MySqlCommand("SELECT id, name, age FROM users", raw);
+            var result = new Dictionary<long, (string, long?)>();
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+                result[reader.GetInt32(0)] = (reader.IsDBNull(1) ? null : reader.GetString(1), reader.IsDBNull(2) ? (long?)null : reader.GetInt32(2));
+            return result;
+        }
+
+        public Dictionary<string, (long Version, bool Deleted)> Versions()
+        {
+            var result = new Dictionary<string, (long, bool)>();
+            if (!TableExists("wb_versions")) return result;
+            using var raw = TestMariaDb.OpenRaw(_db.Database);
+            using var command = new MySqlConnector.MySqlCommand("SELECT `key`, version, deleted FROM wb_versions WHERE table_name LIKE '%.users'", raw);
+            using var reader = command.ExecuteReader();
+            while (reader.Read()) result[reader.GetString(0)] = (reader.GetInt64(1), Convert.ToInt64(reader.GetValue(2)) != 0);
+            return result;
+        }
+
+        public void Dispose() => _db.Dispose();
+    }
+
+    public sealed class MariaDbMappedStoreTests : MappedStoreTests
+    {
+        protected override IMappedTarget CreateTarget() => new MariaDbMappedTarget();
+    }
+
     public sealed class SqliteMappedStoreTests : MappedStoreTests
     {
         protected override IMappedTarget CreateTarget() => new SqliteMappedTarget();

@@ -15,6 +15,8 @@ namespace WriteBehind.Engine.Store
                 {
                     case PostgresProfileStore pg:
                         return new PostgresMappedStore(pg.ConnectionString, pg.Description, mapping, pg.CertificateValidation);
+                    case MySqlProfileStore mysql:
+                        return new MySqlMappedStore(mysql.ConnectionString, mysql.Description, mapping);
                     case SqliteProfileStore sqlite:
                         return new SqliteMappedStore(sqlite.FilePath, mapping);
                     default:
