@@ -1,9 +1,9 @@
-# Flushing into the application's own table (-StoreTable/-StoreKeyColumn/-StoreColumns), on SQLite and on
-# PostgreSQL: the seed scenario into users(id, name, age), refused values, the connect-time mapping check,
+# Flushing into the application's own table (-StoreTable/-StoreKeyColumn/-StoreColumns), on SQLite, PostgreSQL
+# and MariaDB: the seed scenario into users(id, name, age), refused values, the connect-time mapping check,
 # the JSON column, -StoreDeleteMode Keep, the mapping file and WRITEBEHIND_STORE_MAPPING. The tables are
-# read with the databases' own clients (sqlite3, psql), independent of the module.
+# read with the databases' own clients (sqlite3, psql, mariadb), independent of the module.
 BeforeDiscovery {
-    $script:Kinds = @(@{ Kind = 'SQLite' }, @{ Kind = 'PostgreSQL' })
+    $script:Kinds = @(@{ Kind = 'SQLite' }, @{ Kind = 'PostgreSQL' }, @{ Kind = 'MariaDB' })
 }
 
 BeforeAll {
@@ -14,9 +14,14 @@ BeforeAll {
         if ($Kind -eq 'SQLite') {
             $path = New-TestStore
             $db = [pscustomobject]@{ Kind = $Kind; Store = "sqlite://$path"; Path = $path; Uri = $null }
-        } else {
+        } elseif ($Kind -eq 'PostgreSQL') {
             $uri = New-TestPostgresDatabase
             $db = [pscustomobject]@{ Kind = $Kind; Store = $uri; Path = $null; Uri = $uri }
+        } else {
+            $name = 'wbm_' + [guid]::NewGuid().ToString('N').Substring(0, 16)
+            $null = Invoke-TestMariaDb "CREATE DATABASE $name CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            $uri = ($env:WRITEBEHIND_TEST_MARIADB -replace '\?.*$', '') -replace '/[^/]+$', "/$name"
+            $db = [pscustomobject]@{ Kind = $Kind; Store = $uri; Path = $null; Uri = $uri; Database = $name }
         }
         $null = Invoke-MappedSql $db $Table
         if ($Table -like 'CREATE TABLE users*') { $null = Invoke-MappedSql $db "INSERT INTO users(id, name, age) VALUES (9000, 'App', 40)" }
@@ -26,7 +31,8 @@ BeforeAll {
     function Remove-MappedDatabase($Db) {
         if (-not $Db) { return }
         if ($Db.Kind -eq 'SQLite') { Remove-Item -Recurse -Force (Split-Path $Db.Path) -ErrorAction SilentlyContinue }
-        else { Remove-TestPostgresDatabase $Db.Uri }
+        elseif ($Db.Kind -eq 'PostgreSQL') { Remove-TestPostgresDatabase $Db.Uri }
+        else { try { $null = Invoke-TestMariaDb "DROP DATABASE IF EXISTS $($Db.Database)" } catch { Write-Warning $_ } }
     }
 
     # Rows as tab-separated lines, from the database's own client.
@@ -35,27 +41,51 @@ BeforeAll {
             $out = & sqlite3 -batch -noheader -separator "`t" $Db.Path $Sql 2>&1
             if ($LASTEXITCODE -ne 0) { throw "sqlite3 failed: $($out -join "`n")" }
             @($out)
-        } else {
+        } elseif ($Db.Kind -eq 'PostgreSQL') {
             @(Invoke-TestPsql $Sql (($Db.Uri -replace '\?.*$', '') -replace '^.*/', ''))
+        } else {
+            @(Invoke-TestMariaDb $Sql $Db.Database)
         }
     }
+
+    function Invoke-TestMariaDb([string] $Sql, [string] $Database) {
+        if ($env:WRITEBEHIND_TEST_MARIADB -notmatch '^(?:mysql|mariadb)://([^@]+)@([^:/]+):(\d+)/([^?]+)') { throw "Unexpected WRITEBEHIND_TEST_MARIADB: $($env:WRITEBEHIND_TEST_MARIADB)" }
+        $user, $dbHost, $port = $Matches[1], $Matches[2], $Matches[3]
+        if (-not $Database) { $Database = $Matches[4] }
+        $previous = $env:MYSQL_PWD
+        $env:MYSQL_PWD = $env:WRITEBEHIND_TEST_MARIADB_PASSWORD
+        try {
+            $out = & mariadb --no-defaults --default-character-set=utf8mb4 -h $dbHost -P $port -u $user -N -B -e $Sql $Database 2>&1
+            if ($LASTEXITCODE -ne 0) { throw "mariadb failed: $($out -join "`n")" }
+            $out
+        } finally { $env:MYSQL_PWD = $previous }
+    }
+
+    # wb_versions' key column as SQL names it (a reserved word in MariaDB).
+    function KeyColumn($Db) { if ($Db.Kind -eq 'MariaDB') { '`key`' } else { 'key' } }
 
     function Connect-Mapped($Db, [string] $Prefix, [hashtable] $Mapping) {
         $p = @{ Redis = $script:RedisEndpoint; Store = $Db.Store; KeyPrefix = $Prefix }
         if ($Db.Kind -eq 'PostgreSQL') { $p.StoreCredential = Get-TestPostgresCredential }
+        if ($Db.Kind -eq 'MariaDB') {
+            $p.StoreCredential = [pscredential]::new(($env:WRITEBEHIND_TEST_MARIADB -replace '^\w+://([^@]+)@.*$', '$1'),
+                (ConvertTo-SecureString $env:WRITEBEHIND_TEST_MARIADB_PASSWORD -AsPlainText -Force))
+        }
         Connect-WriteBehind @p @Mapping
     }
 
     # The SQL type test of a column value: SQLite's storage class, PostgreSQL's type of the expression.
     function Get-AgeType($Db, [string] $Id) {
         if ($Db.Kind -eq 'SQLite') { Invoke-MappedSql $Db "SELECT typeof(age) FROM users WHERE id = $Id" }
-        else { Invoke-MappedSql $Db "SELECT pg_typeof(age) FROM users WHERE id = $Id" }
+        elseif ($Db.Kind -eq 'PostgreSQL') { Invoke-MappedSql $Db "SELECT pg_typeof(age) FROM users WHERE id = $Id" }
+        else { (Invoke-MappedSql $Db "SELECT JSON_TYPE(JSON_EXTRACT(JSON_OBJECT('a', age), '$.a')) FROM users WHERE id = $Id").ToLowerInvariant() }
     }
 }
 
 Describe 'Mapped table on <Kind>' -ForEach $script:Kinds {
     BeforeEach {
         if ($Kind -eq 'PostgreSQL' -and -not $script:PostgresUri) { Set-ItResult -Skipped -Because $script:PostgresSkipReason; return }
+        if ($Kind -eq 'MariaDB' -and -not $env:WRITEBEHIND_TEST_MARIADB) { Set-ItResult -Skipped -Because 'WRITEBEHIND_TEST_MARIADB is not set: no test MariaDB server (build.ps1 Test starts one).'; return }
         $script:Prefix = New-TestPrefix
         $script:MappedDb = New-MappedDatabase $Kind
     }
@@ -89,8 +119,8 @@ Describe 'Mapped table on <Kind>' -ForEach $script:Kinds {
         Invoke-MappedSql $db 'SELECT id, name, age FROM users ORDER BY id' | Should -Be @("1001`tAlice`t31", "1002`tBob`t25", "9000`tApp`t40")
         # the integer column holds the integer 31, not the text "31"
         Get-AgeType $db 1001 | Should -Be $(if ($Kind -eq 'SQLite') { 'integer' } else { 'integer' })
-        Invoke-MappedSql $db "SELECT key, version, deleted FROM wb_versions WHERE table_name LIKE '%users' ORDER BY key" |
-            Should -Be $(if ($Kind -eq 'SQLite') { @("1001`t2`t0", "1002`t1`t0") } else { @("1001`t2`tf", "1002`t1`tf") })
+        Invoke-MappedSql $db "SELECT $(KeyColumn $db), version, deleted FROM wb_versions WHERE table_name LIKE '%users' ORDER BY 1" |
+            Should -Be $(if ($Kind -ne 'PostgreSQL') { @("1001`t2`t0", "1002`t1`t0") } else { @("1001`t2`tf", "1002`t1`tf") })
 
         # Read from the store: rebuilt from the columns (the integer column gives a JSON number).
         $stored = Get-UserProfile -UserId 1001 -FromStore
@@ -103,7 +133,7 @@ Describe 'Mapped table on <Kind>' -ForEach $script:Kinds {
         Remove-UserProfile -UserId 1001 -Confirm:$false
         $null = Invoke-WriteBehindFlush
         Invoke-MappedSql $db 'SELECT id FROM users ORDER BY id' | Should -Be @('1002', '9000')
-        Invoke-MappedSql $db "SELECT version FROM wb_versions WHERE key = '1001'" | Should -Be '3'
+        Invoke-MappedSql $db "SELECT version FROM wb_versions WHERE $(KeyColumn $db) = '1001'" | Should -Be '3'
 
         # The cache loses the delete (an older Redis snapshot comes back) and replays version 2: the store refuses it.
         $null = $script:Db.HashSet("${prefix}user_profiles", 'user:1001', '{"name":"Alice","age":"31"}')
@@ -112,7 +142,7 @@ Describe 'Mapped table on <Kind>' -ForEach $script:Kinds {
         $replay = Invoke-WriteBehindFlush
         $replay.StaleSkipped | Should -Be 1
         Invoke-MappedSql $db 'SELECT id FROM users ORDER BY id' | Should -Be @('1002', '9000')
-        Invoke-MappedSql $db "SELECT version FROM wb_versions WHERE key = '1001'" | Should -Be '3'
+        Invoke-MappedSql $db "SELECT version FROM wb_versions WHERE $(KeyColumn $db) = '1001'" | Should -Be '3'
     }
 
     It 'dead-letters only the row whose value a column refuses, with the reason, and persists the rest' {
@@ -128,10 +158,11 @@ Describe 'Mapped table on <Kind>' -ForEach $script:Kinds {
         $dead = @(Get-WriteBehindDeadLetter | Sort-Object Item)
         ($dead | ForEach-Object Item) | Should -Be @('set:user:200:1', 'set:user:alice:1')
         if ($Kind -eq 'PostgreSQL') { $dead[0].Reason | Should -Match 'store rejected: .*22P02.*integer.*abc' }
+        elseif ($Kind -eq 'MariaDB') { $dead[0].Reason | Should -Match "store rejected: Incorrect integer value: 'abc' for column .*age" }
         else { $dead[0].Reason | Should -Match 'store rejected: .*column "age" \(integer\) refuses "abc"' }
         $dead[1].Reason | Should -Match "store rejected: user id 'alice' is not an integer"
         (Get-WriteBehindStatus).InFlight | Should -Be 0
-        Invoke-MappedSql $db "SELECT count(*) FROM wb_versions WHERE key IN ('200', 'alice')" | Should -Be '0'
+        Invoke-MappedSql $db "SELECT count(*) FROM wb_versions WHERE $(KeyColumn $db) IN ('200', 'alice')" | Should -Be '0'
     }
 
     It 'refuses a mapping that does not fit the table at connect (StoreMappingInvalid, naming what is missing) and writes nothing' {
@@ -147,13 +178,14 @@ Describe 'Mapped table on <Kind>' -ForEach $script:Kinds {
         $err.Exception.Message | Should -BeLike "*no table 'customers'*"
         # Nothing was created or written: no wb_versions, no user_profiles, the user's table as it was.
         $tables = if ($Kind -eq 'SQLite') { Invoke-MappedSql $db "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name" }
+                  elseif ($Kind -eq 'MariaDB') { Invoke-MappedSql $db 'SHOW TABLES' }
                   else { Invoke-MappedSql $db "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename" }
         $tables | Should -Be @('users')
         Invoke-MappedSql $db 'SELECT id, name, age FROM users' | Should -Be @("9000`tApp`t40")
     }
 
     It 'keeps the whole profile in -StoreJsonColumn byte for byte, reads it back through the cache, and keeps the row under -StoreDeleteMode Keep (from a mapping file)' {
-        $db = New-MappedDatabase $Kind 'CREATE TABLE people(uid varchar(64) PRIMARY KEY, display text, score numeric, active boolean, seen timestamp, tags text, doc text)'
+        $db = New-MappedDatabase $Kind "CREATE TABLE people(uid varchar(64) PRIMARY KEY, display text, score $(if ($Kind -eq 'MariaDB') { 'decimal(10,2)' } else { 'numeric' }), active boolean, seen timestamp NULL, tags text, doc text)"
         try {
             $file = Join-Path ([IO.Path]::GetTempPath()) ("wb-map-" + [guid]::NewGuid().ToString('N') + '.psd1')
             Set-Content -LiteralPath $file -Value @'
@@ -167,6 +199,10 @@ Describe 'Mapped table on <Kind>' -ForEach $script:Kinds {
 '@
             $p = @{ Redis = $script:RedisEndpoint; Store = $db.Store; KeyPrefix = $script:Prefix; StoreMapping = $file }
             if ($Kind -eq 'PostgreSQL') { $p.StoreCredential = Get-TestPostgresCredential }
+            if ($Kind -eq 'MariaDB') {
+                $p.StoreCredential = [pscredential]::new(($env:WRITEBEHIND_TEST_MARIADB -replace '^\w+://([^@]+)@.*$', '$1'),
+                    (ConvertTo-SecureString $env:WRITEBEHIND_TEST_MARIADB_PASSWORD -AsPlainText -Force))
+            }
             Connect-WriteBehind @p
             $json = '{"name":"Zoë \"Z\"","score":12.50,"active":true,"seen":"2026-12-01T08:30:00Z","tags":["a",{"b":1}],"n":12345678901234567890}'
             Set-UserProfile -UserId 'p1' -Profile $json
@@ -175,6 +211,9 @@ Describe 'Mapped table on <Kind>' -ForEach $script:Kinds {
             if ($Kind -eq 'SQLite') {
                 Invoke-MappedSql $db "SELECT display, score, active, tags FROM people WHERE uid = 'p1'" | Should -Be "Zoë `"Z`"`t12.5`t1`t[`"a`",{`"b`":1}]"
                 Invoke-MappedSql $db "SELECT hex(doc) FROM people WHERE uid = 'p1'" | Should -Be ([Convert]::ToHexString([Text.Encoding]::UTF8.GetBytes($json)))
+            } elseif ($Kind -eq 'MariaDB') {
+                Invoke-MappedSql $db "SELECT display, score, active, seen, tags FROM people WHERE uid = 'p1'" | Should -Be "Zoë `"Z`"`t12.50`t1`t2026-12-01 08:30:00`t[`"a`",{`"b`":1}]"
+                Invoke-MappedSql $db "SELECT HEX(doc) FROM people WHERE uid = 'p1'" | Should -Be ([Convert]::ToHexString([Text.Encoding]::UTF8.GetBytes($json)))
             } else {
                 Invoke-MappedSql $db "SELECT display, score, active, seen, tags FROM people WHERE uid = 'p1'" | Should -Be "Zoë `"Z`"`t12.50`tt`t2026-12-01 08:30:00`t[`"a`",{`"b`":1}]"
                 Invoke-MappedSql $db "SELECT encode(convert_to(doc, 'UTF8'), 'hex') FROM people WHERE uid = 'p1'" | Should -Be ([Convert]::ToHexString([Text.Encoding]::UTF8.GetBytes($json)).ToLowerInvariant())
@@ -195,7 +234,7 @@ Describe 'Mapped table on <Kind>' -ForEach $script:Kinds {
             Remove-UserProfile -UserId p2 -Confirm:$false
             $null = Invoke-WriteBehindFlush
             Invoke-MappedSql $db "SELECT display FROM people WHERE uid = 'p2'" | Should -Be 'Other'
-            Invoke-MappedSql $db "SELECT version FROM wb_versions WHERE key = 'p2'" | Should -Be '2'
+            Invoke-MappedSql $db "SELECT version FROM wb_versions WHERE $(KeyColumn $db) = 'p2'" | Should -Be '2'
             Get-UserProfile -UserId p2 -FromStore -ErrorAction SilentlyContinue -ErrorVariable missing | Should -BeNullOrEmpty
             $missing[0].FullyQualifiedErrorId | Should -BeLike 'UserProfileNotFound*'
             (Test-WriteBehindConsistency).IsConsistent | Should -BeTrue
