@@ -41,7 +41,9 @@ $DependencyAssemblies = @(
     'Microsoft.Data.Sqlite.dll', 'SQLitePCLRaw.batteries_v2.dll', 'SQLitePCLRaw.core.dll', 'SQLitePCLRaw.provider.e_sqlite3.dll',
     # Npgsql (PostgreSQL store) and what its netstandard2.0 build pulls in.
     'Npgsql.dll', 'Microsoft.Bcl.HashCode.dll', 'Microsoft.Extensions.DependencyInjection.Abstractions.dll',
-    'System.Collections.Immutable.dll', 'System.Diagnostics.DiagnosticSource.dll', 'System.Text.Encodings.Web.dll', 'System.Text.Json.dll'
+    'System.Collections.Immutable.dll', 'System.Diagnostics.DiagnosticSource.dll', 'System.Text.Encodings.Web.dll', 'System.Text.Json.dll',
+    # MySqlConnector (MariaDB/MySQL store); its other dependencies are among the above.
+    'MySqlConnector.dll'
 )
 # SQLite's native library per runtime; linux-x64 is tested here, the others are laid out the same way.
 $NativeRuntimes = @('linux-x64', 'linux-arm64', 'linux-musl-x64', 'osx-x64', 'osx-arm64', 'win-x64', 'win-arm64')
@@ -143,6 +145,7 @@ function Invoke-Test {
     else { Write-Warning 'redis-server is not on PATH: running the tests against Garnet only (install redis-server to test against Redis).' }
     $kinds.Add('Garnet')
     $postgres = $null
+    $mariadb = $null
     try {
         # One throwaway PostgreSQL for the whole run (xunit store contract, Pester PostgreSQL scenario, fault
         # suite): its URI carries no password; the password and CA go through their own variables.
@@ -155,6 +158,15 @@ function Invoke-Test {
             $env:WRITEBEHIND_TEST_POSTGRES_BIN = $postgres.Bin
         } else {
             Write-Warning 'PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): the PostgreSQL tests fail or are skipped (apt-get install -y postgresql).'
+        }
+        # One throwaway MariaDB for the whole run (xunit store contract, Pester MariaDB scenario).
+        if ((Get-Command mariadbd -ErrorAction SilentlyContinue) -or (Test-Path /usr/sbin/mariadbd)) {
+            $mariadb = Start-TestMariaDb
+            Write-Host "==> MariaDB $($mariadb.Version) on $($mariadb.Uri)"
+            $env:WRITEBEHIND_TEST_MARIADB = $mariadb.Uri
+            $env:WRITEBEHIND_TEST_MARIADB_PASSWORD = $mariadb.Password
+        } else {
+            Write-Warning 'MariaDB is not installed (no mariadbd): the MariaDB tests fail or are skipped (apt-get install -y mariadb-server).'
         }
         foreach ($kind in $kinds) {
             $server = Start-TestServer -Kind $kind -WorkDir (Join-Path $Out 'servers')
@@ -197,6 +209,11 @@ function Invoke-Test {
         }
     } finally {
         Stop-TestServer $server
+        if ($mariadb) {
+            Stop-TestMariaDb $mariadb
+            foreach ($v in 'WRITEBEHIND_TEST_MARIADB', 'WRITEBEHIND_TEST_MARIADB_PASSWORD') { Remove-Item "Env:$v" -ErrorAction SilentlyContinue }
+            Write-Host '==> Stopped MariaDB'
+        }
         if ($postgres) {
             Stop-TestPostgres $postgres
             foreach ($v in 'WRITEBEHIND_TEST_POSTGRES', 'WRITEBEHIND_TEST_POSTGRES_PASSWORD', 'WRITEBEHIND_TEST_POSTGRES_CA', 'WRITEBEHIND_TEST_POSTGRES_BIN') {

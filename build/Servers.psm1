@@ -304,4 +304,80 @@ function Stop-TestPostgres($Server) {
     Remove-Item -Recurse -Force $Server.Dir -ErrorAction SilentlyContinue
 }
 
-Export-ModuleMember -Function Get-FreeTcpPort, Test-RedisPing, Test-RedisTlsPing, Start-TestServer, Stop-TestServer, Start-TestCluster, Stop-TestCluster, Get-TestClusterMaster, Invoke-RedisCli, Get-PostgresBin, Start-TestPostgres, Stop-TestPostgres
+# ---- MariaDB (a throwaway server for the MariaDB/MySQL store tests; Debian's mariadb-server) ----
+function Start-TestMariaDb {
+    [CmdletBinding()]
+    param(
+        [string] $User = 'writebehind',
+        [string] $Database = 'writebehind',
+        # innodb_flush_log_at_trx_commit=1 and doublewrite on (the bench); tests run without.
+        [switch] $Durable
+    )
+    $server = Get-Command mariadbd -ErrorAction SilentlyContinue
+    if (-not $server) { $server = Get-Item /usr/sbin/mariadbd -ErrorAction SilentlyContinue }
+    $install = Get-Command mariadb-install-db -ErrorAction SilentlyContinue
+    $client = Get-Command mariadb -ErrorAction SilentlyContinue
+    if (-not $server -or -not $install -or -not $client) { throw 'MariaDB is not installed (no mariadbd / mariadb-install-db / mariadb; on Debian: apt-get install -y mariadb-server).' }
+    $serverPath = if ($server.Source) { $server.Source } else { $server.FullName }
+    $root = Join-Path ([IO.Path]::GetTempPath()) ('wb-maria-' + [guid]::NewGuid().ToString('N').Substring(0, 12))
+    $data = Join-Path $root 'data'
+    $socket = Join-Path $root 's.sock'
+    New-Item -ItemType Directory -Force -Path $data | Out-Null
+    $password = -join ((1..24) | ForEach-Object { '{0:x2}' -f (Get-Random -Maximum 256) })
+    $process = $null
+    try {
+        # As root the server runs as root (--user=root): the folder is a throwaway of this process's own.
+        $out = & $install.Source --no-defaults "--datadir=$data" --auth-root-authentication-method=normal --user=root --skip-test-db 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "mariadb-install-db failed: $($out -join "`n")" }
+        $deadline = [DateTime]::UtcNow.AddSeconds(60)
+        while ($true) {
+            $port = Get-FreeTcpPort
+            $arguments = @('--no-defaults', "--datadir=$data", "--port=$port", '--bind-address=127.0.0.1', "--socket=$socket", '--user=root',
+                '--skip-log-bin', '--skip-name-resolve', "--log-error=$(Join-Path $root 'server.log')", "--pid-file=$(Join-Path $root 'server.pid')",
+                '--innodb-buffer-pool-size=64M', '--max-connections=200', '--character-set-server=utf8mb4', '--collation-server=utf8mb4_bin')
+            if (-not $Durable) { $arguments += @('--innodb-flush-log-at-trx-commit=2', '--innodb-doublewrite=0', '--sync-binlog=0') }
+            $psi = [Diagnostics.ProcessStartInfo]::new($serverPath)
+            foreach ($a in $arguments) { $psi.ArgumentList.Add($a) }
+            $psi.UseShellExecute = $false
+            $psi.RedirectStandardOutput = $true
+            $psi.RedirectStandardError = $true
+            $process = [Diagnostics.Process]::Start($psi)
+            $up = $false
+            while (-not $process.HasExited -and [DateTime]::UtcNow -lt $deadline) {
+                & $client.Source --no-defaults -uroot "--socket=$socket" -e 'SELECT 1' *> $null
+                if ($LASTEXITCODE -eq 0) { $up = $true; break }
+                Start-Sleep -Milliseconds 200
+            }
+            if ($up) { break }
+            if (-not $process.HasExited) { $process.Kill($true) }
+            if ([DateTime]::UtcNow -gt $deadline) { throw "mariadbd did not start: $((Get-Content (Join-Path $root 'server.log') -ErrorAction SilentlyContinue) -join "`n")" }
+        }
+        # Only loopback TCP with a password; the tests' user may create databases of its own.
+        $sql = "CREATE USER '$User'@'127.0.0.1' IDENTIFIED BY '$password'; GRANT ALL PRIVILEGES ON *.* TO '$User'@'127.0.0.1'; " +
+               "CREATE DATABASE $Database CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;"
+        $out = & $client.Source --no-defaults -uroot "--socket=$socket" -e $sql 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "mariadb setup failed: $($out -join "`n")" }
+        $version = (& $client.Source --no-defaults -uroot "--socket=$socket" -N -e 'SELECT VERSION()' 2>&1) -join ''
+    } catch {
+        if ($process -and -not $process.HasExited) { $process.Kill($true) }
+        Remove-Item -Recurse -Force $root -ErrorAction SilentlyContinue
+        throw
+    }
+    [pscustomobject]@{
+        Kind = 'MariaDB'; Durable = [bool]$Durable; Version = $version; Port = $port; Host = '127.0.0.1'; User = $User; Database = $Database; Password = $password
+        # The URI never carries the password (WriteBehind refuses one there).
+        Uri = "mysql://$User@127.0.0.1:$port/$Database"
+        Dir = $root; DataDir = $data; Socket = $socket; Process = $process; Client = $client.Source
+    }
+}
+
+function Stop-TestMariaDb($Server) {
+    if ($null -eq $Server) { return }
+    if ($Server.Process -and -not $Server.Process.HasExited) {
+        & $Server.Client --no-defaults -uroot "--socket=$($Server.Socket)" -e 'SHUTDOWN' *> $null
+        if (-not $Server.Process.WaitForExit(20000)) { $Server.Process.Kill($true); $Server.Process.WaitForExit() }
+    }
+    Remove-Item -Recurse -Force $Server.Dir -ErrorAction SilentlyContinue
+}
+
+Export-ModuleMember -Function Get-FreeTcpPort, Test-RedisPing, Test-RedisTlsPing, Start-TestServer, Stop-TestServer, Start-TestCluster, Stop-TestCluster, Get-TestClusterMaster, Invoke-RedisCli, Get-PostgresBin, Start-TestPostgres, Stop-TestPostgres, Start-TestMariaDb, Stop-TestMariaDb

@@ -16,6 +16,8 @@
     taken, or the run stopped after the batch in hand.
     WRITEBEHIND_LOG_PATH (or -LogPath) appends one JSON line per run (Invoke-WriteBehindFlush -LogPath).
     -Continuous runs until stopped; -MaxDuration (no default) bounds a run in either mode.
+    With -WriterScript <path>, each commit group goes to that script (param($Rows) ...; see
+    Get-Help Invoke-WriteBehindFlush -Parameter Writer) instead of the store.
 #>
 param(
     [string] $ModulePath = 'WriteBehind',
@@ -30,7 +32,9 @@ param(
     [switch] $Continuous,
     # one JSON line per run; default: $env:WRITEBEHIND_LOG_PATH (none when unset)
     [string] $LogPath = $env:WRITEBEHIND_LOG_PATH,
-    [switch] $CheckConsistency
+    [switch] $CheckConsistency,
+    # a .ps1 holding param($Rows) ...: flush into it (Invoke-WriteBehindFlush -Writer) instead of the store
+    [string] $WriterScript
 )
 $ErrorActionPreference = 'Stop'
 try {
@@ -52,6 +56,7 @@ $flush = @{ BatchSize = $BatchSize; RetryTimeout = $RetryTimeout }
 if ($Continuous) { $flush.Continuous = $true }
 if ($PSBoundParameters.ContainsKey('MaxDuration')) { $flush.MaxDuration = $MaxDuration }
 if ($LogPath) { $flush.LogPath = $LogPath }
+if ($WriterScript) { $flush.Writer = (Get-Command -Name (Resolve-Path -LiteralPath $WriterScript).ProviderPath -CommandType ExternalScript).ScriptBlock }
 $limit = if ($PSBoundParameters.ContainsKey('MaxDuration')) { "for at most $MaxDuration" } elseif ($Continuous) { 'until stopped' } else { 'until the queue is empty' }
 "writebehind-flush: flushing$(if ($Continuous) { ' continuously' }) $limit (pid $PID)"
 # A stop request (SIGINT, Ctrl+C) stops the pipeline: the flush finishes the batch in hand and leaves its

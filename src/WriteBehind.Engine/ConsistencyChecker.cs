@@ -84,6 +84,12 @@ namespace WriteBehind.Engine
 
         public ConsistencyChecker(WriteBehindConnection connection) => _connection = connection;
 
+        /// <summary>The module's table keeps the text byte for byte; a mapped table may compare by meaning.</summary>
+        private bool SameProfile(string cacheJson, string storedJson) =>
+            _connection.Store is Store.IMappedProfileStore mapped
+                ? mapped.SameProfile(cacheJson, storedJson)
+                : string.Equals(storedJson, cacheJson, StringComparison.Ordinal);
+
         public async Task<ConsistencyReport> CheckAsync(bool repair, CancellationToken cancellationToken)
         {
             var db = _connection.Database;
@@ -110,7 +116,7 @@ namespace WriteBehind.Engine
                     {
                         if (row == null) kind = DriftKind.MissingInStore;
                         else if (row.Version > cacheVersion) kind = DriftKind.StoreAheadOfCache;
-                        else if (row.Version < cacheVersion || row.IsDeleted || !string.Equals(row.Json, state[i].Json, StringComparison.Ordinal)) kind = DriftKind.StaleInStore;
+                        else if (row.Version < cacheVersion || row.IsDeleted || !SameProfile(state[i].Json, row.Json)) kind = DriftKind.StaleInStore;
                     }
                     else if (row != null && !row.IsDeleted)
                     {

@@ -29,6 +29,8 @@ namespace WriteBehind.Engine
         public TimeSpan RetryTimeout { get; set; } = TimeSpan.FromSeconds(30);
         /// <summary>Only reclaim expired leases; take nothing new from the queue.</summary>
         public bool RecoverOnly { get; set; }
+        /// <summary>Commit into this store instead of the connection's (a PowerShell writer, <see cref="WriterStore"/>).</summary>
+        public IProfileStore Store { get; set; }
 
         public FlushOptions Clone() => (FlushOptions)MemberwiseClone();
     }
@@ -71,6 +73,7 @@ namespace WriteBehind.Engine
                 throw new WriteBehindException(ErrorIds.InvalidConfiguration, "CommitSize must be at least 1.");
             var result = new FlushResult { StartedAt = DateTimeOffset.UtcNow };
             var clock = Stopwatch.StartNew();
+            IProfileStore store = options.Store ?? _connection.Store;
             var layout = _connection.Layout;
             // Paused (Suspend-WriteBehindFlush): take nothing, not even expired leases; say so.
             var pause = await _connection.GetPauseAsync().ConfigureAwait(false);
@@ -82,7 +85,6 @@ namespace WriteBehind.Engine
                 result.Duration = clock.Elapsed;
                 return result;
             }
-            IProfileStore store = _connection.Store;
             try
             {
                 // Expired leases are reclaimed in every partition, owned or not: the claim is atomic, and the
@@ -463,6 +465,8 @@ namespace WriteBehind.Engine
             public int Stale;
             public readonly List<KeyValuePair<ProfileRow, string>> Rejected = new List<KeyValuePair<ProfileRow, string>>();
             public long RejectedItems;
+            /// <summary>Rows the store declined on purpose (a writer's Reject) in a commit that went in.</summary>
+            public int Declined;
         }
 
         /// <summary>The store refused this commit for a reason retrying will not fix.</summary>
@@ -485,7 +489,7 @@ namespace WriteBehind.Engine
             using (StartRenewal(leases, options))
             {
                 await CommitIsolatingAsync(store, leases, toWrite, options, cancellationToken, outcome).ConfigureAwait(false);
-                if (outcome.Rejected.Count == toWrite.Count)
+                if (outcome.Rejected.Count == toWrite.Count && outcome.Declined < toWrite.Count)
                 {
                     foreach (var lease in leases) await ExpireNowAsync(lease).ConfigureAwait(false);
                     throw new WriteBehindException(ErrorIds.StoreFailed,
@@ -517,6 +521,13 @@ namespace WriteBehind.Engine
                 var r = await CommitWithRetryAsync(store, leases, rows, options, cancellationToken).ConfigureAwait(false);
                 outcome.Applied += r.Applied;
                 outcome.Stale += r.Stale;
+                foreach (var declined in r.Rejected)
+                {
+                    var row = rows.FirstOrDefault(x => string.Equals(x.UserId, declined.Key, StringComparison.Ordinal));
+                    if (row == null) continue;
+                    outcome.Rejected.Add(new KeyValuePair<ProfileRow, string>(row, declined.Value));
+                    outcome.Declined++;
+                }
             }
             catch (StoreRejectedException ex)
             {

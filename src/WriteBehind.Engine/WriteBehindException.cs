@@ -14,6 +14,8 @@ namespace WriteBehind.Engine
         public const string StoreUnavailable = "StoreUnavailable";
         public const string StoreFailed = "StoreFailed";
         public const string InvalidStoreUri = "InvalidStoreUri";
+        /// <summary>A mapped table (-StoreTable ...) does not fit the database: a table, key column or mapped column is missing.</summary>
+        public const string StoreMappingInvalid = "StoreMappingInvalid";
         public const string InvalidConfiguration = "InvalidConfiguration";
         public const string PartitionMismatch = "PartitionMismatch";
         public const string ClusterNeedsHashTag = "ClusterNeedsHashTag";

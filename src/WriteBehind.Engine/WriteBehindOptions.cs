@@ -45,6 +45,8 @@ namespace WriteBehind.Engine
         internal string StorePassword { get; set; }
         /// <summary>Whether a store password is set (the password itself is not readable here).</summary>
         public bool HasStorePassword => !string.IsNullOrEmpty(StorePassword);
+        /// <summary>The application's own table to flush into (null: the module's own user_profiles table).</summary>
+        public Store.StoreMapping StoreMapping { get; set; }
         public string KeyPrefix { get; set; } = string.Empty;
         /// <summary>Producers fail with QueueFull when the queue would pass this depth (0: unbounded).</summary>
         public long HighWaterMark { get; set; } = DefaultHighWaterMark;

@@ -65,10 +65,11 @@ namespace WriteBehind.Commands
             if (current != null) return current;
             var options = WriteBehindOptions.FromEnvironment();
             options.Store = WriteBehind.Engine.Store.StoreFactory.Normalize(options.Store, resolvePath, options.StoreUser);
+            options.StoreMapping = StoreMappingReader.FromEnvironment();
             // The key holds the password only in memory; it is never printed.
             string key = string.Join("\n", options.Redis, options.RedisUser, options.RedisPassword, options.UseTls, options.TlsCaCertificate,
                 options.TlsHostName, options.Store, options.StoreUser, options.StorePassword, options.KeyPrefix, options.HighWaterMark.ToString(),
-                options.Partitions.ToString(), options.ReplicaAcks.ToString());
+                options.Partitions.ToString(), options.ReplicaAcks.ToString(), options.StoreMapping?.ToString());
             if (FromEnvironment.TryGetValue(key, out var cached) && cached.IsConnected) return cached;
             lock (Gate)
             {

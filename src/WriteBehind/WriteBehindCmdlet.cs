@@ -109,6 +109,7 @@ namespace WriteBehind.Commands
                 case ErrorIds.InvalidUserId:
                 case ErrorIds.InvalidStoreUri:
                 case ErrorIds.InvalidConfiguration:
+                case ErrorIds.StoreMappingInvalid:
                 case ErrorIds.PasswordInParameter: return ErrorCategory.InvalidArgument;
                 case ErrorIds.RedisPermissionDenied: return ErrorCategory.PermissionDenied;
                 case ErrorIds.TlsValidationFailed: return ErrorCategory.SecurityError;

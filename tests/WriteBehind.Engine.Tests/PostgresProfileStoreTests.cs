@@ -19,6 +19,8 @@ namespace WriteBehind.Engine.Tests
     /// </summary>
     internal static class TestPostgres
     {
+        /// <summary>The xunit collection of the test classes that use the server (they do not run in parallel).</summary>
+        public const string Collection = "PostgreSQL server";
         public const string UriVariable = "WRITEBEHIND_TEST_POSTGRES";
         public const string PasswordVariable = "WRITEBEHIND_TEST_POSTGRES_PASSWORD";
         public const string CaVariable = "WRITEBEHIND_TEST_POSTGRES_CA";
@@ -131,6 +133,9 @@ namespace WriteBehind.Engine.Tests
 
     /// <summary>The store contract against a real PostgreSQL, plus what only a server has: credentials,
     /// TLS, outages, error classification.</summary>
+    // One collection with the mapped-table tests: their targets' Dispose clears every Npgsql pool, which would
+    // close a connection the TLS tests below look up in pg_stat_activity.
+    [Collection(TestPostgres.Collection)]
     public sealed class PostgresProfileStoreTests : StoreContractTests
     {
         protected override IStoreTarget CreateTarget() => new PostgresTarget();

@@ -434,7 +434,7 @@ Describe 'Store values: only the documented forms' {
         } finally { Pop-Location }
     }
     It 'a bare word, an unknown scheme and a path that is a folder are refused too' {
-        foreach ($value in 'profiles', 'mysql://app@db01/profiles', $script:Dir) {
+        foreach ($value in 'profiles', 'mssql://app@db01/profiles', $script:Dir) {
             { Connect-WriteBehind -Redis $script:RedisEndpoint -Store $value -KeyPrefix $script:P } | Should -Throw -ErrorId 'InvalidStoreUri,WriteBehind.Commands.ConnectWriteBehindCommand'
         }
     }

@@ -79,6 +79,28 @@ function Write-FaultRounds([Parameter(Mandatory)] $Rounds, [Parameter(Mandatory)
 
 function Read-FaultStore([Parameter(Mandatory)] [string] $Path) {
     $rows = @{}
+    if ($Path -like 'mapped+postgres*://*') {
+        # A mapped PostgreSQL table (app_users, the profile text in its JSON column): versions and tombstones
+        # from wb_versions, the JSON from the user's row (gone for a deleted profile).
+        $name = ($Path -replace '\?.*$', '') -replace '^.*/', ''
+        $lines = Invoke-TestPsql "SELECT v.key, coalesce(translate(encode(convert_to(t.profile, 'UTF8'), 'base64'), E'\n', ''), '<null>'), v.version, v.deleted FROM wb_versions v LEFT JOIN app_users t ON t.id = v.key" $name
+        foreach ($line in $lines) {
+            if (-not $line) { continue }
+            $id, $json64, $version, $deleted = "$line" -split "`t"
+            $rows[$id] = [pscustomobject]@{ Json = $(if ($json64 -eq '<null>') { $null } else { [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($json64)) }); Version = [long]$version; Deleted = $deleted -eq 't' }
+        }
+        return $rows
+    }
+    if ($Path -like 'mysql://*') {
+        # A MariaDB store (its URI): read with the mariadb client, the JSON as hex so it comes through byte for byte.
+        $name = ($Path -replace '\?.*$', '') -replace '^.*/', ''
+        foreach ($line in (Invoke-FaultMariaDb "SELECT user_id, COALESCE(HEX(json), '<null>'), version, deleted FROM user_profiles" $name)) {
+            if (-not $line) { continue }
+            $id, $hex, $version, $deleted = "$line" -split "`t"
+            $rows[$id] = [pscustomobject]@{ Json = $(if ($hex -eq '<null>') { $null } else { [Text.Encoding]::UTF8.GetString([Convert]::FromHexString($hex)) }); Version = [long]$version; Deleted = $deleted -eq '1' }
+        }
+        return $rows
+    }
     if ($Path -like 'postgres*://*') {
         # A PostgreSQL store (its URI): read with psql, the JSON as base64 so it comes through byte for byte.
         $name = ($Path -replace '\?.*$', '') -replace '^.*/', ''
@@ -291,8 +313,34 @@ function Get-FaultChildResults($Child) {
     @(Read-FaultChildLines $Child | Where-Object { $_ -like 'RESULT *' } | ForEach-Object { $_.Substring(7) | ConvertFrom-Json })
 }
 
+# SQL on the test MariaDB server (WRITEBEHIND_TEST_MARIADB / _PASSWORD) through the mariadb client.
+function Invoke-FaultMariaDb([string] $Sql, [string] $Database) {
+    if ($env:WRITEBEHIND_TEST_MARIADB -notmatch '^(?:mysql|mariadb)://([^@]+)@([^:/]+):(\d+)/([^?]+)') { throw "Unexpected WRITEBEHIND_TEST_MARIADB: $($env:WRITEBEHIND_TEST_MARIADB)" }
+    $user, $dbHost, $port = $Matches[1], $Matches[2], $Matches[3]
+    if (-not $Database) { $Database = $Matches[4] }
+    $previous = $env:MYSQL_PWD
+    $env:MYSQL_PWD = $env:WRITEBEHIND_TEST_MARIADB_PASSWORD
+    try {
+        $out = & mariadb --no-defaults --default-character-set=utf8mb4 -h $dbHost -P $port -u $user -N -B -e $Sql $Database 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "mariadb failed: $($out -join "`n")" }
+        $out
+    } finally { $env:MYSQL_PWD = $previous }
+}
+
+# A fresh database on the test MariaDB server; returns its store URI (no password).
+function New-FaultMariaDbDatabase {
+    $name = 'wbf_' + [guid]::NewGuid().ToString('N').Substring(0, 16)
+    $null = Invoke-FaultMariaDb "CREATE DATABASE $name CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+    ($env:WRITEBEHIND_TEST_MARIADB -replace '\?.*$', '') -replace '/[^/]+$', "/$name"
+}
+
 function Remove-FaultStore([string] $StorePath) {
     if ($StorePath -like 'postgres*://*') { Remove-TestPostgresDatabase $StorePath; return }
+    if ($StorePath -like 'mapped+postgres*://*') { Remove-TestPostgresDatabase ($StorePath -replace '^mapped\+', ''); return }
+    if ($StorePath -like 'mysql://*') {
+        try { $null = Invoke-FaultMariaDb "DROP DATABASE IF EXISTS $(($StorePath -replace '\?.*$', '') -replace '^.*/', '')" } catch { Write-Warning $_ }
+        return
+    }
     if ($StorePath) { Remove-Item -Recurse -Force -ErrorAction SilentlyContinue (Split-Path $StorePath) }
 }
 

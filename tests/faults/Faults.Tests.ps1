@@ -5,6 +5,7 @@
 # items it produced, computed without the engine (FaultHelpers.ps1: Get-FaultExpectation).
 #   WRITEBEHIND_FAULT_SEED   replays the crash test's workload and kill delays (the seed is printed)
 #   WRITEBEHIND_FAULT_RECORD a file to write the crash test's numbers to (JSON)
+#   WRITEBEHIND_FAULT_STORES the crash test's stores to run, comma-separated (default: every one)
 BeforeAll {
     . (Join-Path $PSScriptRoot 'FaultHelpers.ps1')
 }
@@ -12,22 +13,38 @@ AfterAll {
     if ($script:FaultWork) { Remove-Item -Recurse -Force -ErrorAction SilentlyContinue $script:FaultWork }
 }
 
-# Run against each store: SQLite (a file) and PostgreSQL (a fresh database on the server build.ps1 Test
-# starts; the children get the password through WRITEBEHIND_STORE_PASSWORD, the URI carries none).
+# Run against each store: SQLite (a file), PostgreSQL and MariaDB (a fresh database on the servers build.ps1
+# Test starts; the children get the password through WRITEBEHIND_STORE_PASSWORD, the URI carries none), and
+# a mapped PostgreSQL table (the application's app_users, with wb_versions; the children take the mapping
+# from WRITEBEHIND_STORE_MAPPING).
 Describe 'Crash (<Store>): a flusher SIGKILLed at 20+ random moments loses nothing and applies nothing twice' -Tag Fault -ForEach @(
-    @{ Store = 'sqlite' }, @{ Store = 'postgres' }
+    @(@{ Store = 'sqlite' }, @{ Store = 'postgres' }, @{ Store = 'mariadb' }, @{ Store = 'postgres-mapped' }) |
+        Where-Object { -not $env:WRITEBEHIND_FAULT_STORES -or $_.Store -in ($env:WRITEBEHIND_FAULT_STORES -split ',') }
 ) {
     BeforeEach {
         if ($script:SkipStore) { Set-ItResult -Skipped -Because $script:SkipStore }
     }
     BeforeAll {
         $script:SkipStore = $null
-        if ($Store -eq 'postgres' -and -not $script:PostgresUri) { $script:SkipStore = $script:PostgresSkipReason; return }
+        if ($Store -like 'postgres*' -and -not $script:PostgresUri) { $script:SkipStore = $script:PostgresSkipReason; return }
+        if ($Store -eq 'mariadb' -and -not $env:WRITEBEHIND_TEST_MARIADB) { $script:SkipStore = 'WRITEBEHIND_TEST_MARIADB is not set: no test MariaDB server (build.ps1 Test starts one).'; return }
         $script:P = New-TestPrefix
         if ($Store -eq 'postgres') {
             $script:StorePath = New-TestPostgresDatabase
             $script:StoreUri = $script:StorePath
             $env:WRITEBEHIND_STORE_PASSWORD = $env:WRITEBEHIND_TEST_POSTGRES_PASSWORD
+        } elseif ($Store -eq 'mariadb') {
+            $script:StorePath = New-FaultMariaDbDatabase
+            $script:StoreUri = $script:StorePath
+            $env:WRITEBEHIND_STORE_PASSWORD = $env:WRITEBEHIND_TEST_MARIADB_PASSWORD
+        } elseif ($Store -eq 'postgres-mapped') {
+            $script:StoreUri = New-TestPostgresDatabase
+            $script:StorePath = 'mapped+' + $script:StoreUri
+            $env:WRITEBEHIND_STORE_PASSWORD = $env:WRITEBEHIND_TEST_POSTGRES_PASSWORD
+            $null = Invoke-TestPsql 'CREATE TABLE app_users(id text PRIMARY KEY, seq text, profile text)' (($script:StoreUri -replace '\?.*$', '') -replace '^.*/', '')
+            $mapping = Join-Path $script:FaultWork 'app_users.psd1'
+            Set-Content -LiteralPath $mapping -Value "@{ Table = 'app_users'; KeyColumn = 'id'; Columns = @{ seq = 'seq' }; JsonColumn = 'profile' }"
+            $env:WRITEBEHIND_STORE_MAPPING = $mapping
         } else {
             $script:StorePath = New-TestStore
             $script:StoreUri = "sqlite://$($script:StorePath)"
@@ -93,7 +110,7 @@ Describe 'Crash (<Store>): a flusher SIGKILLed at 20+ random moments loses nothi
         Disconnect-WriteBehind
         Remove-FaultKeys $script:P
         Remove-FaultStore $script:StorePath
-        Remove-Item Env:WRITEBEHIND_STORE_PASSWORD -ErrorAction SilentlyContinue
+        Remove-Item Env:WRITEBEHIND_STORE_PASSWORD, Env:WRITEBEHIND_STORE_MAPPING -ErrorAction SilentlyContinue
     }
 
     It 'queued 50,000 mixed items over 5,000 ids' {

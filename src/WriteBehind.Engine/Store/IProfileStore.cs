@@ -47,12 +47,23 @@ namespace WriteBehind.Engine.Store
         {
             Applied = applied;
             Stale = stale;
+            Rejected = Array.Empty<KeyValuePair<string, string>>();
+        }
+
+        /// <param name="rejected">Rows the store declined for good in a commit that otherwise went in: user id → reason
+        /// (a writer's <c>$row.Reject('reason')</c>); the flusher dead-letters their items.</param>
+        public StoreCommitResult(int applied, int stale, IReadOnlyList<KeyValuePair<string, string>> rejected)
+            : this(applied, stale)
+        {
+            Rejected = rejected ?? Array.Empty<KeyValuePair<string, string>>();
         }
 
         /// <summary>Rows inserted, updated or deleted because the incoming version was newer.</summary>
         public int Applied { get; }
         /// <summary>Rows left alone because the store already held that version or a newer one.</summary>
         public int Stale { get; }
+        /// <summary>Rows declined for good (user id → reason); never retried.</summary>
+        public IReadOnlyList<KeyValuePair<string, string>> Rejected { get; }
     }
 
     /// <summary>The system of record. Every write is conditional on the incoming version being newer

@@ -78,6 +78,10 @@ namespace WriteBehind.Engine.Store
 
         public string Description => _description;
 
+        /// <summary>For a mapped table on the same server (<see cref="PostgresMappedStore"/>).</summary>
+        internal string ConnectionString => _connectionString;
+        internal System.Net.Security.RemoteCertificateValidationCallback CertificateValidation => _certificateValidation;
+
         public Task<StoreCommitResult> CommitAsync(IReadOnlyList<ProfileRow> rows, CancellationToken cancellationToken)
         {
             StoreArguments.CheckRows(rows);
@@ -283,7 +287,7 @@ namespace WriteBehind.Engine.Store
             return sqlState != null && (sqlState.StartsWith("22", StringComparison.Ordinal) || sqlState.StartsWith("23", StringComparison.Ordinal));
         }
 
-        private static string Describe(Exception ex)
+        internal static string Describe(Exception ex)
         {
             if (ex is PostgresException pg)
                 return pg.SqlState + ": " + pg.MessageText;

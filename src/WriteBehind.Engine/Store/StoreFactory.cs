@@ -16,13 +16,16 @@ namespace WriteBehind.Engine.Store
         public static IProfileStore Open(WriteBehindOptions options)
         {
             if (options == null) throw new ArgumentNullException(nameof(options));
-            return Open(options.Store, options.StoreUser, options.StorePassword, options.ConnectTimeout);
+            IProfileStore store = Open(options.Store, options.StoreUser, options.StorePassword, options.ConnectTimeout);
+            return options.StoreMapping == null ? store : MappedStores.Wrap(store, options.StoreMapping);
         }
 
         /// <summary>Opens a store by URI: <c>sqlite:...</c> or a path (SQLite), <c>postgres://</c> or
         /// <c>postgresql://</c> (PostgreSQL; the password comes only from <paramref name="password"/>).</summary>
         public static IProfileStore Open(string uri, string user = null, string password = null, TimeSpan? connectTimeout = null)
         {
+            if (MySqlStoreUri.Is(uri))
+                return MySqlStoreUri.Open(uri, user, password, connectTimeout);
             if (IsPostgres(uri))
             {
                 PostgresTarget target = ParsePostgres(uri, user, connectTimeout);
@@ -49,6 +52,7 @@ namespace WriteBehind.Engine.Store
         /// with <see cref="ErrorIds.InvalidStoreUri"/>), and returns what to show for it (no secret).</summary>
         public static string Validate(string uri, string user = null)
         {
+            if (MySqlStoreUri.Is(uri)) return MySqlStoreUri.Parse(uri, user, null).Description;
             string canonical = Normalize(uri, null, user);
             return IsPostgres(canonical) ? ParsePostgres(canonical, user, null).Description : canonical;
         }
@@ -65,6 +69,11 @@ namespace WriteBehind.Engine.Store
             if (IsPostgres(uri))
             {
                 ParsePostgres(uri, user, null);
+                return uri;
+            }
+            if (MySqlStoreUri.Is(uri))
+            {
+                MySqlStoreUri.Parse(uri, user, null);
                 return uri;
             }
             string path = SqlitePathText(uri);
@@ -115,6 +124,11 @@ namespace WriteBehind.Engine.Store
         /// carries a password (then only its scheme), and never a value that is not a store URI at all.</summary>
         public static string Display(string uri)
         {
+            if (MySqlStoreUri.Is(uri))
+            {
+                try { return MySqlStoreUri.Parse(uri, null, null).Description; }
+                catch (WriteBehindException) { return uri.Substring(0, uri.IndexOf("://", StringComparison.Ordinal)) + "://(invalid store URI)"; }
+            }
             if (!IsPostgres(uri))
             {
                 // A relative path is shown as given: only the cmdlets know the location it is relative to.
@@ -319,7 +333,7 @@ namespace WriteBehind.Engine.Store
         private static readonly string[] SqliteExtensions = { ".db", ".sqlite", ".sqlite3" };
 
         private const string StoreForms =
-            "use sqlite:///path/to/file.db, sqlite:relative/file.db, a path to a file ending in .db, .sqlite or .sqlite3, or postgres://user@host:port/database";
+            "use sqlite:///path/to/file.db, sqlite:relative/file.db, a path to a file ending in .db, .sqlite or .sqlite3, postgres://user@host:port/database or mysql://user@host:port/database";
 
         /// <summary>The path a SQLite store value names, as written (not yet made full).</summary>
         private static string SqlitePathText(string uri)

@@ -31,6 +31,35 @@ namespace WriteBehind.Commands
         [Credential]
         public PSCredential StoreCredential { get; set; }
 
+        /// <summary>The application's own table to flush into ([schema.]table) instead of the module's user_profiles.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string StoreTable { get; set; }
+
+        /// <summary>The mapped table's key column (primary key or unique): it gets the user id.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string StoreKeyColumn { get; set; }
+
+        /// <summary>Top-level JSON field → column: a hashtable (or [ordered]) of field = 'column', or names that are both.</summary>
+        [Parameter]
+        [ValidateNotNull]
+        public object StoreColumns { get; set; }
+
+        /// <summary>A column of the mapped table that also keeps the whole profile text.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string StoreJsonColumn { get; set; }
+
+        /// <summary>What a delete does to the mapped table's row: Delete it (default) or Keep it (the tombstone is in wb_versions either way).</summary>
+        [Parameter]
+        public StoreDeleteMode StoreDeleteMode { get; set; }
+
+        /// <summary>A .psd1 file with Table, KeyColumn, Columns, JsonColumn, DeleteMode (the parameters win over it).</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string StoreMapping { get; set; }
+
         /// <summary>Prefix for every key (e.g. "app1:" or a cluster hash tag "{wb}").</summary>
         [Parameter]
         [AllowEmptyString]
@@ -132,6 +161,20 @@ namespace WriteBehind.Commands
                     if (!string.IsNullOrEmpty(StoreCredential.UserName)) options.StoreUser = StoreCredential.UserName;
                     options.StorePassword = new NetworkCredential(string.Empty, StoreCredential.Password).Password;
                 }
+                var mappingParameters = new StoreMappingReader.Settings
+                {
+                    Table = StoreTable,
+                    KeyColumn = StoreKeyColumn,
+                    Columns = StoreColumns,
+                    JsonColumn = StoreJsonColumn,
+                    DeleteMode = MyInvocation.BoundParameters.ContainsKey(nameof(StoreDeleteMode)) ? StoreDeleteMode : (StoreDeleteMode?)null,
+                };
+                string mappingFile = StoreMapping != null
+                    ? SessionState.Path.GetUnresolvedProviderPathFromPSPath(StoreMapping)
+                    : (string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(StoreMappingReader.EnvironmentVariable))
+                        ? null
+                        : System.IO.Path.GetFullPath(Environment.GetEnvironmentVariable(StoreMappingReader.EnvironmentVariable)));
+                options.StoreMapping = StoreMappingReader.Build(mappingParameters, mappingFile);
                 // Fail now on a malformed store URI (or one that carries a password, or a value that is no store
                 // URI at all) rather than at the first flush; a relative SQLite path is PowerShell's, not the process's.
                 options.Store = StoreFactory.Normalize(options.Store, ResolvePath, options.StoreUser);
@@ -160,7 +203,7 @@ namespace WriteBehind.Commands
             }
             if (!CheckStore(connection)) return;
             ConnectionRegistry.SetDefault(connection);
-            WriteVerbose($"Connected to Redis at {connection.RedisEndpoint}{(connection.UsesTls ? " over TLS" : "")} as {connection.RedisUser}; store {connection.StoreUri}; key prefix '{connection.Keys.Prefix}'; {connection.Layout.Count} partition(s){(connection.IsCluster ? " on a Redis Cluster" : "")}.");
+            WriteVerbose($"Connected to Redis at {connection.RedisEndpoint}{(connection.UsesTls ? " over TLS" : "")} as {connection.RedisUser}; store {connection.StoreUri}{(options.StoreMapping != null ? " table " + options.StoreMapping : "")}; key prefix '{connection.Keys.Prefix}'; {connection.Layout.Count} partition(s){(connection.IsCluster ? " on a Redis Cluster" : "")}.");
             if (PassThru) WriteObject(connection);
         }
 

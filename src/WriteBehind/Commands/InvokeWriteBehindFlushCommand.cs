@@ -1,7 +1,12 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
+using System.Linq;
 using System.Management.Automation;
+using System.Threading;
+using System.Threading.Tasks;
 using WriteBehind.Engine;
+using WriteBehind.Engine.Store;
 
 namespace WriteBehind.Commands
 {
@@ -60,6 +65,11 @@ namespace WriteBehind.Commands
         [ValidateNotNullOrEmpty]
         public string LogPath { get; set; }
 
+        /// <summary>Hands each commit group to this script block (param($Rows)) instead of the store, on the pipeline thread.</summary>
+        [Parameter]
+        [ValidateNotNull]
+        public ScriptBlock Writer { get; set; }
+
         protected override void EndProcessing()
         {
             WriteBehindConnection connection;
@@ -76,7 +86,7 @@ namespace WriteBehind.Commands
                 ThrowFailure(ex, null);
                 return;
             }
-            if (!ShouldProcess($"{connection.Layout.QueueName} -> {connection.StoreUri}", "Flush the write queue into the store")) return;
+            if (!ShouldProcess($"{connection.Layout.QueueName} -> {(Writer != null ? "the writer script block" : connection.StoreUri)}", "Flush the write queue into the store")) return;
             var options = new FlushOptions
             {
                 BatchSize = BatchSize,
@@ -125,6 +135,7 @@ namespace WriteBehind.Commands
             {
                 result = RunPumping((ct, post) =>
                 {
+                    if (Writer != null) options.Store = new WriterStore("writer script block", WriteOnPipelineThread(post));
                     var flusher = new Flusher(connection);
                     flusher.Log += message => post(() => WriteVerbose(message));
                     var progress = new SynchronousProgress<FlushProgress>(p =>
@@ -225,6 +236,33 @@ namespace WriteBehind.Commands
                 try { WriteWarning($"Cannot append to the run log '{path}': {ex.Message}"); }
                 catch (PipelineStoppedException) { /* stopping: nothing more can be said */ }
             }
+        }
+
+        /// <summary>Runs the writer script block on the pipeline thread (the one pumping <paramref name="post"/>) and
+        /// completes when it returns: the flush's commit awaits it from the thread pool.</summary>
+        private Func<IReadOnlyList<ProfileRow>, CancellationToken, Task<IReadOnlyDictionary<string, string>>> WriteOnPipelineThread(Action<Action> post)
+        {
+            return (rows, ct) =>
+            {
+                // The continuation must not run on the pipeline thread: it is busy pumping.
+                var done = new TaskCompletionSource<IReadOnlyDictionary<string, string>>(TaskCreationOptions.RunContinuationsAsynchronously);
+                post(() =>
+                {
+                    try
+                    {
+                        var handed = rows.Select(r => new FlushRow(r)).ToArray();
+                        Writer.Invoke((object)handed);
+                        IReadOnlyDictionary<string, string> declined = handed.Where(r => r.RejectReason != null)
+                            .GroupBy(r => r.UserId, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().RejectReason, StringComparer.Ordinal);
+                        done.SetResult(declined);
+                    }
+                    catch (Exception ex)
+                    {
+                        done.SetException(ex);
+                    }
+                });
+                return done.Task;
+            };
         }
 
         private void CompleteProgress(ProgressRecord record, bool shown)
