@@ -64,7 +64,15 @@ namespace WriteBehind.Commands
             var current = Default;
             if (current != null) return current;
             var options = WriteBehindOptions.FromEnvironment();
-            options.Store = WriteBehind.Engine.Store.StoreFactory.Normalize(options.Store, resolvePath, options.StoreUser);
+            try
+            {
+                options.Store = WriteBehind.Engine.Store.StoreFactory.Normalize(options.Store, resolvePath, options.StoreUser);
+            }
+            catch (WriteBehindException ex) when (Environment.GetEnvironmentVariable("WRITEBEHIND_STORE") != null)
+            {
+                // Without Connect-WriteBehind nobody typed the value: say where it came from.
+                throw new WriteBehindException(ex.ErrorId, "WRITEBEHIND_STORE: " + ex.Message, ex.InnerException);
+            }
             options.StoreMapping = StoreMappingReader.FromEnvironment();
             // The key holds the password only in memory; it is never printed.
             string key = string.Join("\n", options.Redis, options.RedisUser, options.RedisPassword, options.UseTls, options.TlsCaCertificate,

@@ -461,6 +461,36 @@ namespace WriteBehind.Engine.Tests
         }
 
         [Fact]
+        public async Task A_user_profiles_table_of_the_modules_columns_with_a_numeric_user_id_is_refused()
+        {
+            // An application's table with the same names: SQLite would store the id 007 as 7 and never find it.
+            using var target = CreateTarget();
+            await target.ExecuteRawAsync("CREATE TABLE user_profiles(user_id integer PRIMARY KEY, json text NULL, version bigint NOT NULL, deleted boolean NOT NULL, updated_at timestamp NOT NULL)");
+
+            using var store = target.Open();
+            var ex = await Assert.ThrowsAsync<WriteBehindException>(() => store.CheckAsync(None));
+            Assert.Equal(ErrorIds.StoreTableMismatch, ex.ErrorId);
+            Assert.Contains("user_id is integer, not", ex.Message, StringComparison.OrdinalIgnoreCase);
+            var commit = await Assert.ThrowsAsync<WriteBehindException>(() => store.CommitAsync(new[] { Row("007", "{}", 1) }, None));
+            Assert.Equal(ErrorIds.StoreTableMismatch, commit.ErrorId);
+            Assert.False(await target.RawSchemaTableExistsAsync());
+        }
+
+        [Fact]
+        public async Task A_user_profiles_table_of_the_modules_columns_with_a_text_version_is_refused()
+        {
+            // Compared as text, version 10 is older than 9: a newer state would never replace the stored one.
+            using var target = CreateTarget();
+            await target.ExecuteRawAsync("CREATE TABLE user_profiles(user_id text PRIMARY KEY, json text NULL, version text NOT NULL, deleted boolean NOT NULL, updated_at timestamp NOT NULL)");
+
+            using var store = target.Open();
+            var ex = await Assert.ThrowsAsync<WriteBehindException>(() => store.CheckAsync(None));
+            Assert.Equal(ErrorIds.StoreTableMismatch, ex.ErrorId);
+            Assert.Contains("version is text, not", ex.Message, StringComparison.OrdinalIgnoreCase);
+            Assert.False(await target.RawSchemaTableExistsAsync());
+        }
+
+        [Fact]
         public async Task Cancelled_and_disposed_calls_throw()
         {
             using var target = CreateTarget();

@@ -477,6 +477,7 @@ Describe 'Store values: only the documented forms' {
         $err = $null
         try { Set-UserProfile -UserId e1 -Profile '{"a":1}' -ErrorAction Stop } catch { $err = $_ }
         $err.FullyQualifiedErrorId | Should -Be 'InvalidStoreUri,WriteBehind.Commands.SetUserProfileCommand'
+        $err.Exception.Message | Should -BeLike 'WRITEBEHIND_STORE: *' -Because 'nobody typed the value: the message says where it came from'
         ($err | Out-String) | Should -Not -Match 'Env-Secret-77'
         $script:Db.HashExists("$($script:P)user_profiles", 'user:e1') | Should -BeFalse
         # A relative one resolves against PowerShell's location.

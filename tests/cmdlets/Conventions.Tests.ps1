@@ -58,6 +58,21 @@ Describe 'Format views' {
         @{ Type = 'WriteBehind.Engine.ConsistencyReport' }) {
         @(Get-FormatData -TypeName $Type).Count | Should -Be 1
     }
+    It 'shows dead letters as a list, and Format-Table as Item and Reason, never the ItemBytes array' {
+        $P = New-TestPrefix
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $P
+        try {
+            $null = Invoke-Raw 'LPUSH' @("$($P)write_queue", 'frob:user:ft1')
+            $null = Invoke-WriteBehindFlush
+            $list = Get-WriteBehindDeadLetter | Out-String -Width 120
+            $list | Should -Match 'Item\s+: frob:user:ft1'
+            $list | Should -Match "Reason\s+: unknown operation 'frob'"
+            $table = Get-WriteBehindDeadLetter | Format-Table | Out-String -Width 120
+            $table | Should -Match 'Index\s+Partition\s+Attempts\s+Item\s+Reason'
+            $table | Should -Match "frob:user:ft1\s+unknown operation 'frob'"
+            $table | Should -Not -Match 'ItemBytes'
+        } finally { Disconnect-WriteBehind; Remove-TestKeys $P }
+    }
     It 'shows a flush result as a table with its counts' {
         $P = New-TestPrefix
         Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $P

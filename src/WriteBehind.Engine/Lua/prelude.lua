@@ -167,6 +167,19 @@ end
 
 local scan_value
 
+-- A member name at byte j and the ':' after it: returns the decoded name, the index of its value and the
+-- index after the name's closing quote, or nil and a reason (also for a name already in `seen`).
+local function member_name(s, j, seen)
+  if sbyte(s, j) ~= 34 then return expected(s, j, "'\"' to start a member name") end
+  local ke, esc = scan_string(s, j)
+  if not ke then return nil, esc end
+  local name = name_key(s, j, ke, esc)
+  if seen[name] then return duplicate(s, name, j) end
+  local c = skip_ws(s, ke)
+  if sbyte(s, c) ~= 58 then return expected(s, c, "':' after member name") end
+  return name, skip_ws(s, c + 1), ke
+end
+
 -- A nested object or array at byte i, of depth `depth` (the top-level object is 1); returns the index
 -- after it, or nil and a reason. Member names are checked for duplicates at every depth.
 local function scan_container(s, i, depth)
@@ -179,15 +192,10 @@ local function scan_container(s, i, depth)
   while true do
     local err
     if obj then
-      if sbyte(s, j) ~= 34 then return expected(s, j, "'\"' to start a member name") end
-      local ke, esc = scan_string(s, j)
-      if not ke then return nil, esc end
-      local name = name_key(s, j, ke, esc)
-      if names[name] then return duplicate(s, name, j) end
+      local name, vs = member_name(s, j, names)
+      if not name then return nil, vs end
       names[name] = true
-      j = skip_ws(s, ke)
-      if sbyte(s, j) ~= 58 then return expected(s, j, "':' after member name") end
-      j = skip_ws(s, j + 1)
+      j = vs
     end
     j, err = scan_value(s, j, depth)
     if not j then return nil, err end
@@ -295,15 +303,10 @@ local function parse_object(s)
     j = j + 1
   else
     while true do
-      if sbyte(s, j) ~= 34 then return expected(s, j, "'\"' to start a member name") end
-      local ke, esc = scan_string(s, j)
-      if not ke then return nil, esc end
-      local name = name_key(s, j, ke, esc)
-      if idx[name] then return duplicate(s, name, j) end
+      local name, vs, ke = member_name(s, j, idx)
+      if not name then return nil, vs end
       local ks = j
-      j = skip_ws(s, ke)
-      if sbyte(s, j) ~= 58 then return expected(s, j, "':' after member name") end
-      j = skip_ws(s, j + 1)
+      j = vs
       local ve, err = scan_value(s, j, 1)
       if not ve then return nil, err end
       n = n + 1

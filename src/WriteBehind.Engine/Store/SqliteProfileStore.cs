@@ -484,7 +484,29 @@ namespace WriteBehind.Engine.Store
                     userIdIsKey = Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture) > 0;
                 }
             }
-            StoreTableShape.ThrowIfNotTheModules(Description, columns, userIdIsKey, typeProblems: null);
+            // SQLite converts a value to its column's type affinity: under a numeric user_id, '007' is stored
+            // as 7 (and never found again); under a text version, 10 is stored as '10', which sorts before '9'.
+            var typeProblems = new List<string>();
+            foreach (StoreColumn column in columns)
+            {
+                string affinity = Affinity(column.Type);
+                if (column.Is("user_id") && affinity != "TEXT" && affinity != "BLOB")
+                    typeProblems.Add("user_id is " + column.Type + ", not TEXT (with " + affinity + " affinity SQLite stores the id 007 as 7)");
+                else if (column.Is("version") && affinity != "INTEGER" && affinity != "NUMERIC")
+                    typeProblems.Add("version is " + (column.Type.Length == 0 ? "untyped" : column.Type) + ", not INTEGER (with " + affinity + " affinity SQLite compares versions as text: 10 before 9)");
+            }
+            StoreTableShape.ThrowIfNotTheModules(Description, columns, userIdIsKey, typeProblems);
+        }
+
+        /// <summary>The type affinity of a declared column type, by SQLite's rules (section 3.1 of its datatype page).</summary>
+        private static string Affinity(string declaredType)
+        {
+            string t = declaredType.ToUpperInvariant();
+            if (t.Contains("INT")) return "INTEGER";
+            if (t.Contains("CHAR") || t.Contains("CLOB") || t.Contains("TEXT")) return "TEXT";
+            if (t.Length == 0 || t.Contains("BLOB")) return "BLOB";
+            if (t.Contains("REAL") || t.Contains("FLOA") || t.Contains("DOUB")) return "REAL";
+            return "NUMERIC";
         }
 
         /// <summary>The version in wb_schema, or 0 when the table is missing or empty.</summary>

@@ -27,7 +27,8 @@ namespace WriteBehind.Commands
         public SwitchParameter FromStore { get; set; }
 
         /// <summary>One flat row per profile: UserId, then the profile's top-level fields as properties
-        /// (for Export-Csv, Format-Table, Group-Object); Import-Csv | Set-UserProfile reads such rows back.</summary>
+        /// (for Export-Csv, Format-Table, Group-Object). For reading: a CSV of them imported back loses types and
+        /// fields (see the help), so edits go through the default objects.</summary>
         [Parameter]
         public SwitchParameter Flat { get; set; }
 
