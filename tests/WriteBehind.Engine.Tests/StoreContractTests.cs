@@ -470,7 +470,7 @@ namespace WriteBehind.Engine.Tests
             using var store = target.Open();
             var ex = await Assert.ThrowsAsync<WriteBehindException>(() => store.CheckAsync(None));
             Assert.Equal(ErrorIds.StoreTableMismatch, ex.ErrorId);
-            Assert.Contains("user_id is integer, not", ex.Message, StringComparison.OrdinalIgnoreCase);
+            Assert.Matches("(?i)user_id is int(eger)?, not", ex.Message);
             var commit = await Assert.ThrowsAsync<WriteBehindException>(() => store.CommitAsync(new[] { Row("007", "{}", 1) }, None));
             Assert.Equal(ErrorIds.StoreTableMismatch, commit.ErrorId);
             Assert.False(await target.RawSchemaTableExistsAsync());
@@ -481,7 +481,7 @@ namespace WriteBehind.Engine.Tests
         {
             // Compared as text, version 10 is older than 9: a newer state would never replace the stored one.
             using var target = CreateTarget();
-            await target.ExecuteRawAsync("CREATE TABLE user_profiles(user_id text PRIMARY KEY, json text NULL, version text NOT NULL, deleted boolean NOT NULL, updated_at timestamp NOT NULL)");
+            await target.ExecuteRawAsync("CREATE TABLE user_profiles(user_id varchar(128) PRIMARY KEY, json text NULL, version text NOT NULL, deleted boolean NOT NULL, updated_at timestamp NOT NULL)");
 
             using var store = target.Open();
             var ex = await Assert.ThrowsAsync<WriteBehindException>(() => store.CheckAsync(None));
