@@ -238,6 +238,7 @@ function Invoke-Bench {
     }
     $server = $null
     $postgres = $null
+    $mariadb = $null
     try {
         $server = Start-TestServer -Kind Redis -WorkDir (Join-Path $Out 'servers')
         Write-Host "==> Started a throwaway $($server.Kind) on $($server.Endpoint)"
@@ -248,11 +249,20 @@ function Invoke-Bench {
         } else {
             Write-Warning 'PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): no PostgreSQL flush figure.'
         }
+        # The MariaDB flush figures (the module's table and a mapped one): a throwaway server (Start-TestMariaDb
+        # -Durable: the InnoDB log flushed at every commit), skipped when MariaDB is not installed.
+        if ((Get-Command mariadbd -ErrorAction SilentlyContinue) -or (Test-Path /usr/sbin/mariadbd)) {
+            $mariadb = Start-TestMariaDb -Durable
+            Write-Host "==> Started a throwaway MariaDB $($mariadb.Version) on $($mariadb.Uri)"
+        } else {
+            Write-Warning 'MariaDB is not installed (no mariadbd; apt-get install -y mariadb-server): no MariaDB flush figures.'
+        }
         & (Join-Path $PSScriptRoot 'bench/Bench.ps1') -ModulePath $manifest -Server $server -Scale $BenchScale `
-            -OutDir (Join-Path $Out 'bench') -Configuration $Configuration -Postgres $postgres
+            -OutDir (Join-Path $Out 'bench') -Configuration $Configuration -Postgres $postgres -MariaDb $mariadb
     } finally {
         if ($server) { Stop-TestServer $server; Write-Host "==> Stopped the $($server.Kind) server" }
         if ($postgres) { Stop-TestPostgres $postgres; Write-Host '==> Stopped PostgreSQL' }
+        if ($mariadb) { Stop-TestMariaDb $mariadb; Write-Host '==> Stopped MariaDB' }
     }
 }
 

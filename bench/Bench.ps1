@@ -13,6 +13,8 @@ param(
     [string] $Configuration = 'Release',
     # Optional: a throwaway PostgreSQL (build/Servers.psm1 Start-TestPostgres) for the PostgreSQL flush figure.
     $Postgres = $null,
+    # Optional: a throwaway MariaDB (build/Servers.psm1 Start-TestMariaDb) for the MariaDB flush figures.
+    $MariaDb = $null,
     # Repetitions of each throughput figure (medians are reported); default 3 when Scale <= 0.1, else 1.
     [int] $Runs = 0
 )
@@ -116,6 +118,89 @@ function Invoke-Psql([string] $Sql) {
     } finally { Remove-Item Env:PGPASSWORD -ErrorAction SilentlyContinue }
 }
 
+# The application's own table of the mapped-table figures: the fields the bench's profiles carry
+# ({"name":"u1","age":"31"}; age a JSON string, converted to the integer column's type), keyed by the
+# user id (text: the bench's ids are h<n>, s<n>, c<n>). The module never creates it; the bench does,
+# in each fresh database, before the flusher connects.
+$mappedTableSql = @{
+    postgres = 'CREATE TABLE users(id text PRIMARY KEY, name text, age integer)'
+    mariadb  = 'CREATE TABLE users(id varchar(64) PRIMARY KEY, name varchar(100), age int)'
+}
+# The mapping (Connect-WriteBehind -StoreMapping): both fields the profiles carry, into same-named columns.
+$mappingFile = Join-Path $tmp 'users-mapping.psd1'
+Set-Content -Path $mappingFile -Encoding utf8NoBOM -Value "@{ Table = 'users'; KeyColumn = 'id'; Columns = @{ name = 'name'; age = 'age' } }"
+
+# SQL on the bench's PostgreSQL as its user, in one database; returns the unaligned, tuples-only output.
+function Invoke-PsqlIn([string] $Database, [string] $Sql) {
+    $env:PGPASSWORD = $Postgres.Password
+    try {
+        $out = & (Join-Path $Postgres.Bin 'psql') -h 127.0.0.1 -p $Postgres.Port -U $Postgres.User -d $Database -X -q -t -A -v ON_ERROR_STOP=1 -c $Sql 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "psql failed: $($out -join "`n")" }
+        $out
+    } finally { Remove-Item Env:PGPASSWORD -ErrorAction SilentlyContinue }
+}
+
+# SQL on the bench's MariaDB, as root through the server's unix socket (the store connects over TCP with
+# its own user and password); returns the tab-separated output without headers.
+function Invoke-MariaDbSql([string] $Sql, [string] $Database = '') {
+    $arguments = @('--no-defaults', '-uroot', "--socket=$($MariaDb.Socket)", '-N', '-B', '-e', $Sql)
+    if ($Database) { $arguments += $Database }
+    $out = & $MariaDb.Client @arguments 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "mariadb failed: $($out -join "`n")" }
+    $out
+}
+# A fresh database on the bench's MariaDB; returns its store URI (no password, as for PostgreSQL).
+function New-MariaDbStore {
+    $name = 'bench_' + [guid]::NewGuid().ToString('N').Substring(0, 12)
+    $null = Invoke-MariaDbSql "CREATE DATABASE $name CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+    "mysql://$($MariaDb.User)@127.0.0.1:$($MariaDb.Port)/$name"
+}
+function Remove-MariaDbStore([string] $Uri) {
+    $null = Invoke-MariaDbSql "DROP DATABASE IF EXISTS $($Uri -replace '^.*/', '')"
+}
+# CPU seconds of the mariadbd process (one process, its threads included), 0 without a server.
+function Get-MariaDbCpuSeconds {
+    if (-not $MariaDb -or -not $MariaDb.Process) { return 0 }
+    $MariaDb.Process.Refresh()
+    $MariaDb.Process.TotalProcessorTime.TotalSeconds
+}
+
+# One flush of the 1M (x scale) workload into a fresh database of $Kind ('postgres' or 'mariadb'), into
+# the module's own table or (-Mapped) into a users table made for it; returns the child's result with
+# queued, dbCpuSeconds (the database server's CPU meanwhile) and, for a mapped table, its row count.
+function Invoke-DatabaseFlush([string] $Kind, [switch] $Mapped, [int] $Seed) {
+    Clear-Server
+    $e = Invoke-StoreLimitTool @('enqueue', $endpoint, [string]$counts.flush, [string]$Seed)
+    $isPg = $Kind -eq 'postgres'
+    $uri = if ($isPg) { New-PostgresStore } else { New-MariaDbStore }
+    $database = $uri -replace '^.*/', ''
+    $env:WRITEBEHIND_STORE_PASSWORD = if ($isPg) { $Postgres.Password } else { $MariaDb.Password }
+    try {
+        $parameters = @{ Store = $uri; BatchSize = 2000 }
+        if ($Mapped) {
+            if ($isPg) { $null = Invoke-PsqlIn $database $mappedTableSql.postgres } else { $null = Invoke-MariaDbSql $mappedTableSql.mariadb $database }
+            $parameters.StoreMapping = $mappingFile
+        }
+        $cpu0 = if ($isPg) { Get-PostgresCpuSeconds } else { Get-MariaDbCpuSeconds }
+        $r = Invoke-Child 'Flush' $parameters
+        $cpu = $(if ($isPg) { Get-PostgresCpuSeconds } else { Get-MariaDbCpuSeconds }) - $cpu0
+        $r | Add-Member -NotePropertyName dbCpuSeconds -NotePropertyValue $cpu
+        if ($isPg) { $r | Add-Member -NotePropertyName postgresCpuSeconds -NotePropertyValue $cpu }
+        if ($Mapped) {
+            $rows = if ($isPg) { Invoke-PsqlIn $database 'SELECT count(*) FROM users' } else { Invoke-MariaDbSql 'SELECT count(*) FROM users' $database }
+            $r | Add-Member -NotePropertyName tableRows -NotePropertyValue ([long]("$rows".Trim()))
+        }
+    } finally {
+        Remove-Item Env:WRITEBEHIND_STORE_PASSWORD -ErrorAction SilentlyContinue
+        if ($isPg) { Remove-PostgresStore $uri } else { Remove-MariaDbStore $uri }
+    }
+    $r | Add-Member -NotePropertyName queued -NotePropertyValue $e.items
+    $what = "$(if ($isPg) { 'PostgreSQL' } else { 'MariaDB' })$(if ($Mapped) { ' (mapped users table)' })"
+    if ($r.dequeued -ne $e.items -or $r.error) { Write-Warning "The $what flush dequeued $($r.dequeued) of $($e.items) queued items (error: $($r.error))." }
+    if ($Mapped -and $r.tableRows -le 0) { Write-Warning "The $what flush left no row in users." }
+    [pscustomobject]@{ Flush = $r; Enqueue = $e }
+}
+
 function Remove-Store([string] $Path) {
     Remove-Item -Force -ErrorAction SilentlyContinue $Path, "$Path-wal", "$Path-shm"
 }
@@ -195,7 +280,9 @@ $luaScript = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]); redis.call('HINCRBY
 $raw = [ordered]@{
     setUserProfile = @(); naive = @(); pipelineFloor = @(); serverLua = @()
     addWriteQueueItem = @(); serverLpush = @()
-    enqueueSmall = @(); flushSmall = @(); enqueue = @(); flush = @(); enqueuePostgres = @(); flushPostgres = @(); storeLimit = @(); storeLimitKeyOrder = @(); storeLimitLargeTx = @()
+    enqueueSmall = @(); flushSmall = @(); enqueue = @(); flush = @(); enqueuePostgres = @(); flushPostgres = @()
+    enqueuePostgresMapped = @(); flushPostgresMapped = @(); enqueueMariaDb = @(); flushMariaDb = @(); enqueueMariaDbMapped = @(); flushMariaDbMapped = @()
+    storeLimit = @(); storeLimitKeyOrder = @(); storeLimitLargeTx = @()
     clusterScaling = @()
     coldStart = $null
 }
@@ -251,26 +338,26 @@ for ($run = 1; $run -le $Runs; $run++) {
             $r.dequeued, (Format-Rate $r.perSecond), ($r.peakRssBytes / 1MB), $r.persisted, $r.coalesced, (Format-Diagnostics $r))
     }
 
-    # 3b. the same 1M (x scale) workload, flushed into a fresh PostgreSQL database (the module's Npgsql store)
+    # 3b. the same 1M (x scale) workload (same seed), flushed into fresh databases: PostgreSQL (the module's
+    # Npgsql store), its table and a mapped users table; MariaDB (MySqlConnector), the same two
+    $dbFigures = @()
     if ($Postgres) {
-        Clear-Server
-        $e = Invoke-StoreLimitTool @('enqueue', $endpoint, [string]$counts.flush, [string](41 + $run))
-        $raw.enqueuePostgres += $e
-        $pgStore = New-PostgresStore
-        $env:WRITEBEHIND_STORE_PASSWORD = $Postgres.Password
-        try {
-            $pgServerCpu0 = (Get-PostgresCpuSeconds)
-            $r = Invoke-Child 'Flush' @{ Store = $pgStore; BatchSize = 2000 }
-            $r | Add-Member -NotePropertyName postgresCpuSeconds -NotePropertyValue ((Get-PostgresCpuSeconds) - $pgServerCpu0)
-        } finally {
-            Remove-Item Env:WRITEBEHIND_STORE_PASSWORD -ErrorAction SilentlyContinue
-            Remove-PostgresStore $pgStore
-        }
-        $r | Add-Member -NotePropertyName queued -NotePropertyValue $e.items
-        $raw.flushPostgres += $r
-        if ($r.dequeued -ne $e.items -or $r.error) { Write-Warning "The PostgreSQL flush dequeued $($r.dequeued) of $($e.items) queued items (error: $($r.error))." }
-        Write-Step ("flush into PostgreSQL {0,6:N0} items  {1,12}  persisted {2:N0}, coalesced {3:N0}; PostgreSQL CPU {4:F1} s; {5}" -f `
-            $r.dequeued, (Format-Rate $r.perSecond), $r.persisted, $r.coalesced, $r.postgresCpuSeconds, (Format-Diagnostics $r))
+        $dbFigures += @{ Kind = 'postgres'; Mapped = $false; Flush = 'flushPostgres'; Enq = 'enqueuePostgres'; Label = 'flush into PostgreSQL ' }
+        $dbFigures += @{ Kind = 'postgres'; Mapped = $true; Flush = 'flushPostgresMapped'; Enq = 'enqueuePostgresMapped'; Label = '  mapped users table  ' }
+    }
+    if ($MariaDb) {
+        $dbFigures += @{ Kind = 'mariadb'; Mapped = $false; Flush = 'flushMariaDb'; Enq = 'enqueueMariaDb'; Label = 'flush into MariaDB    ' }
+        $dbFigures += @{ Kind = 'mariadb'; Mapped = $true; Flush = 'flushMariaDbMapped'; Enq = 'enqueueMariaDbMapped'; Label = '  mapped users table  ' }
+    }
+    foreach ($f in $dbFigures) {
+        $d = Invoke-DatabaseFlush -Kind $f.Kind -Mapped:$f.Mapped -Seed (41 + $run)
+        $r = $d.Flush
+        $raw[$f.Enq] += $d.Enqueue
+        $raw[$f.Flush] += $r
+        Write-Step ("{0}{1,6:N0} items  {2,12}  persisted {3:N0}, coalesced {4:N0}{5}; {6} CPU {7:F1} s; {8}" -f `
+            $f.Label, $r.dequeued, (Format-Rate $r.perSecond), $r.persisted, $r.coalesced,
+            $(if ($f.Mapped) { ", {0:N0} rows in users" -f $r.tableRows } else { '' }),
+            $(if ($f.Kind -eq 'postgres') { 'PostgreSQL' } else { 'MariaDB' }), $r.dbCpuSeconds, (Format-Diagnostics $r))
     }
 
     # 3. the store's own limit: the same number of distinct rows, ids in random order (as the flush meets them)
@@ -373,6 +460,19 @@ $m = [ordered]@{
     flushPostgresServerCpuSeconds = Get-MedianOf $raw.flushPostgres 'serverCpuSeconds'
     flushPostgresClientCpuSeconds = Get-MedianOf $raw.flushPostgres 'cpuSeconds'
     flushPostgresDbCpuSeconds  = Get-MedianOf $raw.flushPostgres 'postgresCpuSeconds'
+    flushPostgresMappedPerSecond = Get-MedianOf $raw.flushPostgresMapped 'perSecond'
+    flushPostgresMappedSeconds = Get-MedianOf $raw.flushPostgresMapped 'seconds'
+    flushPostgresMappedClientCpuSeconds = Get-MedianOf $raw.flushPostgresMapped 'cpuSeconds'
+    flushPostgresMappedDbCpuSeconds = Get-MedianOf $raw.flushPostgresMapped 'dbCpuSeconds'
+    flushMariaDbPerSecond      = Get-MedianOf $raw.flushMariaDb 'perSecond'
+    flushMariaDbSeconds        = Get-MedianOf $raw.flushMariaDb 'seconds'
+    flushMariaDbServerCpuSeconds = Get-MedianOf $raw.flushMariaDb 'serverCpuSeconds'
+    flushMariaDbClientCpuSeconds = Get-MedianOf $raw.flushMariaDb 'cpuSeconds'
+    flushMariaDbDbCpuSeconds   = Get-MedianOf $raw.flushMariaDb 'dbCpuSeconds'
+    flushMariaDbMappedPerSecond = Get-MedianOf $raw.flushMariaDbMapped 'perSecond'
+    flushMariaDbMappedSeconds  = Get-MedianOf $raw.flushMariaDbMapped 'seconds'
+    flushMariaDbMappedClientCpuSeconds = Get-MedianOf $raw.flushMariaDbMapped 'cpuSeconds'
+    flushMariaDbMappedDbCpuSeconds = Get-MedianOf $raw.flushMariaDbMapped 'dbCpuSeconds'
     storeLimitRowsPerSecond    = Get-MedianOf $raw.storeLimit 'rowsPerSecond'
     storeLimitKeyOrderRowsPerSecond = Get-MedianOf $raw.storeLimitKeyOrder 'rowsPerSecond'
     storeLimitLargeTxRowsPerSecond = Get-MedianOf $raw.storeLimitLargeTx 'rowsPerSecond'
@@ -397,6 +497,12 @@ $m.flushVsStoreLimit = Get-Ratio $m.flushPerSecond $m.storeLimitRowsPerSecond
 $m.flushVsStoreLimitKeyOrder = Get-Ratio $m.flushPerSecond $m.storeLimitKeyOrderRowsPerSecond
 $m.flushVsStoreLimitLargeTx = Get-Ratio $m.flushPerSecond $m.storeLimitLargeTxRowsPerSecond
 $m.flushPostgresVsSqlite = Get-Ratio $m.flushPostgresPerSecond $m.flushPerSecond
+# The mapped tables beside the module's own table on the same database server; MariaDB beside SQLite
+# (as PostgreSQL's) and beside PostgreSQL.
+$m.flushPostgresMappedVsPostgres = Get-Ratio $m.flushPostgresMappedPerSecond $m.flushPostgresPerSecond
+$m.flushMariaDbVsSqlite = Get-Ratio $m.flushMariaDbPerSecond $m.flushPerSecond
+$m.flushMariaDbVsPostgres = Get-Ratio $m.flushMariaDbPerSecond $m.flushPostgresPerSecond
+$m.flushMariaDbMappedVsMariaDb = Get-Ratio $m.flushMariaDbMappedPerSecond $m.flushMariaDbPerSecond
 $m.flushRss1MVs100k = Get-Ratio $m.flushPeakRssMiB $m.flushSmallPeakRssMiB
 $m.coldStartRatio = Get-Ratio $m.coldStartModuleSeconds $m.coldStartBareSeconds
 $m.coldStartImportOnlyRatio = Get-Ratio $m.coldStartImportOnlySeconds $m.coldStartBareSeconds
@@ -434,6 +540,12 @@ $rows = @(
     [ordered]@{ measure = '  vs store limit, ids in key order (info)'; items = $c.flush; result = ''; against = "$(F0 $m.storeLimitKeyOrderRowsPerSecond) rows/s"; ratio = F2x $m.flushVsStoreLimitKeyOrder
         target = '-'; status = '' }
     [ordered]@{ measure = 'Flush into PostgreSQL (info)'; items = $c.flush; result = $(if ($Postgres) { "$(F0 $m.flushPostgresPerSecond) items/s" } else { 'not run' }); against = "$(F0 $m.flushPerSecond) items/s SQLite"; ratio = F2x $m.flushPostgresVsSqlite
+        target = '-'; status = '' }
+    [ordered]@{ measure = '  into a mapped users table (info)'; items = $c.flush; result = $(if ($Postgres) { "$(F0 $m.flushPostgresMappedPerSecond) items/s" } else { 'not run' }); against = "$(F0 $m.flushPostgresPerSecond) items/s own table"; ratio = F2x $m.flushPostgresMappedVsPostgres
+        target = '-'; status = '' }
+    [ordered]@{ measure = 'Flush into MariaDB (info)'; items = $c.flush; result = $(if ($MariaDb) { "$(F0 $m.flushMariaDbPerSecond) items/s" } else { 'not run' }); against = "$(F0 $m.flushPerSecond) items/s SQLite"; ratio = F2x $m.flushMariaDbVsSqlite
+        target = '-'; status = '' }
+    [ordered]@{ measure = '  into a mapped users table (info)'; items = $c.flush; result = $(if ($MariaDb) { "$(F0 $m.flushMariaDbMappedPerSecond) items/s" } else { 'not run' }); against = "$(F0 $m.flushMariaDbPerSecond) items/s own table"; ratio = F2x $m.flushMariaDbMappedVsMariaDb
         target = '-'; status = '' }
     foreach ($cs in $raw.clusterScaling) {
         $one = @($raw.clusterScaling | Where-Object flushers -eq 1 | Select-Object -First 1)
@@ -476,6 +588,14 @@ $lines += ("Flush of {0:N0}: {1:N1} s wall; redis-server CPU meanwhile {2:N1} s 
 if ($Postgres) {
     $lines += ("Flush of {0:N0} into PostgreSQL {1} (fsync on, synchronous_commit off; same workload, same -BatchSize): {2:N1} s wall; redis-server CPU {3:N1} s, flushing pwsh CPU {4:N1} s, PostgreSQL CPU {5:N1} s." -f `
         $c.flush, $Postgres.Version, $m.flushPostgresSeconds, $m.flushPostgresServerCpuSeconds, $m.flushPostgresClientCpuSeconds, $m.flushPostgresDbCpuSeconds)
+    $lines += ("  into a mapped users(id text PRIMARY KEY, name text, age integer) with wb_versions: {0:N1} s wall; flushing pwsh CPU {1:N1} s, PostgreSQL CPU {2:N1} s." -f `
+        $m.flushPostgresMappedSeconds, $m.flushPostgresMappedClientCpuSeconds, $m.flushPostgresMappedDbCpuSeconds)
+}
+if ($MariaDb) {
+    $lines += ("Flush of {0:N0} into MariaDB {1} (InnoDB log flushed at every commit, doublewrite on; same workload): {2:N1} s wall ({3} PostgreSQL's rate); redis-server CPU {4:N1} s, flushing pwsh CPU {5:N1} s, mariadbd CPU {6:N1} s." -f `
+        $c.flush, $MariaDb.Version, $m.flushMariaDbSeconds, (F2x $m.flushMariaDbVsPostgres), $m.flushMariaDbServerCpuSeconds, $m.flushMariaDbClientCpuSeconds, $m.flushMariaDbDbCpuSeconds)
+    $lines += ("  into a mapped users(id varchar(64) PRIMARY KEY, name varchar(100), age int) with wb_versions: {0:N1} s wall; flushing pwsh CPU {1:N1} s, mariadbd CPU {2:N1} s." -f `
+        $m.flushMariaDbMappedSeconds, $m.flushMariaDbMappedClientCpuSeconds, $m.flushMariaDbMappedDbCpuSeconds)
 }
 $lines += ("Bench took {0:N0} s. Reproduce: dotnet tool restore && dotnet pwsh ./build.ps1 Bench -BenchScale {1}" -f $clock.Elapsed.TotalSeconds, $Scale)
 

@@ -9,6 +9,8 @@ param(
     [Parameter(Mandatory)] [string] $Redis,
     [long] $Count = 0,
     [string] $Store,
+    # Flush: a mapping file (.psd1) for a mapped table (Connect-WriteBehind -StoreMapping); none: the module's table
+    [string] $StoreMapping,
     [int] $BatchSize = 2000,
     # ClusterEnqueue / ClusterFlush: the partition count; ClusterFlush waits for GoFile to exist before it
     # starts (so that concurrent flushers start together) and reports its start and end (Unix ms)
@@ -143,7 +145,8 @@ public sealed class SetBenchNoOpCommand : PSCmdlet
     }
     'Flush' {
         Import-Module $ModulePath
-        $null = Connect-WriteBehind -Redis $Redis -Store $Store
+        $mapping = if ($StoreMapping) { @{ StoreMapping = $StoreMapping } } else { @{} }
+        $null = Connect-WriteBehind -Redis $Redis -Store $Store @mapping
         $cpu0 = Get-ProcessCounters
         $sw = [Diagnostics.Stopwatch]::StartNew()
         $flush = Invoke-WriteBehindFlush -BatchSize $BatchSize
