@@ -381,7 +381,10 @@ function Invoke-FaultKillRun {
         $child = Start-FaultChild -Name "kill-$n" -Config $config
         $null = Wait-FaultChildReady $child
         $startup = $Random.Next(4) -eq 0
-        $share = $before.Depth / ([Math]::Max(0, $MinKills - $kills) + 3)
+        # Each child is meant to take about this many items: a share of what is left, small enough that the
+        # queue outlasts the kills still to make even when the rate is misjudged (a busy machine, a faster
+        # server); what is left at the end goes to the final flush.
+        $share = $before.Depth / (2 * [Math]::Max(0, $MinKills - $kills) + 4)
         $delay = if ($startup) { 0.05 + $Random.NextDouble() * ([Math]::Max(0.06, $overhead) - 0.05) }
                  else { $overhead + $Random.NextDouble() * 2 * $share / $rate }
         $delay = [Math]::Min($delay, 3.0)
