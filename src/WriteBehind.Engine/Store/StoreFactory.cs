@@ -155,76 +155,15 @@ namespace WriteBehind.Engine.Store
             public string Description;
         }
 
-        private const string PasswordAdvice =
-            "The store URI must not carry a password: give it with Connect-WriteBehind -StoreCredential or the WRITEBEHIND_STORE_PASSWORD environment variable.";
-
         /// <summary>postgres://[user@]host[:port]/database[?sslmode=...&amp;sslrootcert=...&amp;connect_timeout=s&amp;command_timeout=s&amp;application_name=...&amp;search_path=...].
         /// The user comes from <paramref name="user"/> (the credential or WRITEBEHIND_STORE_USER) when given, else from the URI.
         /// Messages never echo the URI's authority or query (they could hold a secret).</summary>
         internal static PostgresTarget ParsePostgres(string uri, string user, TimeSpan? connectTimeout)
         {
-            int schemeEnd = uri.IndexOf("://", StringComparison.Ordinal);
-            string scheme = uri.Substring(0, schemeEnd).ToLowerInvariant();
-            string rest = uri.Substring(schemeEnd + 3);
-            int pathStart = rest.IndexOfAny(new[] { '/', '?', '#' });
-            string authority = pathStart < 0 ? rest : rest.Substring(0, pathStart);
-            string afterAuthority = pathStart < 0 ? string.Empty : rest.Substring(pathStart);
-            int at = authority.LastIndexOf('@');
-            string userInfo = at < 0 ? null : authority.Substring(0, at);
-            string hostPort = at < 0 ? authority : authority.Substring(at + 1);
-            if (userInfo != null && userInfo.IndexOf(':') >= 0)
-                throw new WriteBehindException(ErrorIds.InvalidStoreUri, PasswordAdvice);
-
-            string path = afterAuthority;
-            string query = string.Empty;
-            int q = afterAuthority.IndexOf('?');
-            if (q >= 0) { path = afterAuthority.Substring(0, q); query = afterAuthority.Substring(q + 1); }
-            if (path.IndexOf('#') >= 0 || query.IndexOf('#') >= 0)
-                throw new WriteBehindException(ErrorIds.InvalidStoreUri, "A PostgreSQL store URI takes no fragment (#...).");
-
-            var parameters = new List<KeyValuePair<string, string>>();
-            foreach (string pair in query.Split(new[] { '&' }, StringSplitOptions.RemoveEmptyEntries))
-            {
-                int eq = pair.IndexOf('=');
-                string key = Uri.UnescapeDataString(eq < 0 ? pair : pair.Substring(0, eq)).Trim().ToLowerInvariant();
-                string value = eq < 0 ? string.Empty : Uri.UnescapeDataString(pair.Substring(eq + 1).Replace('+', ' '));
-                if (key == "password" || key == "passfile")
-                    throw new WriteBehindException(ErrorIds.InvalidStoreUri, PasswordAdvice);
-                parameters.Add(new KeyValuePair<string, string>(key, value));
-            }
-
-            // Host: a name, an IPv4 address or [IPv6]; port 5432 unless given.
-            string host = hostPort;
-            int port = 5432;
-            if (hostPort.StartsWith("[", StringComparison.Ordinal))
-            {
-                int close = hostPort.IndexOf(']');
-                if (close < 0) throw new WriteBehindException(ErrorIds.InvalidStoreUri, "The PostgreSQL store URI has an unclosed [IPv6] host.");
-                host = hostPort.Substring(1, close - 1);
-                string tail = hostPort.Substring(close + 1);
-                if (tail.Length > 0)
-                {
-                    if (tail[0] != ':') throw new WriteBehindException(ErrorIds.InvalidStoreUri, "The PostgreSQL store URI has text after its [IPv6] host.");
-                    port = ParsePort(tail.Substring(1));
-                }
-            }
-            else
-            {
-                int colon = hostPort.LastIndexOf(':');
-                if (colon >= 0) { host = hostPort.Substring(0, colon); port = ParsePort(hostPort.Substring(colon + 1)); }
-            }
-            host = Uri.UnescapeDataString(host);
-            if (host.Length == 0 || host.IndexOf(',') >= 0)
-                throw new WriteBehindException(ErrorIds.InvalidStoreUri, "The PostgreSQL store URI names no host (or several): use postgres://user@host:port/database.");
-
-            string database = Uri.UnescapeDataString(path.TrimStart('/'));
-            if (database.Length == 0 || database.IndexOf('/') >= 0)
-                throw new WriteBehindException(ErrorIds.InvalidStoreUri, "The PostgreSQL store URI names no database: use postgres://user@host:port/database.");
-
-            string effectiveUser = !string.IsNullOrEmpty(user) ? user : (userInfo == null ? null : Uri.UnescapeDataString(userInfo));
-            if (string.IsNullOrEmpty(effectiveUser))
-                throw new WriteBehindException(ErrorIds.InvalidStoreUri,
-                    "The PostgreSQL store URI names no user: use postgres://user@host:port/database, -StoreCredential or WRITEBEHIND_STORE_USER.");
+            var parsed = ServerStoreUri.Parse(uri, user, "PostgreSQL", "postgres", 5432, "password", "passfile");
+            string scheme = parsed.Scheme, host = parsed.Host, database = parsed.Database, effectiveUser = parsed.User;
+            int port = parsed.Port;
+            var parameters = parsed.Parameters;
 
             var builder = new NpgsqlConnectionStringBuilder
             {
@@ -250,10 +189,10 @@ namespace WriteBehind.Engine.Store
                             builder.RootCertificate = p.Value;
                             break;
                         case "connect_timeout":
-                            builder.Timeout = ParseSeconds(p.Key, p.Value);
+                            builder.Timeout = parsed.Seconds(p.Key, p.Value);
                             break;
                         case "command_timeout":
-                            builder.CommandTimeout = ParseSeconds(p.Key, p.Value);
+                            builder.CommandTimeout = parsed.Seconds(p.Key, p.Value);
                             break;
                         case "application_name":
                             builder.ApplicationName = p.Value;
@@ -273,7 +212,7 @@ namespace WriteBehind.Engine.Store
                 shown.Append(shown.Length == 0 ? '?' : '&').Append(EscapeQuery(p.Key)).Append('=').Append(EscapeQuery(p.Value));
             }
 
-            string shownHost = host.IndexOf(':') >= 0 ? "[" + host + "]" : host;
+            string shownHost = parsed.ShownHost;
             return new PostgresTarget
             {
                 Builder = builder,
@@ -292,20 +231,6 @@ namespace WriteBehind.Engine.Store
                 else sb.Append(Uri.EscapeDataString(c.ToString()));
             }
             return sb.ToString();
-        }
-
-        private static int ParsePort(string text)
-        {
-            if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int port) || port < 1 || port > 65535)
-                throw new WriteBehindException(ErrorIds.InvalidStoreUri, "The PostgreSQL store URI has an invalid port (1-65535).");
-            return port;
-        }
-
-        private static int ParseSeconds(string key, string text)
-        {
-            if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int seconds) || seconds > 3600)
-                throw new WriteBehindException(ErrorIds.InvalidStoreUri, $"The PostgreSQL store URI parameter '{key}' must be whole seconds (0-3600).");
-            return seconds;
         }
 
         private static SslMode ParseSslMode(string text)
