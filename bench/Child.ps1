@@ -4,7 +4,7 @@
 # that Bench.ps1 parses. Only the measured part is timed: the module import, the connection and the
 # building of the input array happen before the clock starts.
 param(
-    [Parameter(Mandatory)] [ValidateSet('SetUserProfile', 'AddWriteQueueItem', 'Naive', 'Flush', 'PipelineFloor', 'ClusterEnqueue', 'ClusterFlush')] [string] $Mode,
+    [Parameter(Mandatory)] [ValidateSet('SetUserProfile', 'AddWriteQueueItem', 'Naive', 'Flush', 'PipelineFloor', 'PipelineFloorUpdate', 'ClusterEnqueue', 'ClusterFlush')] [string] $Mode,
     [Parameter(Mandatory)] [string] $ModulePath,
     [Parameter(Mandatory)] [string] $Redis,
     [long] $Count = 0,
@@ -113,10 +113,12 @@ switch ($Mode) {
         $result.queueDepth = [long]$db.ListLength('write_queue')
         $mux.Dispose()
     }
-    'PipelineFloor' {
-        # What PowerShell itself costs for the same input: a compiled cmdlet with Set-UserProfile's two
-        # pipeline parameters (by property name) that does nothing with them.
-        $type = Add-Type -PassThru -TypeDefinition @'
+    { $_ -in 'PipelineFloor', 'PipelineFloorUpdate' } {
+        # What PowerShell itself costs for the same input: a compiled cmdlet with the measured cmdlet's two
+        # pipeline parameters (by property name) that does nothing with them. PipelineFloor has
+        # Set-UserProfile's (UserId, Profile), PipelineFloorUpdate Add-WriteQueueItem's (UserId, Update).
+        $second = if ($Mode -eq 'PipelineFloorUpdate') { 'Update' } else { 'Profile' }
+        $type = Add-Type -PassThru -TypeDefinition (@'
 using System.Management.Automation;
 [Cmdlet("Set", "BenchNoOp")]
 public sealed class SetBenchNoOpCommand : PSCmdlet
@@ -127,14 +129,15 @@ public sealed class SetBenchNoOpCommand : PSCmdlet
     [ValidateNotNullOrEmpty]
     public string UserId { get; set; }
     [Parameter(Mandatory = true, Position = 1, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    public object Profile { get; set; }
+    public object SECOND { get; set; }
     protected override void ProcessRecord() { Seen++; }
 }
-'@
+'@ -replace 'SECOND', $second)
         Import-Module -Assembly ($type | Select-Object -First 1).Assembly
         $items = [object[]]::new($Count)
         for ($i = 0; $i -lt $Count; $i++) {
-            $items[$i] = [pscustomobject]@{ UserId = "$i"; Profile = '{"name":"u' + $i + '","age":"30"}' }
+            $items[$i] = if ($second -eq 'Update') { [pscustomobject]@{ UserId = "$i"; Update = '{"age":"31"}' } }
+                         else { [pscustomobject]@{ UserId = "$i"; Profile = '{"name":"u' + $i + '","age":"30"}' } }
         }
         $cpu0 = Get-ProcessCounters
         $sw = [Diagnostics.Stopwatch]::StartNew()
