@@ -211,6 +211,12 @@ Describe 'Redis lost mid-session' {
         @{ Name = 'Add-WriteQueueItem'; Run = { Add-WriteQueueItem -UserId 1 -Update '{"a":3}' } }
         @{ Name = 'Get-WriteBehindStatus'; Run = { Get-WriteBehindStatus -NoStore } }
         @{ Name = 'Invoke-WriteBehindFlush'; Run = { Invoke-WriteBehindFlush } }
+        # the HSCAN cursor, whose synchronous wait wraps the failure in an AggregateException
+        @{ Name = 'Get-UserProfile (every profile)'; Run = { Get-UserProfile } }
+        @{ Name = 'Remove-UserProfile'; Run = { Remove-UserProfile -UserId 1 -Confirm:$false } }
+        @{ Name = 'Get-WriteBehindDeadLetter'; Run = { Get-WriteBehindDeadLetter } }
+        @{ Name = 'Clear-WriteQueue'; Run = { Clear-WriteQueue -Confirm:$false } }
+        @{ Name = 'Suspend-WriteBehindFlush'; Run = { Suspend-WriteBehindFlush -Confirm:$false } }
     ) {
         $err = $null
         try { & $Run -ErrorAction Stop | Out-Null } catch { $err = $_ }
