@@ -92,7 +92,6 @@ namespace WriteBehind.Engine
 
         public async Task<ConsistencyReport> CheckAsync(bool repair, CancellationToken cancellationToken)
         {
-            var db = _connection.Database;
             var (pending, pendingItems) = await PendingIdsAsync().ConfigureAwait(false);
             var drift = new List<DriftRecord>();
             long checkedCount = 0;
@@ -131,7 +130,7 @@ namespace WriteBehind.Engine
             // partition by partition.
             foreach (var key in _connection.Layout.Partitions.SelectMany(keys => new[] { keys.Versions, keys.Cache }))
             {
-                foreach (var entry in db.HashScan(key, "user:*", PageSize))
+                foreach (var entry in _connection.ScanHash(key, "user:*", PageSize))
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     string id = ((string)entry.Name).Substring(5);

@@ -111,6 +111,9 @@ namespace WriteBehind.Engine
         /// <summary>Under <see cref="WriteBehindOptions.ReplicaAcks"/>, waits for the replicas of the master holding <paramref name="key"/>.</summary>
         internal Task EnsureReplicatedAsync(RedisKey key, string what) => _redis.EnsureReplicatedAsync(key, what);
 
+        /// <summary>HSCANs a hash, its failures as WriteBehindExceptions like every other call's.</summary>
+        internal IEnumerable<HashEntry> ScanHash(RedisKey key, RedisValue pattern, int pageSize) => _redis.Guarded(Database.HashScan(key, pattern, pageSize));
+
         /// <summary>Removes the password from a message, whatever the message is.</summary>
         internal static string Scrub(string message, WriteBehindOptions options) => RedisErrors.Scrub(message, options);
 

@@ -69,6 +69,14 @@ namespace WriteBehind.Engine.Tests
         }
 
         [Fact]
+        public async Task A_server_error_in_the_consistency_checks_scan_is_RedisCommandFailed()
+        {
+            await _ctx.Db.StringSetAsync(Keys.Versions, "not a hash");
+
+            AssertCommandFailed(await Assert.ThrowsAsync<WriteBehindException>(() => new ConsistencyChecker(Conn).CheckAsync(repair: false, CancellationToken.None)));
+        }
+
+        [Fact]
         public async Task A_server_error_in_the_blocking_wait_is_RedisCommandFailed_like_every_other_call()
         {
             await _ctx.Db.StringSetAsync(Keys.Queue, "not a list");

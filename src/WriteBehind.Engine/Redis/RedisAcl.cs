@@ -19,7 +19,7 @@ namespace WriteBehind.Engine
         public const string PartitionCommands = "+set +get +pexpire +wait";
 
         /// <summary>StackExchange.Redis at connect and while connected (CONFIG, SCRIPT, CLIENT SETINFO, the
-        /// pub/sub configuration channel and the tie-breaker are turned off in WriteBehindConnection), and
+        /// pub/sub configuration channel and the tie-breaker are turned off in Redis/RedisConnector.cs), and
         /// Redis Cluster discovery.</summary>
         public const string ConnectionCommands =
             "+ping +echo +info +select +client|setname +client|id " +
