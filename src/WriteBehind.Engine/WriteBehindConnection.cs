@@ -106,7 +106,7 @@ namespace WriteBehind.Engine
         internal Task<T> RedisAsync<T>(Func<IDatabase, Task<T>> call) => _redis.RunAsync(call);
 
         /// <summary>A producer's write: QueueFull at the high-water mark, or under the Block policy a retry until there is room.</summary>
-        internal Task<T> ProduceAsync<T>(Func<IDatabase, Task<T>> call) => _redis.ProduceAsync(call);
+        internal Task<T> ProduceAsync<T>(Func<IDatabase, Task<T>> call, CancellationToken cancellationToken = default) => _redis.ProduceAsync(call, cancellationToken);
 
         /// <summary>Under <see cref="WriteBehindOptions.ReplicaAcks"/>, waits for the replicas of the master holding <paramref name="key"/>.</summary>
         internal Task EnsureReplicatedAsync(RedisKey key, string what) => _redis.EnsureReplicatedAsync(key, what);

@@ -1,6 +1,7 @@
 // The one retry policy of the Redis side: waits between attempts, growing up to a cap, until a deadline.
 using System;
 using System.Diagnostics;
+using System.Threading;
 using System.Threading.Tasks;
 
 namespace WriteBehind.Engine.Redis
@@ -29,10 +30,10 @@ namespace WriteBehind.Engine.Redis
         /// <summary>Whether the deadline is still ahead, so another try may follow.</summary>
         public bool CanRetry => _clock.Elapsed < _timeout;
 
-        /// <summary>Waits before the next try.</summary>
-        public async Task WaitAsync()
+        /// <summary>Waits before the next try (a cancellation ends the wait with OperationCanceledException).</summary>
+        public async Task WaitAsync(CancellationToken cancellationToken = default)
         {
-            await Task.Delay(_next).ConfigureAwait(false);
+            await Task.Delay(_next, cancellationToken).ConfigureAwait(false);
             _next = TimeSpan.FromTicks(Math.Min(_next.Ticks * 2, _max.Ticks));
         }
     }

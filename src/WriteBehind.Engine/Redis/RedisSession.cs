@@ -2,6 +2,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Threading;
 using System.Threading.Tasks;
 using StackExchange.Redis;
 
@@ -53,8 +54,9 @@ namespace WriteBehind.Engine.Redis
         }
 
         /// <summary>A producer's write: at the high-water mark it fails with QueueFull, or under the Block
-        /// policy retries (<see cref="Backoff.ForFullQueue"/>) until the queue has room or the timeout passes.</summary>
-        public async Task<T> ProduceAsync<T>(Func<IDatabase, Task<T>> call)
+        /// policy retries (<see cref="Backoff.ForFullQueue"/>) until the queue has room or the timeout passes;
+        /// <paramref name="cancellationToken"/> ends that wait (a refused call wrote nothing).</summary>
+        public async Task<T> ProduceAsync<T>(Func<IDatabase, Task<T>> call, CancellationToken cancellationToken = default)
         {
             var backoff = Options.Backpressure == BackpressurePolicy.Block ? Backoff.ForFullQueue(Options.BackpressureTimeout) : null;
             while (true)
@@ -65,7 +67,7 @@ namespace WriteBehind.Engine.Redis
                 }
                 catch (WriteBehindException ex) when (ex.ErrorId == ErrorIds.QueueFull && backoff != null && backoff.CanRetry)
                 {
-                    await backoff.WaitAsync().ConfigureAwait(false);
+                    await backoff.WaitAsync(cancellationToken).ConfigureAwait(false);
                 }
             }
         }

@@ -56,7 +56,7 @@ namespace WriteBehind.Engine.Status
                 switch ((string)e.Name)
                 {
                     case "since":
-                        if (long.TryParse(e.Value, NumberStyles.None, CultureInfo.InvariantCulture, out long ms)) pause.Since = DateTimeOffset.FromUnixTimeMilliseconds(ms);
+                        if (long.TryParse((string)e.Value, NumberStyles.None, CultureInfo.InvariantCulture, out long ms)) pause.Since = DateTimeOffset.FromUnixTimeMilliseconds(ms);
                         break;
                     case "reason": pause.Reason = string.IsNullOrEmpty(e.Value) ? null : (string)e.Value; break;
                     case "by": pause.By = e.Value; break;

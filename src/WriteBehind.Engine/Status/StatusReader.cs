@@ -61,7 +61,7 @@ namespace WriteBehind.Engine.Status
                 if (s.TryGetValue("lastFlushMs", out var ms) && ms.TryParse(out long lastMs)) st.LastFlushDuration = TimeSpan.FromMilliseconds(lastMs);
                 if (s.TryGetValue("lastFlushAt", out var at)) st.LastFlushAt = DateTimeOffset.FromUnixTimeMilliseconds((long)at);
                 if (s.TryGetValue("lastFlushDequeued", out var dq)) st.LastFlushDequeued = (long)dq;
-                if (s.TryGetValue("lastFlushRate", out var rate)) st.LastFlushItemsPerSecond = double.Parse(rate, CultureInfo.InvariantCulture);
+                if (s.TryGetValue("lastFlushRate", out var rate)) st.LastFlushItemsPerSecond = double.Parse((string)rate, CultureInfo.InvariantCulture);
                 if (s.TryGetValue("lastFlushError", out var err) && !err.IsNullOrEmpty) st.LastFlushError = err;
                 // The age of the oldest pending item, from the scripts' records (no flush needed): the oldest partition's.
                 st.Lag = parts.Max(p => p.Lag);
