@@ -85,6 +85,33 @@ namespace WriteBehind.Engine.Tests
         }
 
         [Fact]
+        public async Task A_write_no_replica_acknowledges_is_ReplicationTimeout_after_it_was_applied()
+        {
+            // the test server has no replicas: WAIT returns 0 once the timeout passes
+            var opts = _ctx.Options.Clone();
+            opts.ReplicaAcks = 1;
+            opts.ReplicaTimeout = TimeSpan.FromMilliseconds(50);
+            using var conn = await WriteBehindConnection.ConnectAsync(opts);
+
+            var ex = await Assert.ThrowsAsync<WriteBehindException>(
+                () => conn.SetProfilesAsync(new[] { new KeyValuePair<string, string>("r1", "{\"a\":1}") }, queue: true));
+
+            Assert.Equal("{\"a\":1}", (string)await _ctx.Db.HashGetAsync(Keys.Cache, "user:r1"));
+            if (Environment.GetEnvironmentVariable("WRITEBEHIND_TEST_SERVER_KIND") == "Garnet")
+            {
+                // Garnet 2.2.8 answers WAIT with an error: -ReplicaAcks cannot be used there, and says so
+                AssertCommandFailed(ex);
+                return;
+            }
+            Assert.Equal(ErrorIds.ReplicationTimeout, ex.ErrorId);
+            Assert.Equal($"Only 0 of 1 replica(s) acknowledged the profile write on {Keys.Cache} within 50 ms. " +
+                         "The master applied it; a failover before the replicas catch up could lose it.", ex.Message);
+            ex = await Assert.ThrowsAsync<WriteBehindException>(() => conn.EnqueueAsync(new[] { "update:user:r1:{\"a\":2}" }));
+            Assert.Equal(ErrorIds.ReplicationTimeout, ex.ErrorId);
+            Assert.Contains($"acknowledged the queued items on {Keys.Queue}", ex.Message);
+        }
+
+        [Fact]
         public async Task A_closed_connection_says_so_on_every_path()
         {
             var conn = await _ctx.ConnectAsync();
