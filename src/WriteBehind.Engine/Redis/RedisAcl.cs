@@ -1,3 +1,4 @@
+// The least-privilege Redis ACL rules a WriteBehind user needs (commands, key patterns), as documented in the README.
 namespace WriteBehind.Engine
 {
     /// <summary>The least-privilege Redis ACL (Redis 6+) for a WriteBehind user, found by experiment

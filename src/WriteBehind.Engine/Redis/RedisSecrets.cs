@@ -1,3 +1,4 @@
+// Finding and removing the user and password in a StackExchange.Redis configuration string.
 using System;
 using System.Collections.Generic;
 
