@@ -228,6 +228,8 @@ function Invoke-StoreLimitTool([string[]] $Arguments) {
     if ($LASTEXITCODE -ne 0) { throw "StoreLimit $($Arguments -join ' ') failed (exit code $LASTEXITCODE):`n$($output -join "`n")" }
     return ($output | Select-Object -Last 1 | ConvertFrom-Json)
 }
+# The store limit through the sqlite3 shell and psql COPY, beside our own store path (issue 13).
+. (Join-Path $benchDir 'ExternalLimits.ps1')
 
 # redis-benchmark pipelined (-P 64, default 50 clients); returns requests/s from its CSV line.
 function Invoke-RedisBenchmark([long] $Requests, [string[]] $Command) {
@@ -380,6 +382,8 @@ for ($run = 1; $run -le $Runs; $run++) {
     $raw.storeLimitKeyOrder += $r
     Remove-Store $store
     Write-Step ("store limit, key order        {0,9:N0} rows  {1,12}  (CPU {2:F1} s, {3:N0} bytes written per row, file {4:N0} MiB)" -f $r.rows, (Format-Rate $r.rowsPerSecond), $r.cpuSeconds, ($r.bytesWritten / $r.rows), ($r.fileBytes / 1MB))
+    # the same rows, 2,000 per transaction, through programs that do not use the module: sqlite3, psql COPY
+    Invoke-ExternalStoreLimits -Rows $counts.flush -Batch 2000
 }
 Clear-Server
 
@@ -517,6 +521,7 @@ $m.flushMariaDbMappedVsMariaDb = Get-Ratio $m.flushMariaDbMappedPerSecond $m.flu
 $m.flushRss1MVs100k = Get-Ratio $m.flushPeakRssMiB $m.flushSmallPeakRssMiB
 $m.coldStartRatio = Get-Ratio $m.coldStartModuleSeconds $m.coldStartBareSeconds
 $m.coldStartImportOnlyRatio = Get-Ratio $m.coldStartImportOnlySeconds $m.coldStartBareSeconds
+Add-ExternalStoreLimitFigures $m
 
 # Scale on paper (issue 13): what the measured CPU per item allows. One Redis master runs the lease scripts
 # on one thread, so it leases at most 1e6 / (its µs per item) items/s; one flusher process at most
@@ -619,6 +624,9 @@ foreach ($row in $rows) {
 }
 $lines += ("Flush of {0:N0} mixed items: {1:N0} profiles persisted, {2:N0} coalesced (10% of items on 1% hot ids, ~5% set items, the rest patches over {0:N0} ids)." -f $c.flush, $m.flushPersisted, $m.flushCoalesced)
 $lines += ("Store limit rows: ids in random order, as the flush meets them; SQLite wrote {0:N0} bytes per row that way, {1:N0} in key order." -f $m.storeLimitBytesWrittenPerRow, $m.storeLimitKeyOrderBytesWrittenPerRow)
+$lines += ("Store limit without the module, 2,000 rows/tx: sqlite3 shell {0} (store limit {1} of it; staged in a TEMP table {2}, {3}); PostgreSQL store {4} vs psql COPY + upsert {5} ({6}); PostgreSQL flush {7} of psql's." -f `
+    (Format-Rate $m.sqliteShellLimitRowsPerSecond), (F2x $m.storeLimitVsSqliteShell), (Format-Rate $m.sqliteShellStagedLimitRowsPerSecond), (F2x $m.storeLimitVsSqliteShellStaged),
+    (Format-Rate $m.postgresStoreLimitRowsPerSecond), (Format-Rate $m.psqlCopyLimitRowsPerSecond), (F2x $m.postgresStoreLimitVsPsqlCopy), (F2x $m.flushPostgresVsPsqlCopyLimit))
 $lines += ("Flush of {0:N0}: {1:N1} s wall; redis-server CPU meanwhile {2:N1} s (the lease scripts), flushing pwsh CPU {3:N1} s (SQLite, parsing, GC)." -f $c.flush, $m.flushSeconds, $m.flushServerCpuSeconds, $m.flushClientCpuSeconds)
 if ($Postgres) {
     $lines += ("Flush of {0:N0} into PostgreSQL {1} (fsync on, synchronous_commit off; same workload, same -BatchSize): {2:N1} s wall; redis-server CPU {3:N1} s, flushing pwsh CPU {4:N1} s, PostgreSQL CPU {5:N1} s." -f `

@@ -23,7 +23,7 @@ using StackExchange.Redis;
 using WriteBehind.Engine;
 using WriteBehind.Engine.Store;
 
-internal static class Program
+internal static partial class Program
 {
     private static int Main(string[] args)
     {
@@ -33,10 +33,13 @@ internal static class Program
                 return StoreLimit(args[1], long.Parse(args[2], CultureInfo.InvariantCulture),
                     args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 2000,
                     !(args.Length > 4 && args[4] == "sequential")).GetAwaiter().GetResult();
+            if (args.Length >= 3 && ExternalModes.Contains(args[0]))
+                return RunExternal(args).GetAwaiter().GetResult();
             if (args.Length >= 3 && args[0] == "enqueue")
                 return Enqueue(args[1], long.Parse(args[2], CultureInfo.InvariantCulture),
                     args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 42).GetAwaiter().GetResult();
-            Console.Error.WriteLine("usage: StoreLimit store-limit <file> <rows> [batch] | enqueue <redis> <items> [seed]");
+            Console.Error.WriteLine("usage: StoreLimit store-limit <file> <rows> [batch] [order] | sqlite-shell <file> <rows> [batch] [order] [staged] | " +
+                "pg-store-limit <uri> <rows> [batch] [order] | psql-copy <uri> <rows> [batch] [order] | enqueue <redis> <items> [seed]");
             return 2;
         }
         catch (Exception ex)
@@ -51,24 +54,7 @@ internal static class Program
         foreach (var f in new[] { file, file + "-wal", file + "-shm" })
             if (System.IO.File.Exists(f)) System.IO.File.Delete(f);
 
-        // Distinct ids in a shuffled order: the flush meets its ids in random order too, and random
-        // inserts into the WITHOUT ROWID primary key cost more than appends.
-        var order = new long[rows];
-        for (long i = 0; i < rows; i++) order[i] = i;
-        if (shuffle) new Random(7).Shuffle(order);
-        var batches = new List<ProfileRow[]>();
-        for (long start = 0; start < rows; start += batch)
-        {
-            int n = (int)Math.Min(batch, rows - start);
-            var b = new ProfileRow[n];
-            for (int i = 0; i < n; i++)
-            {
-                long id = order[start + i];
-                b[i] = new ProfileRow("c" + id.ToString(CultureInfo.InvariantCulture),
-                    "{\"name\":\"u" + id.ToString(CultureInfo.InvariantCulture) + "\",\"age\":\"31\"}", 2);
-            }
-            batches.Add(b);
-        }
+        var batches = BuildBatches(rows, batch, shuffle);
 
         using (var store = new SqliteProfileStore(file))
         {
