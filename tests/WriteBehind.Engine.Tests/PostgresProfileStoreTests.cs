@@ -332,9 +332,9 @@ namespace WriteBehind.Engine.Tests
         public void Row_errors_are_data_and_integrity_errors_only()
         {
             foreach (string state in new[] { "22021", "22P02", "22001", "23505" })
-                Assert.True(PostgresProfileStore.IsRowError(state), state);
+                Assert.True(PostgresServer.IsRowError(state), state);
             foreach (string state in new[] { "08006", "57P01", "57P02", "57P03", "40001", "40P01", "53300", "28P01", "3D000", "42P01", null })
-                Assert.False(PostgresProfileStore.IsRowError(state), state ?? "null");
+                Assert.False(PostgresServer.IsRowError(state), state ?? "null");
         }
 
         private static async Task<bool?> SslOfStoreConnection(string query)

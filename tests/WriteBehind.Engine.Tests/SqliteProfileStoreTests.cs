@@ -234,9 +234,9 @@ namespace WriteBehind.Engine.Tests
         public void Transient_error_codes_are_classified()
         {
             foreach (int code in new[] { 5, 6, 10, 13, 14, 15, 5 | (1 << 8), 10 | (12 << 8) })
-                Assert.True(SqliteProfileStore.IsTransient(code), code.ToString());
+                Assert.True(SqliteConnectionGate.IsTransient(code), code.ToString());
             foreach (int code in new[] { 1, 11, 19, 26 })
-                Assert.False(SqliteProfileStore.IsTransient(code), code.ToString());
+                Assert.False(SqliteConnectionGate.IsTransient(code), code.ToString());
         }
     }
 }

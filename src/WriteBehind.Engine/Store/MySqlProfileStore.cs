@@ -1,9 +1,6 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
-using System.IO;
-using System.Linq;
-using System.Net.Sockets;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
@@ -26,8 +23,6 @@ namespace WriteBehind.Engine.Store
     /// </remarks>
     public sealed class MySqlProfileStore : IProfileStore
     {
-        internal const int CurrentSchemaVersion = 1;
-
         private const string CreateSchemaSql =
             "CREATE TABLE IF NOT EXISTS wb_schema(version int NOT NULL) ENGINE=InnoDB;" +
             "CREATE TABLE IF NOT EXISTS user_profiles(" +
@@ -55,25 +50,21 @@ namespace WriteBehind.Engine.Store
 
         private const string SelectColumns = "SELECT user_id, json, version, updated_at FROM user_profiles ";
 
-        private readonly string _connectionString;
-        private readonly string _description;
+        private readonly MySqlServer _server;
         private readonly SemaphoreSlim _schemaGate = new SemaphoreSlim(1, 1);
         private volatile bool _schemaReady;
-        private volatile bool _disposed;
 
         /// <param name="connectionString">A MySqlConnector connection string (may hold the password; never printed).</param>
         /// <param name="description">What to call the store in messages: its URI without any password.</param>
         public MySqlProfileStore(string connectionString, string description)
         {
-            if (string.IsNullOrWhiteSpace(connectionString))
-                throw new ArgumentException("A connection string is required.", nameof(connectionString));
-            _connectionString = connectionString;
-            _description = description ?? "mysql";
+            _server = new MySqlServer(connectionString, description, nameof(MySqlProfileStore));
         }
 
-        public string Description => _description;
+        public string Description => _server.Description;
 
-        internal string ConnectionString => _connectionString;
+        /// <summary>For a mapped table on the same server (<see cref="MySqlMappedStore"/>).</summary>
+        internal string ConnectionString => _server.ConnectionString;
 
         public Task<StoreCommitResult> CommitAsync(IReadOnlyList<ProfileRow> rows, CancellationToken cancellationToken)
         {
@@ -124,17 +115,11 @@ namespace WriteBehind.Engine.Store
             {
                 var result = new Dictionary<string, StoredProfile>(StringComparer.Ordinal);
                 if (distinct.Count == 0) return (IReadOnlyDictionary<string, StoredProfile>)result;
-                var ids = new StringBuilder(distinct.Count * 12).Append('[');
-                for (int i = 0; i < distinct.Count; i++)
-                {
-                    if (i > 0) ids.Append(',');
-                    Json.JsonText.WriteString(ids, distinct[i]);
-                }
-                ids.Append(']');
+                string idsJson = MappedValues.JsonStringArray(distinct);
                 using (var command = new MySqlCommand(SelectColumns +
                     "WHERE user_id IN (SELECT q.k FROM JSON_TABLE(@ids, '$[*]' COLUMNS(k varchar(128) CHARACTER SET ascii PATH '$')) AS q)", connection))
                 {
-                    command.Parameters.AddWithValue("@ids", ids.ToString());
+                    command.Parameters.AddWithValue("@ids", idsJson);
                     foreach (var row in await ReadRowsAsync(command, cancellationToken).ConfigureAwait(false)) result[row.UserId] = row;
                 }
                 return (IReadOnlyDictionary<string, StoredProfile>)result;
@@ -179,119 +164,17 @@ namespace WriteBehind.Engine.Store
             }, ensureSchema: false);
         }
 
-        public void Dispose()
-        {
-            if (_disposed) return;
-            _disposed = true;
-            try
-            {
-                using (var connection = new MySqlConnection(_connectionString))
-                    MySqlConnection.ClearPool(connection);
-            }
-            catch (Exception)
-            {
-                // Closing a broken connection must not hide the error that broke it.
-            }
-        }
+        public void Dispose() => _server.Dispose();
 
-        private static async Task<List<StoredProfile>> ReadRowsAsync(MySqlCommand command, CancellationToken cancellationToken)
-        {
-            var rows = new List<StoredProfile>();
-            using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
-            {
-                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                {
-                    DateTime updated = reader.GetDateTime(3);
-                    rows.Add(new StoredProfile(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetInt64(2),
-                        new DateTimeOffset(DateTime.SpecifyKind(updated, DateTimeKind.Utc))));
-                }
-            }
-            return rows;
-        }
+        private static Task<List<StoredProfile>> ReadRowsAsync(MySqlCommand command, CancellationToken cancellationToken) =>
+            MySqlServer.ReadProfilesAsync(command, reader => reader.GetDateTime(3), cancellationToken);
 
-        internal async Task<T> RunAsync<T>(string what, bool rowsInvolved, CancellationToken cancellationToken, Func<MySqlConnection, Task<T>> operation,
+        private Task<T> RunAsync<T>(string what, bool rowsInvolved, CancellationToken cancellationToken, Func<MySqlConnection, Task<T>> operation,
             bool ensureSchema = true)
         {
-            if (_disposed)
-                throw new ObjectDisposedException(GetType().Name);
-            cancellationToken.ThrowIfCancellationRequested();
-            MySqlConnection connection = null;
-            bool opened = false;
-            try
-            {
-                connection = new MySqlConnection(_connectionString);
-                await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-                opened = true;
-                if (ensureSchema && !_schemaReady)
-                    await EnsureSchemaAsync(connection, cancellationToken).ConfigureAwait(false);
-                return await operation(connection).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                throw;
-            }
-            catch (ObjectDisposedException) when (_disposed)
-            {
-                throw;
-            }
-            catch (InvalidOperationException ex) when (!(ex is ObjectDisposedException) && ex.Message.StartsWith("MariaDB/MySQL store", StringComparison.Ordinal))
-            {
-                throw; // a schema newer than this code: not a store outage
-            }
-            catch (StoreException)
-            {
-                throw;
-            }
-            catch (Exception ex) when (ex is MySqlException || ex is IOException || ex is SocketException || ex is TimeoutException
-                                       || ex is OperationCanceledException || ex is InvalidOperationException || ex is ArgumentException
-                                       || ex is InvalidCastException || ex is FormatException)
-            {
-                string message = "MariaDB/MySQL store " + _description + (opened ? "" : " is unavailable") + ": could not " + what + " it: " + Describe(ex);
-                if (rowsInvolved && opened && IsRowError(ex))
-                    throw new StoreException(message, ex);
-                throw new StoreUnavailableException(message, ex);
-            }
-            finally
-            {
-                if (connection != null)
-                {
-                    try { connection.Dispose(); } catch (Exception) { /* a broken connection is dropped from the pool */ }
-                }
-            }
-        }
-
-        /// <summary>The error is about the data of a row, so the same rows will always fail.</summary>
-        internal static bool IsRowError(Exception ex)
-        {
-            if (!(ex is MySqlException my)) return false;
-            string state = my.SqlState;
-            if (state != null && (state.StartsWith("22", StringComparison.Ordinal) || state.StartsWith("23", StringComparison.Ordinal)))
-                return true;
-            switch (my.Number)
-            {
-                case 1265: // data truncated
-                case 1292: // incorrect value (date, number)
-                case 1366: // incorrect integer/decimal/string value
-                case 1367: // illegal value
-                case 1406: // data too long
-                case 1411: // incorrect datetime value
-                case 3140: // invalid JSON text (MySQL)
-                case 4025: // CHECK constraint failed (MariaDB)
-                case 4038: // JSON syntax error (MariaDB)
-                    return true;
-                default:
-                    return false;
-            }
-        }
-
-        internal static string Describe(Exception ex)
-        {
-            if (ex is MySqlException my && my.Number > 0)
-                return my.Number.ToString(CultureInfo.InvariantCulture) + (string.IsNullOrEmpty(my.SqlState) ? "" : " (" + my.SqlState + ")") + ": " + my.Message;
-            string message = ex.Message;
-            if (ex.InnerException != null && !string.IsNullOrEmpty(ex.InnerException.Message) && !message.Contains(ex.InnerException.Message))
-                message += " (" + ex.InnerException.Message + ")";
-            return message;
+            return _server.RunAsync(what + " it", rowsInvolved, cancellationToken,
+                ensureSchema ? connection => _schemaReady ? Task.CompletedTask : EnsureSchemaAsync(connection, cancellationToken) : (Func<MySqlConnection, Task>)null,
+                operation);
         }
 
         private async Task EnsureSchemaAsync(MySqlConnection connection, CancellationToken cancellationToken)
@@ -303,7 +186,7 @@ namespace WriteBehind.Engine.Store
                 long version = await ReadSchemaVersionAsync(connection, cancellationToken).ConfigureAwait(false);
                 CheckSchemaVersion(version);
                 await CheckTableShapeAsync(connection, cancellationToken).ConfigureAwait(false);
-                if (version < CurrentSchemaVersion)
+                if (version < StoreSchema.CurrentVersion)
                 {
                     // Another process may be creating it right now: one at a time (a named lock), then look again.
                     using (var command = new MySqlCommand("SELECT GET_LOCK('writebehind_schema', 30)", connection))
@@ -336,16 +219,7 @@ namespace WriteBehind.Engine.Store
             }
         }
 
-        private void CheckSchemaVersion(long version)
-        {
-            if (version > CurrentSchemaVersion)
-            {
-                throw new InvalidOperationException(
-                    "MariaDB/MySQL store " + _description + " has schema version " + version.ToString(CultureInfo.InvariantCulture) +
-                    ", newer than the version " + CurrentSchemaVersion.ToString(CultureInfo.InvariantCulture) +
-                    " this WriteBehind understands. Upgrade WriteBehind or point it at another database.");
-            }
-        }
+        private void CheckSchemaVersion(long version) => StoreSchema.ThrowIfNewer(_server.Kind, Description, version, "database");
 
         /// <summary>A user_profiles table already in the database must be the module's, not an application's own
         /// (<see cref="ErrorIds.StoreTableMismatch"/>).</summary>
@@ -379,7 +253,7 @@ namespace WriteBehind.Engine.Store
                 else if (column.Is("deleted") && type != "tinyint" && type != "boolean") typeProblems.Add("deleted is " + type + ", not boolean");
                 else if (column.Is("updated_at") && type != "datetime" && type != "timestamp") typeProblems.Add("updated_at is " + type + ", not datetime");
             }
-            StoreTableShape.ThrowIfNotTheModules(_description, columns, userIdIsKey, typeProblems);
+            StoreTableShape.ThrowIfNotTheModules(Description, columns, userIdIsKey, typeProblems);
         }
 
         private static async Task<long> ReadSchemaVersionAsync(MySqlConnection connection, CancellationToken cancellationToken)

@@ -1,10 +1,6 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
-using System.IO;
-using System.Linq;
-using System.Net.Sockets;
-using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
 using Npgsql;
@@ -30,9 +26,6 @@ namespace WriteBehind.Engine.Store
     /// </remarks>
     public sealed class PostgresProfileStore : IProfileStore
     {
-        /// <summary>The schema version this code writes and understands.</summary>
-        internal const int CurrentSchemaVersion = 1;
-
         // Any constant: serialises schema creation between processes that open a fresh database at once.
         private const long SchemaLockKey = 0x5752_4954_4542_4831; // "WRITEBH1"
 
@@ -57,30 +50,23 @@ namespace WriteBehind.Engine.Store
 
         private const string SelectColumns = "SELECT user_id, json, version, updated_at FROM user_profiles ";
 
-        private readonly string _connectionString;
-        private readonly System.Net.Security.RemoteCertificateValidationCallback _certificateValidation;
-        private readonly string _description;
+        private readonly PostgresServer _server;
         private readonly SemaphoreSlim _schemaGate = new SemaphoreSlim(1, 1);
         private volatile bool _schemaReady;
-        private volatile bool _disposed;
 
         /// <param name="connectionString">An Npgsql connection string (may hold the password; never printed).</param>
         /// <param name="description">What to call the store in messages: its URI without any password.</param>
         /// <param name="certificateValidation">Checks the server's TLS certificate (sslrootcert); null: Npgsql's own checks.</param>
         public PostgresProfileStore(string connectionString, string description, System.Net.Security.RemoteCertificateValidationCallback certificateValidation = null)
         {
-            _certificateValidation = certificateValidation;
-            if (string.IsNullOrWhiteSpace(connectionString))
-                throw new ArgumentException("A connection string is required.", nameof(connectionString));
-            _description = description ?? "postgres";
-            _connectionString = connectionString;
+            _server = new PostgresServer(connectionString, description, certificateValidation, nameof(PostgresProfileStore));
         }
 
-        public string Description => _description;
+        public string Description => _server.Description;
 
         /// <summary>For a mapped table on the same server (<see cref="PostgresMappedStore"/>).</summary>
-        internal string ConnectionString => _connectionString;
-        internal System.Net.Security.RemoteCertificateValidationCallback CertificateValidation => _certificateValidation;
+        internal string ConnectionString => _server.ConnectionString;
+        internal System.Net.Security.RemoteCertificateValidationCallback CertificateValidation => _server.CertificateValidation;
 
         public Task<StoreCommitResult> CommitAsync(IReadOnlyList<ProfileRow> rows, CancellationToken cancellationToken)
         {
@@ -137,24 +123,7 @@ namespace WriteBehind.Engine.Store
             });
         }
 
-        public void Dispose()
-        {
-            if (_disposed)
-                return;
-            _disposed = true;
-            try
-            {
-                // Closes the idle pooled connections of this store's connection string. (Plain connections,
-                // not an NpgsqlDataSource: the engine is built against Npgsql's netstandard2.0 assembly, where
-                // DbDataSource is Npgsql's own type, and a .NET 8+ host may load Npgsql's net8.0 build.)
-                using (var connection = new NpgsqlConnection(_connectionString))
-                    NpgsqlConnection.ClearPool(connection);
-            }
-            catch (Exception)
-            {
-                // Closing a broken connection must not hide the error that broke it.
-            }
-        }
+        public void Dispose() => _server.Dispose();
 
         private static async Task<StoreCommitResult> CommitCore(NpgsqlConnection connection, IReadOnlyList<ProfileRow> rows, CancellationToken cancellationToken)
         {
@@ -162,16 +131,9 @@ namespace WriteBehind.Engine.Store
                 return new StoreCommitResult(0, 0);
 
             // One row per id: the newest version of an id that occurs more than once (ON CONFLICT cannot
-            // touch a row twice in one statement); the others are stale by definition.
-            var newest = new Dictionary<string, ProfileRow>(rows.Count, StringComparer.Ordinal);
-            foreach (ProfileRow row in rows)
-            {
-                if (!newest.TryGetValue(row.UserId, out ProfileRow seen) || row.Version > seen.Version)
-                    newest[row.UserId] = row;
-            }
-            var ordered = newest.Values.ToArray();
-            Array.Sort(ordered, (a, b) => string.CompareOrdinal(a.UserId, b.UserId));
-
+            // touch a row twice in one statement), in ordinal id order, so concurrent committers lock rows in
+            // the same order; the others are stale by definition.
+            ProfileRow[] ordered = MappedValues.NewestPerId(rows);
             var ids = new string[ordered.Length];
             var jsons = new string[ordered.Length];
             var versions = new long[ordered.Length];
@@ -193,20 +155,8 @@ namespace WriteBehind.Engine.Store
             }
         }
 
-        private static async Task<List<StoredProfile>> ReadRowsAsync(NpgsqlCommand command, CancellationToken cancellationToken)
-        {
-            var rows = new List<StoredProfile>();
-            using (NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
-            {
-                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                {
-                    DateTime updated = reader.GetFieldValue<DateTime>(3); // timestamptz: UTC
-                    rows.Add(new StoredProfile(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetInt64(2),
-                        new DateTimeOffset(DateTime.SpecifyKind(updated, DateTimeKind.Utc))));
-                }
-            }
-            return rows;
-        }
+        private static Task<List<StoredProfile>> ReadRowsAsync(NpgsqlCommand command, CancellationToken cancellationToken) =>
+            PostgresServer.ReadProfilesAsync(command, reader => reader.GetFieldValue<DateTime>(3) /* timestamptz: UTC */, cancellationToken);
 
         public Task CheckAsync(CancellationToken cancellationToken)
         {
@@ -218,85 +168,12 @@ namespace WriteBehind.Engine.Store
             }, ensureSchema: false);
         }
 
-        private async Task<T> RunAsync<T>(string what, bool rowsInvolved, CancellationToken cancellationToken, Func<NpgsqlConnection, Task<T>> operation,
+        private Task<T> RunAsync<T>(string what, bool rowsInvolved, CancellationToken cancellationToken, Func<NpgsqlConnection, Task<T>> operation,
             bool ensureSchema = true)
         {
-            if (_disposed)
-                throw new ObjectDisposedException(nameof(PostgresProfileStore));
-            cancellationToken.ThrowIfCancellationRequested();
-
-            NpgsqlConnection connection = null;
-            bool opened = false;
-            try
-            {
-                connection = new NpgsqlConnection(_connectionString);
-                if (_certificateValidation != null)
-                    connection.UserCertificateValidationCallback = _certificateValidation;
-                await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-                opened = true;
-                if (ensureSchema && !_schemaReady)
-                    await EnsureSchemaAsync(connection, cancellationToken).ConfigureAwait(false);
-                return await operation(connection).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                throw;
-            }
-            catch (ObjectDisposedException) when (_disposed)
-            {
-                throw;
-            }
-            catch (InvalidOperationException ex) when (!(ex is ObjectDisposedException) && ex.Message.StartsWith("PostgreSQL store", StringComparison.Ordinal))
-            {
-                throw; // a schema newer than this code: not a store outage
-            }
-            catch (Exception ex) when (ex is NpgsqlException || ex is IOException || ex is SocketException || ex is TimeoutException
-                                       || ex is OperationCanceledException || ex is EncoderFallbackException || ex is ArgumentException
-                                       || ex is InvalidCastException || ex is InvalidOperationException)
-            {
-                string message = "PostgreSQL store " + _description + (opened ? "" : " is unavailable") + ": could not " + what + " it: " + Describe(ex);
-                if (rowsInvolved && opened && IsRowError(ex))
-                    throw new StoreException(message, ex);
-                throw new StoreUnavailableException(message, ex);
-            }
-            finally
-            {
-                if (connection != null)
-                {
-                    try { connection.Dispose(); } catch (Exception) { /* a broken connection is dropped from the pool */ }
-                }
-            }
-        }
-
-        /// <summary>The error is about the data of a row, so the same rows will always fail.</summary>
-        internal static bool IsRowError(Exception ex)
-        {
-            if (ex is EncoderFallbackException || ex is ArgumentException || ex is InvalidCastException)
-                return true;
-            if (ex is PostgresException pg)
-                return IsRowError(pg.SqlState);
-            return false;
-        }
-
-        /// <summary>Data exceptions (22xxx: a NUL character, an invalid byte sequence, a value too long) and
-        /// integrity violations (23xxx). Everything else (connection exceptions 08xxx, admin shutdown
-        /// 57P01..57P03, serialization failures and deadlocks 40001/40P01, insufficient resources 53xxx,
-        /// timeouts, authentication, a missing database) does not depend on the rows and is transient to the flush.</summary>
-        internal static bool IsRowError(string sqlState)
-        {
-            return sqlState != null && (sqlState.StartsWith("22", StringComparison.Ordinal) || sqlState.StartsWith("23", StringComparison.Ordinal));
-        }
-
-        internal static string Describe(Exception ex)
-        {
-            if (ex is PostgresException pg)
-                return pg.SqlState + ": " + pg.MessageText;
-            string message = ex.Message;
-            // Npgsql wraps socket and timeout errors: the inner message says what happened.
-            if (ex is NpgsqlException && ex.InnerException != null && !string.IsNullOrEmpty(ex.InnerException.Message)
-                && !message.Contains(ex.InnerException.Message))
-                message += " (" + ex.InnerException.Message + ")";
-            return message;
+            return _server.RunAsync(what + " it", rowsInvolved, cancellationToken,
+                ensureSchema ? connection => _schemaReady ? Task.CompletedTask : EnsureSchemaAsync(connection, cancellationToken) : (Func<NpgsqlConnection, Task>)null,
+                operation);
         }
 
         private async Task EnsureSchemaAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
@@ -311,7 +188,7 @@ namespace WriteBehind.Engine.Store
                 // A user_profiles table that is not the module's (an application's own) is refused before
                 // anything is written: the module never creates, alters or drops a table it does not own.
                 await CheckTableShapeAsync(connection, null, cancellationToken).ConfigureAwait(false);
-                if (version < CurrentSchemaVersion)
+                if (version < StoreSchema.CurrentVersion)
                 {
                     using (NpgsqlTransaction transaction = connection.BeginTransaction())
                     {
@@ -338,16 +215,7 @@ namespace WriteBehind.Engine.Store
             }
         }
 
-        private void CheckSchemaVersion(long version)
-        {
-            if (version > CurrentSchemaVersion)
-            {
-                throw new InvalidOperationException(
-                    "PostgreSQL store " + _description + " has schema version " + version.ToString(CultureInfo.InvariantCulture) +
-                    ", newer than the version " + CurrentSchemaVersion.ToString(CultureInfo.InvariantCulture) +
-                    " this WriteBehind understands. Upgrade WriteBehind or point it at another database.");
-            }
-        }
+        private void CheckSchemaVersion(long version) => StoreSchema.ThrowIfNewer(_server.Kind, Description, version, "database");
 
         private const string TableColumnsSql =
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, " +
@@ -391,7 +259,7 @@ namespace WriteBehind.Engine.Store
                 else if (column.Is("updated_at") && !type.StartsWith("timestamp", StringComparison.Ordinal))
                     typeProblems.Add("updated_at is " + type + ", not timestamptz");
             }
-            StoreTableShape.ThrowIfNotTheModules(_description, columns, userIdIsKey, typeProblems);
+            StoreTableShape.ThrowIfNotTheModules(Description, columns, userIdIsKey, typeProblems);
         }
 
         /// <summary>The version in wb_schema (in the connection's search path), or 0 when the table is missing or empty.</summary>

@@ -310,6 +310,18 @@ namespace WriteBehind.Engine.Store
             return ordered;
         }
 
+        /// <summary>Ids as one JSON array of strings: how a set of ids goes in as one parameter (json_each, JSON_TABLE).</summary>
+        public static string JsonStringArray(IReadOnlyList<string> ids)
+        {
+            var sb = new System.Text.StringBuilder(ids.Count * 12).Append('[');
+            for (int i = 0; i < ids.Count; i++)
+            {
+                if (i > 0) sb.Append(',');
+                Json.JsonText.WriteString(sb, ids[i]);
+            }
+            return sb.Append(']').ToString();
+        }
+
         /// <summary>The StoreMappingInvalid error for what the catalog lacks.</summary>
         public static WriteBehindException Missing(string store, string table, IList<string> problems) =>
             new WriteBehindException(ErrorIds.StoreMappingInvalid,
