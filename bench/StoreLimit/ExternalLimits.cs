@@ -246,6 +246,8 @@ internal static partial class Program
         double db0 = PostgresCpuSeconds();
         var run = RunTool(psql, new[] { "-X", "-q", "-t", "-A", "-F", "|", "-v", "ON_ERROR_STOP=1", "-h", u.Host, "-p", u.Port.ToString(CultureInfo.InvariantCulture),
             "-U", Uri.UnescapeDataString(u.UserInfo), "-d", u.AbsolutePath.TrimStart('/'), "-f", script }, null, password);
+        // psql's backend exits with it; its CPU counts once the postmaster has reaped it (cutime/cstime).
+        Thread.Sleep(500);
         double db = PostgresCpuSeconds() - db0;
         File.Delete(script);
         if (run.ExitCode != 0)
