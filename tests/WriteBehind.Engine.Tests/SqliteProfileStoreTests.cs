@@ -231,6 +231,39 @@ namespace WriteBehind.Engine.Tests
         }
 
         [Fact]
+        public async Task A_row_SQLite_refuses_mid_batch_fails_the_commit_for_good_and_rolls_all_of_it_back()
+        {
+            // The upsert runs through SQLite's own statement API (SqliteUpsert): an error of its step must come
+            // out as Microsoft.Data.Sqlite's would (a SqliteException with SQLite's code, a StoreException that
+            // is not transient), leave nothing of the batch, and leave the connection fit for the next commit.
+            using var db = new SqliteTarget();
+            using var store = new SqliteProfileStore(db.Path);
+            await store.CommitAsync(new[] { Row("a", "{\"v\":1}", 1) }, None);
+            await db.ExecuteRawAsync(
+                "CREATE TRIGGER refuse_bad BEFORE INSERT ON user_profiles WHEN NEW.user_id = 'n-bad' " +
+                "BEGIN SELECT RAISE(ABORT, 'n-bad is refused'); END;");
+
+            var batch = Enumerable.Range(0, 600).Select(i => Row("m" + i.ToString("D3"), "{}", 1))
+                .Concat(new[] { Row("a", "{\"v\":2}", 2), Row("n-bad", "{}", 1), Row("z", "{}", 1) }).ToArray();
+            StoreException ex = await Assert.ThrowsAsync<StoreException>(() => store.CommitAsync(batch, None));
+            Assert.IsNotType<StoreUnavailableException>(ex);
+            SqliteException inner = Assert.IsType<SqliteException>(ex.InnerException);
+            Assert.Equal(19, inner.SqliteErrorCode & 0xFF); // SQLITE_CONSTRAINT
+            Assert.Contains("n-bad is refused", ex.Message);
+            Assert.Contains("could not commit 603 row(s) to it", ex.Message);
+
+            Assert.Equal(1L, await store.CountAsync(None));
+            Assert.Equal("{\"v\":1}", (await GetOne(store, "a")).Json);
+            Assert.Null(await GetOne(store, "m000"));
+
+            StoreCommitResult after = await store.CommitAsync(batch.Where(r => r.UserId != "n-bad").ToArray(), None);
+            Assert.Equal(602, after.Applied);
+            Assert.Equal(0, after.Stale);
+            Assert.Equal("{\"v\":2}", (await GetOne(store, "a")).Json);
+            Assert.Equal(602L, await store.CountAsync(None));
+        }
+
+        [Fact]
         public void Transient_error_codes_are_classified()
         {
             foreach (int code in new[] { 5, 6, 10, 13, 14, 15, 5 | (1 << 8), 10 | (12 << 8) })

@@ -27,13 +27,6 @@ namespace WriteBehind.Engine.Store
 
         private static readonly TimeSpan DefaultBusyTimeout = TimeSpan.FromMilliseconds(1000);
 
-        private const string UpsertSql =
-            "INSERT INTO user_profiles(user_id, json, version, deleted, updated_at) " +
-            "VALUES($user_id, $json, $version, $deleted, $updated_at) " +
-            "ON CONFLICT(user_id) DO UPDATE SET json = excluded.json, version = excluded.version, " +
-            "deleted = excluded.deleted, updated_at = excluded.updated_at " +
-            "WHERE excluded.version > user_profiles.version";
-
         private const string CreateSchemaSql =
             "CREATE TABLE IF NOT EXISTS wb_schema(version INTEGER NOT NULL);" +
             "CREATE TABLE IF NOT EXISTS user_profiles(" +
@@ -136,51 +129,21 @@ namespace WriteBehind.Engine.Store
                 return new StoreCommitResult(0, 0);
 
             string updatedAt = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture);
-            int applied = 0;
-            int stale = 0;
+            int applied;
 
             // BeginTransaction() issues BEGIN IMMEDIATE: the write lock is taken (or the busy timeout hit)
             // up front rather than halfway through the batch.
             using (SqliteTransaction transaction = connection.BeginTransaction())
-            using (SqliteCommand command = connection.CreateCommand())
             {
-                command.Transaction = transaction;
-                command.CommandText = UpsertSql;
-                SqliteParameter userId = command.Parameters.Add("$user_id", SqliteType.Text);
-                SqliteParameter json = command.Parameters.Add("$json", SqliteType.Text);
-                SqliteParameter version = command.Parameters.Add("$version", SqliteType.Integer);
-                SqliteParameter deleted = command.Parameters.Add("$deleted", SqliteType.Integer);
-                SqliteParameter updated = command.Parameters.Add("$updated_at", SqliteType.Text);
-                updated.Value = updatedAt;
-                command.Prepare();
-
                 // Ids in key order: each B-tree page is visited once per batch, while it is hot.
                 var ordered = new ProfileRow[rows.Count];
                 for (int i = 0; i < ordered.Length; i++) ordered[i] = rows[i];
                 Array.Sort(ordered, (a, b) => string.CompareOrdinal(a.UserId, b.UserId));
-                rows = ordered;
-                for (int i = 0; i < rows.Count; i++)
-                {
-                    if ((i & 0xFF) == 0)
-                        cancellationToken.ThrowIfCancellationRequested(); // disposing the transaction rolls back
-
-                    ProfileRow row = rows[i];
-                    userId.Value = row.UserId;
-                    json.Value = row.IsDeleted ? (object)DBNull.Value : row.Json;
-                    version.Value = row.Version;
-                    deleted.Value = row.IsDeleted ? 1L : 0L;
-
-                    // changes() of the upsert: 1 when inserted or updated, 0 when the WHERE kept the stored row.
-                    if (command.ExecuteNonQuery() == 1)
-                        applied++;
-                    else
-                        stale++;
-                }
-
+                applied = SqliteUpsert.Run(connection, ordered, updatedAt, cancellationToken);
                 transaction.Commit();
             }
 
-            return new StoreCommitResult(applied, stale);
+            return new StoreCommitResult(applied, rows.Count - applied);
         }
 
         private static IReadOnlyDictionary<string, StoredProfile> Get(SqliteConnection connection, List<string> ids, CancellationToken cancellationToken)
