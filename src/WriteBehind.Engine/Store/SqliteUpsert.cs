@@ -13,10 +13,11 @@ namespace WriteBehind.Engine.Store
     /// stepped and reset, with the text encoded into one reused UTF-8 buffer.
     /// </summary>
     /// <remarks>
-    /// Measured (issue 13, 100k shuffled rows, 2,000 per transaction): a SqliteCommand.ExecuteNonQuery per row
-    /// cost ~1 µs of CPU per row above the sqlite3 shell running the same rows from a staging table; a
-    /// multi-row VALUES list and a json_each batch parameter cost as much or more (and wrote twice the bytes, a
-    /// statement journal). The commit runs in the caller's transaction (BEGIN IMMEDIATE holds the write lock,
+    /// Measured (issue 13, 100k shuffled rows, 2,000 per transaction, warm): a SqliteCommand.ExecuteNonQuery per
+    /// row cost ~7.5 µs of CPU per row, this ~4.6 µs (the sqlite3 shell upserting the same rows from a staging
+    /// table: ~5.3 µs); a multi-row VALUES list and a json_each batch parameter cost as much as the command
+    /// (and wrote twice the bytes: a statement journal). The commit runs in the caller's transaction (BEGIN
+    /// IMMEDIATE holds the write lock,
     /// so no step meets SQLITE_BUSY); an error is a <see cref="SqliteException"/> with SQLite's codes, as
     /// Microsoft.Data.Sqlite throws it.
     /// </remarks>
