@@ -532,8 +532,8 @@ $m.scaleMasterItemsPerSecond = if ($m.flushServerCpuMicrosPerItem) { 1e6 / $m.fl
 $m.scaleFlusherItemsPerSecond = if ($m.flushClientCpuMicrosPerItem) { 1e6 / $m.flushClientCpuMicrosPerItem } else { $null }
 $m.scalePairItemsPerSecond = if ($null -ne $m.scaleMasterItemsPerSecond -and $null -ne $m.scaleFlusherItemsPerSecond) { [Math]::Min($m.scaleMasterItemsPerSecond, $m.scaleFlusherItemsPerSecond) } else { $null }
 $scaleStores = [ordered]@{ 'SQLite, one file (CommitAsync, 20,000 rows/tx)' = $m.storeLimitLargeTxRowsPerSecond }
-if ($null -ne $m['sqliteShellLimitRowsPerSecond']) { $scaleStores['SQLite, the sqlite3 shell'] = $m['sqliteShellLimitRowsPerSecond'] }
-if ($null -ne $m['psqlCopyLimitRowsPerSecond']) { $scaleStores['PostgreSQL, psql COPY + upsert'] = $m['psqlCopyLimitRowsPerSecond'] }
+if ($null -ne $m['sqliteShellStagedLimitRowsPerSecond']) { $scaleStores['SQLite, the sqlite3 shell (staged, 2,000 rows/tx)'] = $m['sqliteShellStagedLimitRowsPerSecond'] }
+if ($null -ne $m['psqlCopyLimitRowsPerSecond']) { $scaleStores['PostgreSQL, psql COPY + upsert (2,000 rows/tx)'] = $m['psqlCopyLimitRowsPerSecond'] }
 $m.scaleOnPaper = @(foreach ($n in 1, 2, 4, 8) {
     [ordered]@{ masters = $n; flushers = $n; itemsPerSecond = $(if ($null -ne $m.scalePairItemsPerSecond) { $n * $m.scalePairItemsPerSecond } else { $null }) }
 })
@@ -577,10 +577,14 @@ $rows = @(
         target = '<= 8 µs'; status = Test-Target $m.flushClientCpuMicrosPerItem '<=' 8 }
     [ordered]@{ measure = '  vs store limit, 2,000 rows/tx (info)'; items = $c.flush; result = ''; against = "$(F0 $m.storeLimitRowsPerSecond) rows/s"; ratio = F2x $m.flushVsStoreLimit
         target = '-'; status = '' }
+    [ordered]@{ measure = '  vs sqlite3 shell, staged, 2,000 rows/tx (info)'; items = $c.flush; result = ''; against = "$(F0 $m['sqliteShellStagedLimitRowsPerSecond']) rows/s"; ratio = F2x $m['flushVsSqliteShellStagedLimit']
+        target = '-'; status = '' }
     [ordered]@{ measure = '  vs store limit, ids in key order (info)'; items = $c.flush; result = ''; against = "$(F0 $m.storeLimitKeyOrderRowsPerSecond) rows/s"; ratio = F2x $m.flushVsStoreLimitKeyOrder
         target = '-'; status = '' }
     [ordered]@{ measure = 'Flush into PostgreSQL'; items = $c.flush; result = $(if ($Postgres) { "$(F0 $m.flushPostgresPerSecond) items/s" } else { 'not run' }); against = "$(F0 $m.flushPerSecond) items/s SQLite"; ratio = F2x $m.flushPostgresVsSqlite
         target = '>= 1.0x'; status = Test-Target $m.flushPostgresVsSqlite '>=' 1.0 }
+    [ordered]@{ measure = '  vs psql COPY + upsert, 2,000 rows/tx (info)'; items = $c.flush; result = ''; against = "$(F0 $m['psqlCopyLimitRowsPerSecond']) rows/s"; ratio = F2x $m['flushPostgresVsPsqlCopyLimit']
+        target = '-'; status = '' }
     [ordered]@{ measure = '  into a mapped users table (info)'; items = $c.flush; result = $(if ($Postgres) { "$(F0 $m.flushPostgresMappedPerSecond) items/s" } else { 'not run' }); against = "$(F0 $m.flushPostgresPerSecond) items/s own table"; ratio = F2x $m.flushPostgresMappedVsPostgres
         target = '-'; status = '' }
     [ordered]@{ measure = 'Flush into MariaDB (info)'; items = $c.flush; result = $(if ($MariaDb) { "$(F0 $m.flushMariaDbPerSecond) items/s" } else { 'not run' }); against = "$(F0 $m.flushPerSecond) items/s SQLite"; ratio = F2x $m.flushMariaDbVsSqlite
