@@ -101,7 +101,7 @@ internal static partial class Program
         {
             // SqliteProfileStore's connection settings (EnsureOpen).
             w.Write("PRAGMA busy_timeout = 1000;\nPRAGMA journal_mode = WAL;\nPRAGMA synchronous = NORMAL;\n" +
-                    "PRAGMA cache_size = -65536;\nPRAGMA wal_autocheckpoint = 16384;\n");
+                    "PRAGMA cache_size = -16384;\nPRAGMA wal_autocheckpoint = 16384;\n");
             w.Write("SELECT 'settings', (SELECT journal_mode FROM pragma_journal_mode), (SELECT synchronous FROM pragma_synchronous), sqlite_version();\n");
             if (staged)
             {
