@@ -1,9 +1,8 @@
 # Source manifest. build.ps1 stamps ModuleVersion from Directory.Build.props and lays the module out in
 # out/WriteBehind/<version>/ next to the assemblies; import that one.
 @{
-    RootModule           = 'WriteBehind.dll'
-    # Loaded before the root module: registers WriteBehind.dll's resolver for dependencies/ (ModuleInitializer.cs).
-    NestedModules        = @('WriteBehind.Init.psm1')
+    # Imports net8.0/WriteBehind.dll on PowerShell 7.4+, netstandard2.0/WriteBehind.dll on Windows PowerShell 5.1.
+    RootModule           = 'WriteBehind.psm1'
     ModuleVersion        = '0.0.0'
     GUID                 = '5b0e7f4e-3c2a-4d8e-9f5e-7a1c2b3d4e5f'
     Author               = 'WriteBehind contributors'

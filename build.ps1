@@ -27,26 +27,40 @@ $Version = ([xml](Get-Content (Join-Path $PSScriptRoot 'Directory.Build.props') 
 $ModuleDir = Join-Path $Out "WriteBehind/$Version"
 
 # The module's files, named one by one: nothing else from the build output is shipped
-# (System.Management.Automation.dll in particular must never be). The cmdlet assembly sits next to the
-# manifest; the engine and everything it needs go to dependencies/, where WriteBehind.dll's resolver
-# (src/WriteBehind/ModuleInitializer.cs) loads them into a private AssemblyLoadContext on PowerShell 7, so
-# another StackExchange.Redis (or System.*) already in the session does not conflict.
+# (System.Management.Automation.dll in particular must never be). Two builds, one folder each: net8.0/ for
+# PowerShell 7.4+ and netstandard2.0/ for Windows PowerShell 5.1; WriteBehind.psm1 imports the one of the
+# running edition. In each, the cmdlet assembly sits at the top and the engine and everything it needs go to
+# dependencies/, where WriteBehind.dll's resolver (src/WriteBehind/DependencyResolver*.cs) loads them when
+# first used: into a private AssemblyLoadContext on PowerShell 7, so another StackExchange.Redis (or System.*)
+# already in the session does not conflict.
 $ModuleAssemblies = @('WriteBehind.dll')
-$DependencyAssemblies = @(
+$CommonDependencies = @(
     'WriteBehind.Engine.dll',
     'StackExchange.Redis.dll', 'Pipelines.Sockets.Unofficial.dll', 'Microsoft.Extensions.Logging.Abstractions.dll',
-    'Microsoft.Bcl.AsyncInterfaces.dll', 'System.IO.Pipelines.dll', 'System.Threading.Channels.dll',
-    'System.Buffers.dll', 'System.Memory.dll', 'System.Numerics.Vectors.dll',
-    'System.Runtime.CompilerServices.Unsafe.dll', 'System.Threading.Tasks.Extensions.dll',
+    'System.IO.Pipelines.dll', 'Microsoft.Extensions.DependencyInjection.Abstractions.dll',
     'Microsoft.Data.Sqlite.dll', 'SQLitePCLRaw.batteries_v2.dll', 'SQLitePCLRaw.core.dll', 'SQLitePCLRaw.provider.e_sqlite3.dll',
-    # Npgsql (PostgreSQL store) and what its netstandard2.0 build pulls in.
-    'Npgsql.dll', 'Microsoft.Bcl.HashCode.dll', 'Microsoft.Extensions.DependencyInjection.Abstractions.dll',
-    'System.Collections.Immutable.dll', 'System.Diagnostics.DiagnosticSource.dll', 'System.Text.Encodings.Web.dll', 'System.Text.Json.dll',
-    # MySqlConnector (MariaDB/MySQL store); its other dependencies are among the above.
-    'MySqlConnector.dll'
+    'Npgsql.dll',          # PostgreSQL store
+    'MySqlConnector.dll'   # MariaDB/MySQL store
 )
-# SQLite's native library per runtime; linux-x64 is tested here, the others are laid out the same way.
-$NativeRuntimes = @('linux-x64', 'linux-arm64', 'linux-musl-x64', 'osx-x64', 'osx-arm64', 'win-x64', 'win-arm64')
+$Builds = [ordered]@{
+    # .NET 8 provides the System.* packages itself. SQLite's native library for every runtime PowerShell 7
+    # runs on (linux-x64 is tested here, the others are laid out the same way).
+    'net8.0'         = @{
+        Dependencies = $CommonDependencies
+        Runtimes     = @('linux-x64', 'linux-arm64', 'linux-musl-x64', 'osx-x64', 'osx-arm64', 'win-x64', 'win-arm64')
+    }
+    # .NET Framework 4.x needs the System.* packages the netstandard2.0 builds of the above pull in; Windows
+    # PowerShell runs on Windows only. Compiled and laid out here, not tested (no Windows machine).
+    'netstandard2.0' = @{
+        Dependencies = $CommonDependencies + @(
+            'Microsoft.Bcl.AsyncInterfaces.dll', 'System.Threading.Channels.dll',
+            'System.Buffers.dll', 'System.Memory.dll', 'System.Numerics.Vectors.dll',
+            'System.Runtime.CompilerServices.Unsafe.dll', 'System.Threading.Tasks.Extensions.dll',
+            'Microsoft.Bcl.HashCode.dll', 'System.Collections.Immutable.dll', 'System.Diagnostics.DiagnosticSource.dll',
+            'System.Text.Encodings.Web.dll', 'System.Text.Json.dll')
+        Runtimes     = @('win-x64', 'win-x86', 'win-arm64')
+    }
+}
 
 function Invoke-Native([string] $What, [scriptblock] $Command) {
     & $Command | Out-Host
@@ -67,26 +81,29 @@ function Get-PackageFolder([string] $AssetsFile, [string] $Package) {
 function Invoke-Build {
     Write-Host "==> Building WriteBehind $Version ($Configuration)"
     Invoke-Native 'dotnet build' { dotnet build (Join-Path $PSScriptRoot 'src/WriteBehind/WriteBehind.csproj') -c $Configuration --nologo -v quiet -clp:ErrorsOnly }
-    $bin = Join-Path $PSScriptRoot "src/WriteBehind/bin/$Configuration/netstandard2.0"
     if (Test-Path $ModuleDir) { Remove-Item -Recurse -Force $ModuleDir }
-    $dependencyDir = Join-Path $ModuleDir 'dependencies'
-    New-Item -ItemType Directory -Force -Path $dependencyDir | Out-Null
-    foreach ($file in $ModuleAssemblies + $DependencyAssemblies) {
-        $source = Join-Path $bin $file
-        if (-not (Test-Path $source)) { throw "Build output lacks $file." }
-        Copy-Item $source $(if ($file -in $ModuleAssemblies) { $ModuleDir } else { $dependencyDir })
-    }
     $sqliteLib = Get-PackageFolder (Join-Path $PSScriptRoot 'src/WriteBehind.Engine/obj/project.assets.json') 'SQLitePCLRaw.lib.e_sqlite3'
-    foreach ($rid in $NativeRuntimes) {
-        $native = Join-Path $sqliteLib "runtimes/$rid/native"
-        if (-not (Test-Path $native)) { throw "SQLite has no native library for $rid in $sqliteLib." }
-        # The engine's SqliteNative looks for runtimes/ next to its own assembly.
-        $target = Join-Path $dependencyDir "runtimes/$rid/native"
-        New-Item -ItemType Directory -Force -Path $target | Out-Null
-        Copy-Item (Join-Path $native '*') $target
+    foreach ($framework in $Builds.Keys) {
+        $bin = Join-Path $PSScriptRoot "src/WriteBehind/bin/$Configuration/$framework"
+        $frameworkDir = Join-Path $ModuleDir $framework
+        $dependencyDir = Join-Path $frameworkDir 'dependencies'
+        New-Item -ItemType Directory -Force -Path $dependencyDir | Out-Null
+        foreach ($file in $ModuleAssemblies + $Builds[$framework].Dependencies) {
+            $source = Join-Path $bin $file
+            if (-not (Test-Path $source)) { throw "The $framework build output lacks $file." }
+            Copy-Item $source $(if ($file -in $ModuleAssemblies) { $frameworkDir } else { $dependencyDir })
+        }
+        foreach ($rid in $Builds[$framework].Runtimes) {
+            $native = Join-Path $sqliteLib "runtimes/$rid/native"
+            if (-not (Test-Path $native)) { throw "SQLite has no native library for $rid in $sqliteLib." }
+            # The resolver (net8.0) and SqliteNative (netstandard2.0) look in runtimes/<rid>/native/ of dependencies/.
+            $target = Join-Path $dependencyDir "runtimes/$rid/native"
+            New-Item -ItemType Directory -Force -Path $target | Out-Null
+            Copy-Item (Join-Path $native '*') $target
+        }
     }
     Copy-Item (Join-Path $PSScriptRoot 'src/WriteBehind/WriteBehind.format.ps1xml') $ModuleDir
-    Copy-Item (Join-Path $PSScriptRoot 'src/WriteBehind/WriteBehind.Init.psm1') $ModuleDir
+    Copy-Item (Join-Path $PSScriptRoot 'src/WriteBehind/WriteBehind.psm1') $ModuleDir
     $manifest = Get-Content (Join-Path $PSScriptRoot 'WriteBehind.psd1') -Raw
     $manifest = $manifest -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion        = '$Version'"
     Set-Content -Path (Join-Path $ModuleDir 'WriteBehind.psd1') -Value $manifest -Encoding utf8NoBOM

@@ -93,7 +93,7 @@ switch ($Mode) {
     'Naive' {
         # The loop an admin would write today: per item, ConvertTo-Json of a hashtable, then HSET and LPUSH
         # through StackExchange.Redis (the copy shipped in the module folder), synchronous calls.
-        Add-Type -Path (Join-Path (Split-Path $ModulePath) 'dependencies/StackExchange.Redis.dll')
+        Add-Type -Path (Join-Path (Split-Path $ModulePath) 'net8.0/dependencies/StackExchange.Redis.dll')
         $mux = [StackExchange.Redis.ConnectionMultiplexer]::Connect($Redis)
         $db = $mux.GetDatabase()
         $items = [object[]]::new($Count)

@@ -1,5 +1,6 @@
-# Issue 5, "Isolated dependencies" and "Installable": the built module folder keeps its dependencies under
-# dependencies/; in a fresh pwsh another StackExchange.Redis (2.6.x, restored from NuGet here) is loaded and
+# Issue 5, "Isolated dependencies" and "Installable", and issue 11 "loading without reflection or preload": the
+# built module folder holds one build per edition (net8.0/ for PowerShell 7.4+, netstandard2.0/ for Windows
+# PowerShell 5.1), each keeping its dependencies under dependencies/; they load when first used; in a fresh pwsh another StackExchange.Redis (2.6.x, restored from NuGet here) is loaded and
 # used first and the module still works beside it; the module published with Publish-PSResource installs
 # with Install-PSResource in a fresh pwsh, imports by name and runs the scenario.
 # Every check that imports the module runs in a child pwsh: TestHelpers.ps1 is not dot-sourced here,
@@ -78,21 +79,113 @@ AfterAll {
 }
 
 Describe 'Module layout' {
-    It 'ships only the manifest, the cmdlet assembly, the format file and its loader at the top; all else under dependencies/' {
+    It 'ships only the manifest, its root module and the format file at the top, and one folder per build' {
         $top = @(Get-ChildItem -File $script:ModuleDir | ForEach-Object Name | Sort-Object)
-        $top | Should -Be @('WriteBehind.dll', 'WriteBehind.format.ps1xml', 'WriteBehind.Init.psm1', 'WriteBehind.psd1')
-        @(Get-ChildItem -Directory $script:ModuleDir | ForEach-Object Name | Where-Object { $_ -ne 'en-US' }) | Should -Be @('dependencies')
-        $deps = Join-Path $script:ModuleDir 'dependencies'
-        foreach ($file in 'WriteBehind.Engine.dll', 'StackExchange.Redis.dll', 'Pipelines.Sockets.Unofficial.dll', 'Microsoft.Data.Sqlite.dll', 'SQLitePCLRaw.core.dll') {
+        $top | Should -Be @('WriteBehind.format.ps1xml', 'WriteBehind.psd1', 'WriteBehind.psm1')
+        @(Get-ChildItem -Directory $script:ModuleDir | ForEach-Object Name | Where-Object { $_ -ne 'en-US' } | Sort-Object) | Should -Be @('net8.0', 'netstandard2.0')
+        (Import-PowerShellDataFile $script:ModulePath).RootModule | Should -Be 'WriteBehind.psm1'
+    }
+    It 'each build: the cmdlet assembly at its top, the engine, its drivers and SQLite''s native libraries under dependencies/' -ForEach @(
+        @{ Framework = 'net8.0'; Runtimes = @('linux-arm64', 'linux-musl-x64', 'linux-x64', 'osx-arm64', 'osx-x64', 'win-arm64', 'win-x64') }
+        @{ Framework = 'netstandard2.0'; Runtimes = @('win-arm64', 'win-x64', 'win-x86') }
+    ) {
+        $build = Join-Path $script:ModuleDir $Framework
+        @(Get-ChildItem -File $build | ForEach-Object Name) | Should -Be @('WriteBehind.dll')
+        @(Get-ChildItem -Directory $build | ForEach-Object Name) | Should -Be @('dependencies')
+        $deps = Join-Path $build 'dependencies'
+        foreach ($file in 'WriteBehind.Engine.dll', 'StackExchange.Redis.dll', 'Pipelines.Sockets.Unofficial.dll', 'Microsoft.Data.Sqlite.dll', 'SQLitePCLRaw.core.dll', 'Npgsql.dll', 'MySqlConnector.dll') {
             Join-Path $deps $file | Should -Exist
         }
-        Join-Path $deps 'runtimes/linux-x64/native/libe_sqlite3.so' | Should -Exist
-        Join-Path $deps 'runtimes/win-x64/native/e_sqlite3.dll' | Should -Exist
+        @(Get-ChildItem -Directory (Join-Path $deps 'runtimes') | ForEach-Object Name | Sort-Object) | Should -Be $Runtimes
+        Join-Path $deps "runtimes/$($Runtimes[-1])/native" | Get-ChildItem -File | Should -Not -BeNullOrEmpty
+    }
+    It 'the net8.0 build ships none of the System.* packages .NET 8 provides itself; the netstandard2.0 build does' {
+        @(Get-ChildItem -File (Join-Path $script:ModuleDir 'net8.0/dependencies') -Filter 'System.*.dll' | ForEach-Object Name) | Should -Be @('System.IO.Pipelines.dll')
+        foreach ($file in 'System.Memory.dll', 'System.Text.Json.dll', 'System.Threading.Channels.dll') {
+            Join-Path $script:ModuleDir "netstandard2.0/dependencies/$file" | Should -Exist
+        }
     }
     It 'has no StackExchange.Redis.dll outside dependencies/ and no System.Management.Automation.dll anywhere' {
         $all = @(Get-ChildItem -Recurse -File $script:ModuleDir)
-        @($all | Where-Object Name -EQ 'StackExchange.Redis.dll' | ForEach-Object { Split-Path -Leaf $_.DirectoryName }) | Should -Be @('dependencies')
+        @($all | Where-Object Name -EQ 'StackExchange.Redis.dll' | ForEach-Object { Split-Path -Leaf $_.DirectoryName }) | Should -Be @('dependencies', 'dependencies')
         @($all | Where-Object Name -EQ 'System.Management.Automation.dll') | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Loading on first use' {
+    It 'Import-Module loads no driver; a flush into SQLite loads SQLite''s and Redis''s only; a PostgreSQL store loads Npgsql; all into the module''s context' {
+        $prefix = 'lazy-' + [guid]::NewGuid().ToString('N').Substring(0, 12) + ':'
+        $store = Join-Path $script:Work 'lazy.db'
+        $r = Invoke-ChildPwsh 'lazy' -Arguments $script:ModulePath, $script:RedisEndpoint, $prefix, $store -Script @'
+$ModulePath, $Redis, $Prefix, $Store = $args
+$drivers = 'StackExchange.Redis', 'Pipelines.Sockets.Unofficial', 'Microsoft.Data.Sqlite', 'SQLitePCLRaw.core', 'SQLitePCLRaw.provider.e_sqlite3', 'Npgsql', 'MySqlConnector'
+function Get-Loaded {
+    @([AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -in $drivers -or $_.GetName().Name -like 'WriteBehind*' } |
+        ForEach-Object { '{0}@{1}' -f $_.GetName().Name, [Runtime.Loader.AssemblyLoadContext]::GetLoadContext($_).Name } | Sort-Object)
+}
+$result = [ordered]@{}
+Import-Module $ModulePath
+$result.AfterImport = Get-Loaded
+$result.Cmdlets = (Get-Command Set-UserProfile).DLL
+Connect-WriteBehind -Redis $Redis -Store "sqlite://$Store" -KeyPrefix $Prefix
+Set-UserProfile -UserId 1001 -Profile '{"name":"Alice"}'
+$null = Invoke-WriteBehindFlush
+$result.Stored = (Get-UserProfile -UserId 1001 -FromStore).Json
+$result.AfterSqliteFlush = Get-Loaded
+Set-UserProfile -UserId 1002 -Profile '{"name":"Bob"}'
+Connect-WriteBehind -Redis $Redis -Store 'postgres://nobody@127.0.0.1:1/none?connect_timeout=1' -KeyPrefix $Prefix
+try { $null = Invoke-WriteBehindFlush -ErrorAction Stop } catch { $result.PostgresError = $_.FullyQualifiedErrorId }
+$result.AfterPostgres = Get-Loaded
+Connect-WriteBehind -Redis $Redis -Store "sqlite://$Store" -KeyPrefix $Prefix
+$null = Invoke-WriteBehindFlush
+Disconnect-WriteBehind
+Add-Type -Path (Join-Path (Split-Path $ModulePath) 'net8.0/dependencies/StackExchange.Redis.dll')
+$raw = [StackExchange.Redis.ConnectionMultiplexer]::Connect("$Redis,allowAdmin=true")
+Remove-PrefixKeys $raw.GetDatabase() $Prefix
+$raw.Dispose()
+$result | ConvertTo-Json -Compress
+'@
+        $r.Cmdlets | Should -Be (Join-Path $script:ModuleDir 'net8.0/WriteBehind.dll')
+        # The engine itself is needed to lay out the cmdlet types; none of its dependencies is.
+        $r.AfterImport | Should -Be @('WriteBehind.Engine@WriteBehind', 'WriteBehind@Default')
+        $r.Stored | Should -BeExactly '{"name":"Alice"}'
+        $r.AfterSqliteFlush | Should -Contain 'StackExchange.Redis@WriteBehind'
+        $r.AfterSqliteFlush | Should -Contain 'Microsoft.Data.Sqlite@WriteBehind'
+        $r.AfterSqliteFlush | Should -Contain 'SQLitePCLRaw.provider.e_sqlite3@WriteBehind'
+        $r.AfterSqliteFlush | Should -Not -Contain 'Npgsql@WriteBehind'
+        $r.AfterSqliteFlush | Should -Not -Contain 'MySqlConnector@WriteBehind'
+        $r.PostgresError | Should -Not -BeNullOrEmpty
+        $r.AfterPostgres | Should -Contain 'Npgsql@WriteBehind'
+        $r.AfterPostgres | Should -Not -Contain 'MySqlConnector@WriteBehind'
+        @($r.AfterPostgres | Where-Object { $_ -notlike '*@WriteBehind' }) | Should -Be @('WriteBehind@Default')
+    }
+
+    It 'Remove-Module unregisters the resolver; Import-Module registers it again' {
+        $prefix = 'remove-' + [guid]::NewGuid().ToString('N').Substring(0, 12) + ':'
+        $store = Join-Path $script:Work 'remove.db'
+        $r = Invoke-ChildPwsh 'remove' -Arguments $script:ModulePath, $script:RedisEndpoint, $prefix, $store -Script @'
+$ModulePath, $Redis, $Prefix, $Store = $args
+# The default context finds the engine (which is not next to WriteBehind.dll) only through the module's resolver.
+function Find-Engine { try { [Runtime.Loader.AssemblyLoadContext]::GetLoadContext([Reflection.Assembly]::Load('WriteBehind.Engine')).Name } catch { 'not found' } }
+$result = [ordered]@{}
+Import-Module $ModulePath
+$result.Imported = Find-Engine
+Remove-Module WriteBehind
+$result.Removed = Find-Engine
+Import-Module $ModulePath
+$result.Reimported = Find-Engine
+$scenario = Invoke-Scenario -Redis $Redis -Prefix $Prefix -Store $Store
+foreach ($k in $scenario.Keys) { $result[$k] = $scenario[$k] }
+Add-Type -Path (Join-Path (Split-Path $ModulePath) 'net8.0/dependencies/StackExchange.Redis.dll')
+$raw = [StackExchange.Redis.ConnectionMultiplexer]::Connect("$Redis,allowAdmin=true")
+Remove-PrefixKeys $raw.GetDatabase() $Prefix
+$raw.Dispose()
+$result | ConvertTo-Json -Compress
+'@
+        $r.Imported | Should -Be 'WriteBehind'
+        $r.Removed | Should -Be 'not found'
+        $r.Reimported | Should -Be 'WriteBehind'
+        Assert-ScenarioResult $r
     }
 }
 
@@ -156,7 +249,7 @@ $result | ConvertTo-Json -Compress -Depth 4
         $r.OldClientAfter | Should -BeExactly 'after'
         $r.OldClientVersion | Should -BeLike '2.6.96*'
 
-        $deps = Join-Path $script:ModuleDir 'dependencies'
+        $deps = Join-Path $script:ModuleDir 'net8.0/dependencies'
         $redis = @($r.Loaded | Where-Object Name -EQ 'StackExchange.Redis')
         $redis.Count | Should -Be 2
         $mine = $redis | Where-Object Context -EQ 'WriteBehind'
@@ -208,7 +301,7 @@ $result.ModuleBase = $module.ModuleBase
 $result.ModuleVersion = "$($module.Version)"
 $result.Commands = $module.ExportedCmdlets.Count
 # The module's own StackExchange.Redis, a second copy in the default context, only to remove the keys.
-Add-Type -Path (Join-Path $module.ModuleBase 'dependencies/StackExchange.Redis.dll')
+Add-Type -Path (Join-Path $module.ModuleBase 'net8.0/dependencies/StackExchange.Redis.dll')
 $raw = [StackExchange.Redis.ConnectionMultiplexer]::Connect("$Redis,allowAdmin=true")
 Remove-PrefixKeys $raw.GetDatabase() $Prefix
 $raw.Dispose()
@@ -217,7 +310,7 @@ $result | ConvertTo-Json -Compress
         Assert-ScenarioResult $r
         $r.ModuleVersion | Should -Be $version
         $r.ModuleBase | Should -BeLike "$userData*"
-        Join-Path $r.ModuleBase 'dependencies/StackExchange.Redis.dll' | Should -Exist
+        Join-Path $r.ModuleBase 'net8.0/dependencies/StackExchange.Redis.dll' | Should -Exist
         $r.Commands | Should -Be (Import-PowerShellDataFile $script:ModulePath).CmdletsToExport.Count
     }
 }

@@ -6,7 +6,7 @@ if (-not $script:ModulePath -or -not $script:RedisEndpoint) { throw 'Run through
 Import-Module $script:ModulePath -Force
 # The same assembly files the module loads, for raw access beside it (the module itself loads them into a
 # private AssemblyLoadContext; these copies go to the default one).
-$moduleDir = Join-Path (Split-Path $script:ModulePath) 'dependencies'
+$moduleDir = Join-Path (Split-Path $script:ModulePath) 'net8.0/dependencies'
 Add-Type -Path (Join-Path $moduleDir 'StackExchange.Redis.dll'), (Join-Path $moduleDir 'Microsoft.Data.Sqlite.dll')
 # The engine points only its own copy of SQLitePCLRaw at the module's native SQLite; point this copy there too.
 $sqliteProvider = [Reflection.Assembly]::LoadFrom((Join-Path $moduleDir 'SQLitePCLRaw.provider.e_sqlite3.dll'))

@@ -7,7 +7,7 @@ BeforeAll {
     $script:Admin = @{ Endpoint = $script:Server.Endpoint }
     # The rules, read from the module's engine assembly (loaded into a load context of its own: on
     # PowerShell 7 the module's engine types are not nameable from scripts).
-    $engine = Join-Path (Split-Path $script:ModulePath) 'dependencies/WriteBehind.Engine.dll'
+    $engine = Join-Path (Split-Path $script:ModulePath) 'net8.0/dependencies/WriteBehind.Engine.dll'
     $alc = [System.Runtime.Loader.AssemblyLoadContext]::new('wb-acl-test', $true)
     $script:Rules = $alc.LoadFromAssemblyPath($engine).GetType('WriteBehind.Engine.RedisAcl').GetField('Rules').GetValue($null)
     $script:Password = New-Password

@@ -1,3 +1,5 @@
+#if !NET
+// Only the netstandard2.0 build (Windows PowerShell 5.1) needs this: Npgsql 8 on .NET checks sslrootcert itself.
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -115,3 +117,4 @@ namespace WriteBehind.Engine.Store
         }
     }
 }
+#endif

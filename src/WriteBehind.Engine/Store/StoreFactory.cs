@@ -27,25 +27,33 @@ namespace WriteBehind.Engine.Store
             if (MySqlStoreUri.Is(uri))
                 return MySqlStoreUri.Open(uri, user, password, connectTimeout);
             if (IsPostgres(uri))
-            {
-                PostgresTarget target = ParsePostgres(uri, user, connectTimeout);
-                var builder = target.Builder;
-                if (!string.IsNullOrEmpty(password)) builder.Password = password;
-                RemoteCertificateValidationCallback validation = null;
-                if (!string.IsNullOrEmpty(builder.RootCertificate) && (builder.SslMode == SslMode.VerifyCA || builder.SslMode == SslMode.VerifyFull))
-                {
-                    // Npgsql's netstandard2.0 build (the one the module ships) cannot trust a private CA by itself:
-                    // the module checks the chain against sslrootcert (and the host name for verify-full) itself.
-                    validation = PostgresCertificates.Validator(builder.RootCertificate, builder.SslMode == SslMode.VerifyFull ? builder.Host : null);
-                    builder.RootCertificate = null;
-                    builder.SslMode = SslMode.Require;
-                }
-                return new PostgresProfileStore(builder.ConnectionString, target.Description, validation);
-            }
+                return OpenPostgres(uri, user, password, connectTimeout);
             string path = SqlitePath(uri);
             // Only the documented default location is created; a missing folder of an explicit path is a
             // typo or an unmounted disk, not a place to start a new empty store.
             return new SqliteProfileStore(path, createDirectory: IsDefaultSqlitePath(path));
+        }
+
+        // A method of its own, so that opening another kind of store never loads Npgsql (the JIT loads the
+        // assemblies of every type a method body names when it compiles that method).
+        private static IProfileStore OpenPostgres(string uri, string user, string password, TimeSpan? connectTimeout)
+        {
+            PostgresTarget target = ParsePostgres(uri, user, connectTimeout);
+            var builder = target.Builder;
+            if (!string.IsNullOrEmpty(password)) builder.Password = password;
+            RemoteCertificateValidationCallback validation = null;
+#if !NET
+            if (!string.IsNullOrEmpty(builder.RootCertificate) && (builder.SslMode == SslMode.VerifyCA || builder.SslMode == SslMode.VerifyFull))
+            {
+                // Npgsql's netstandard2.0 build (Windows PowerShell's) cannot trust a private CA by itself: the
+                // module checks the chain against sslrootcert (and the host name for verify-full) itself. On .NET
+                // (the net8.0 build) Npgsql does both with RootCertificate and SslMode as they are.
+                validation = PostgresCertificates.Validator(builder.RootCertificate, builder.SslMode == SslMode.VerifyFull ? builder.Host : null);
+                builder.RootCertificate = null;
+                builder.SslMode = SslMode.Require;
+            }
+#endif
+            return new PostgresProfileStore(builder.ConnectionString, target.Description, validation);
         }
 
         /// <summary>Checks a store URI without opening anything (throws <see cref="WriteBehindException"/>
