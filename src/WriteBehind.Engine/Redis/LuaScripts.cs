@@ -2,6 +2,7 @@ using System;
 using System.IO;
 using System.Security.Cryptography;
 using System.Text;
+using System.Threading;
 using System.Threading.Tasks;
 using StackExchange.Redis;
 
@@ -109,21 +110,37 @@ namespace WriteBehind.Engine.Redis
         }
     }
 
+    /// <summary>The module's scripts, each read from its resource and hashed when first used (not at connect:
+    /// a flush needs five of the fourteen, a producer one or two).</summary>
     internal static class Scripts
     {
-        public static readonly LuaScript Lease = LuaScript.Load("lease", "common", "prelude", "redo");
-        public static readonly LuaScript SetProfiles = LuaScript.Load("set_profiles", "common", "redo");
-        public static readonly LuaScript RemoveProfiles = LuaScript.Load("remove_profiles", "common", "redo");
-        public static readonly LuaScript Enqueue = LuaScript.Load("enqueue", "common");
-        public static readonly LuaScript Ack = LuaScript.Load("ack");
-        public static readonly LuaScript Claim = LuaScript.Load("claim");
-        public static readonly LuaScript Renew = LuaScript.Load("renew");
-        public static readonly LuaScript ReadState = LuaScript.Load("read_state", "common", "redo");
-        public static readonly LuaScript ReadThrough = LuaScript.Load("read_through", "common", "redo");
-        public static readonly LuaScript Reject = LuaScript.Load("reject");
-        public static readonly LuaScript DeadLetters = LuaScript.Load("dead_letters", "common");
-        public static readonly LuaScript ClearQueue = LuaScript.Load("clear_queue");
-        public static readonly LuaScript Owner = LuaScript.Load("owner");
-        public static readonly LuaScript PendingAge = LuaScript.Load("pending_age", "common");
+        private static LuaScript _lease;
+        public static LuaScript Lease => LazyInitializer.EnsureInitialized(ref _lease, () => LuaScript.Load("lease", "common", "prelude", "redo"));
+        private static LuaScript _setProfiles;
+        public static LuaScript SetProfiles => LazyInitializer.EnsureInitialized(ref _setProfiles, () => LuaScript.Load("set_profiles", "common", "redo"));
+        private static LuaScript _removeProfiles;
+        public static LuaScript RemoveProfiles => LazyInitializer.EnsureInitialized(ref _removeProfiles, () => LuaScript.Load("remove_profiles", "common", "redo"));
+        private static LuaScript _enqueue;
+        public static LuaScript Enqueue => LazyInitializer.EnsureInitialized(ref _enqueue, () => LuaScript.Load("enqueue", "common"));
+        private static LuaScript _ack;
+        public static LuaScript Ack => LazyInitializer.EnsureInitialized(ref _ack, () => LuaScript.Load("ack"));
+        private static LuaScript _claim;
+        public static LuaScript Claim => LazyInitializer.EnsureInitialized(ref _claim, () => LuaScript.Load("claim"));
+        private static LuaScript _renew;
+        public static LuaScript Renew => LazyInitializer.EnsureInitialized(ref _renew, () => LuaScript.Load("renew"));
+        private static LuaScript _readState;
+        public static LuaScript ReadState => LazyInitializer.EnsureInitialized(ref _readState, () => LuaScript.Load("read_state", "common", "redo"));
+        private static LuaScript _readThrough;
+        public static LuaScript ReadThrough => LazyInitializer.EnsureInitialized(ref _readThrough, () => LuaScript.Load("read_through", "common", "redo"));
+        private static LuaScript _reject;
+        public static LuaScript Reject => LazyInitializer.EnsureInitialized(ref _reject, () => LuaScript.Load("reject"));
+        private static LuaScript _deadLetters;
+        public static LuaScript DeadLetters => LazyInitializer.EnsureInitialized(ref _deadLetters, () => LuaScript.Load("dead_letters", "common"));
+        private static LuaScript _clearQueue;
+        public static LuaScript ClearQueue => LazyInitializer.EnsureInitialized(ref _clearQueue, () => LuaScript.Load("clear_queue"));
+        private static LuaScript _owner;
+        public static LuaScript Owner => LazyInitializer.EnsureInitialized(ref _owner, () => LuaScript.Load("owner"));
+        private static LuaScript _pendingAge;
+        public static LuaScript PendingAge => LazyInitializer.EnsureInitialized(ref _pendingAge, () => LuaScript.Load("pending_age", "common"));
     }
 }
