@@ -11,7 +11,9 @@ if ($PSEdition -eq 'Core') {
 } else {
     $framework = 'netstandard2.0'
 }
-$cmdletAssembly = [System.Reflection.Assembly]::LoadFrom([System.IO.Path]::Combine($PSScriptRoot, $framework, 'WriteBehind.dll'))
-$cmdletAssembly.GetType('WriteBehind.Commands.ModuleInitializer', $true)::new().OnImport()
-Import-Module -Assembly $cmdletAssembly
+$cmdletPath = Join-Path (Join-Path $PSScriptRoot $framework) 'WriteBehind.dll'
+[System.Reflection.Assembly]::LoadFrom($cmdletPath).GetType('WriteBehind.Commands.ModuleInitializer', $true)::new().OnImport()
+# By path, not -Assembly: a re-import (Import-Module -Force, or after Remove-Module) of the same Assembly object
+# would export no cmdlets.
+Import-Module $cmdletPath
 Export-ModuleMember -Cmdlet *

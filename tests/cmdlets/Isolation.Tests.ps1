@@ -160,7 +160,7 @@ $result | ConvertTo-Json -Compress
         @($r.AfterPostgres | Where-Object { $_ -notlike '*@WriteBehind' }) | Should -Be @('WriteBehind@Default')
     }
 
-    It 'Remove-Module unregisters the resolver; Import-Module registers it again' {
+    It 'Remove-Module unregisters the resolver; Import-Module (also -Force) registers it again and exports every cmdlet' {
         $prefix = 'remove-' + [guid]::NewGuid().ToString('N').Substring(0, 12) + ':'
         $store = Join-Path $script:Work 'remove.db'
         $r = Invoke-ChildPwsh 'remove' -Arguments $script:ModulePath, $script:RedisEndpoint, $prefix, $store -Script @'
@@ -174,6 +174,8 @@ Remove-Module WriteBehind
 $result.Removed = Find-Engine
 Import-Module $ModulePath
 $result.Reimported = Find-Engine
+Import-Module $ModulePath -Force
+$result.ForcedCmdlets = @(Get-Command -Module WriteBehind).Count
 $scenario = Invoke-Scenario -Redis $Redis -Prefix $Prefix -Store $Store
 foreach ($k in $scenario.Keys) { $result[$k] = $scenario[$k] }
 Add-Type -Path (Join-Path (Split-Path $ModulePath) 'net8.0/dependencies/StackExchange.Redis.dll')
@@ -185,6 +187,7 @@ $result | ConvertTo-Json -Compress
         $r.Imported | Should -Be 'WriteBehind'
         $r.Removed | Should -Be 'not found'
         $r.Reimported | Should -Be 'WriteBehind'
+        $r.ForcedCmdlets | Should -Be (Import-PowerShellDataFile $script:ModulePath).CmdletsToExport.Count
         Assert-ScenarioResult $r
     }
 }
