@@ -122,12 +122,22 @@ namespace WriteBehind.Engine
         // ---- the profile cache ----
 
         /// <summary>Writes profiles (already validated JSON) to the cache, bumps their versions and queues
-        /// their persists, in one script per partition. Returns the new versions.</summary>
-        public Task<long[]> SetProfilesAsync(IReadOnlyList<KeyValuePair<string, string>> profiles, bool queue) => _cache.SetProfilesAsync(profiles, queue);
+        /// their persists, in one script per partition. Returns the new versions.
+        /// <paramref name="pipelined"/>: the caller sends its next call before this one's reply, so the script
+        /// goes as EVAL text (no NOSCRIPT retry that the next call could overtake). <paramref name="cancellationToken"/>
+        /// ends a backpressure wait (Block policy); a call once sent is not cancelled.
+        /// </summary>
+        public Task<long[]> SetProfilesAsync(IReadOnlyList<KeyValuePair<string, string>> profiles, bool queue, bool pipelined = false, CancellationToken cancellationToken = default) =>
+            _cache.SetProfilesAsync(profiles, queue, pipelined, cancellationToken);
 
         /// <summary>Removes profiles from the cache and queues their versioned tombstones, atomically per
-        /// partition. Returns for each id whether a cached profile was removed.</summary>
-        public Task<bool[]> RemoveProfilesAsync(IReadOnlyList<string> userIds) => _cache.RemoveProfilesAsync(userIds);
+        /// partition. Returns for each id whether a cached profile was removed.
+        /// <paramref name="pipelined"/>: the caller sends its next call before this one's reply, so the script
+        /// goes as EVAL text (no NOSCRIPT retry that the next call could overtake). <paramref name="cancellationToken"/>
+        /// ends a backpressure wait (Block policy); a call once sent is not cancelled.
+        /// </summary>
+        public Task<bool[]> RemoveProfilesAsync(IReadOnlyList<string> userIds, bool pipelined = false, CancellationToken cancellationToken = default) =>
+            _cache.RemoveProfilesAsync(userIds, pipelined, cancellationToken);
 
         /// <summary>The cache's current JSON (null when absent or deleted) and version (0 when it never had
         /// one) of each profile, read together in one script.</summary>
@@ -156,8 +166,13 @@ namespace WriteBehind.Engine
         public string QueueOf(string item) => _queue.QueueOf(item);
 
         /// <summary>LPUSHes items (already checked against the grammar) to their partitions' queues. Returns
-        /// the depth after of the last queue written.</summary>
-        public Task<long> EnqueueAsync(IReadOnlyList<string> items) => _queue.EnqueueAsync(items);
+        /// the depth after of the last queue written.
+        /// <paramref name="pipelined"/>: the caller sends its next call before this one's reply, so the script
+        /// goes as EVAL text (no NOSCRIPT retry that the next call could overtake). <paramref name="cancellationToken"/>
+        /// ends a backpressure wait (Block policy); a call once sent is not cancelled.
+        /// </summary>
+        public Task<long> EnqueueAsync(IReadOnlyList<string> items, bool pipelined = false, CancellationToken cancellationToken = default) =>
+            _queue.EnqueueAsync(items, pipelined, cancellationToken);
 
         public Task<long> ClearQueueAsync() => _queue.ClearAsync();
 

@@ -2,6 +2,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Threading;
 using System.Threading.Tasks;
 using StackExchange.Redis;
 using WriteBehind.Engine.Redis;
@@ -25,7 +26,7 @@ namespace WriteBehind.Engine.Cache
 
         /// <summary>Writes profiles (already validated JSON) to the cache, bumps their versions and queues
         /// their persists, in one script per partition. Returns the new versions.</summary>
-        public async Task<long[]> SetProfilesAsync(IReadOnlyList<KeyValuePair<string, string>> profiles, bool queue)
+        public async Task<long[]> SetProfilesAsync(IReadOnlyList<KeyValuePair<string, string>> profiles, bool queue, bool pipelined = false, CancellationToken cancellationToken = default)
         {
             var versions = new long[profiles.Count];
             await Task.WhenAll(_redis.ByPartition(profiles, p => p.Key).Select(async group =>
@@ -40,7 +41,7 @@ namespace WriteBehind.Engine.Cache
                     args[3 + 2 * i] = profiles[group.Value[i]].Value;
                 }
                 var written = await _redis.ProduceAsync(async db => (long[])await Scripts.SetProfiles.EvaluateAsync(db,
-                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue, keys.Redo, keys.PendingAge }, args).ConfigureAwait(false)).ConfigureAwait(false);
+                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue, keys.Redo, keys.PendingAge }, args, pipelined).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
                 await _redis.EnsureReplicatedAsync(keys.Cache, "the profile write").ConfigureAwait(false);
                 for (int i = 0; i < group.Value.Count; i++) versions[group.Value[i]] = written[i];
             })).ConfigureAwait(false);
@@ -49,7 +50,7 @@ namespace WriteBehind.Engine.Cache
 
         /// <summary>Removes profiles from the cache and queues their versioned tombstones, atomically per
         /// partition. Returns for each id whether a cached profile was removed.</summary>
-        public async Task<bool[]> RemoveProfilesAsync(IReadOnlyList<string> userIds)
+        public async Task<bool[]> RemoveProfilesAsync(IReadOnlyList<string> userIds, bool pipelined = false, CancellationToken cancellationToken = default)
         {
             var removed = new bool[userIds.Count];
             await Task.WhenAll(_redis.ByPartition(userIds, id => id).Select(async group =>
@@ -59,7 +60,7 @@ namespace WriteBehind.Engine.Cache
                 args[0] = _redis.HighWater;
                 for (int i = 0; i < group.Value.Count; i++) args[1 + i] = KeyNames.Field(userIds[group.Value[i]]);
                 var result = await _redis.ProduceAsync(async db => (long[])await Scripts.RemoveProfiles.EvaluateAsync(db,
-                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue, keys.Redo, keys.PendingAge }, args).ConfigureAwait(false)).ConfigureAwait(false);
+                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue, keys.Redo, keys.PendingAge }, args, pipelined).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
                 await _redis.EnsureReplicatedAsync(keys.Cache, "the delete").ConfigureAwait(false);
                 for (int i = 0; i < group.Value.Count; i++) removed[group.Value[i]] = result[i] == 1;
             })).ConfigureAwait(false);

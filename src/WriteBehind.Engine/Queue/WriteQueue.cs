@@ -3,6 +3,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
+using System.Threading;
 using System.Threading.Tasks;
 using StackExchange.Redis;
 using WriteBehind.Engine.Redis;
@@ -37,7 +38,7 @@ namespace WriteBehind.Engine.Queue
 
         /// <summary>LPUSHes items (already checked against the grammar) to their partitions' queues. Returns
         /// the depth after of the last queue written.</summary>
-        public async Task<long> EnqueueAsync(IReadOnlyList<string> items)
+        public async Task<long> EnqueueAsync(IReadOnlyList<string> items, bool pipelined = false, CancellationToken cancellationToken = default)
         {
             var depths = await Task.WhenAll(_redis.ByPartition(items, QueueItem.RoutingUserIdOf).Select(async group =>
             {
@@ -45,7 +46,7 @@ namespace WriteBehind.Engine.Queue
                 var args = new RedisValue[1 + group.Value.Count];
                 args[0] = _redis.HighWater;
                 for (int i = 0; i < group.Value.Count; i++) args[1 + i] = items[group.Value[i]];
-                long depth = await _redis.ProduceAsync(async db => (long)await Scripts.Enqueue.EvaluateAsync(db, new RedisKey[] { keys.Queue, keys.PendingAge }, args).ConfigureAwait(false)).ConfigureAwait(false);
+                long depth = await _redis.ProduceAsync(async db => (long)await Scripts.Enqueue.EvaluateAsync(db, new RedisKey[] { keys.Queue, keys.PendingAge }, args, pipelined).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
                 await _redis.EnsureReplicatedAsync(keys.Queue, "the queued items").ConfigureAwait(false);
                 return depth;
             })).ConfigureAwait(false);

@@ -23,13 +23,18 @@ namespace WriteBehind.Engine.Redis
         public string Text { get; }
         public byte[] Sha1 { get; }
 
-        public async Task<RedisResult> EvaluateAsync(IDatabaseAsync db, RedisKey[] keys, RedisValue[] args)
+        /// <param name="sendText">EVAL with the text at once, never EVALSHA: for a call that other calls are sent
+        /// behind before its reply (pipelined producer chunks). After a NOSCRIPT (a failover, SCRIPT FLUSH) the
+        /// EVAL retry would be sent after them, so a later chunk would overtake it.</param>
+        public async Task<RedisResult> EvaluateAsync(IDatabaseAsync db, RedisKey[] keys, RedisValue[] args, bool sendText = false)
         {
             try
             {
-                return await db.ScriptEvaluateAsync(Sha1, keys, args).ConfigureAwait(false);
+                return sendText
+                    ? await db.ScriptEvaluateAsync(Text, keys, args).ConfigureAwait(false)
+                    : await db.ScriptEvaluateAsync(Sha1, keys, args).ConfigureAwait(false);
             }
-            catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+            catch (RedisServerException ex) when (!sendText && ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
             {
                 try
                 {
