@@ -79,27 +79,64 @@ namespace WriteBehind.Commands
             return task.GetAwaiter().GetResult();
         }
 
-        /// <summary>Sends one chunk of buffered records. QueueFull means the script wrote none of the chunk:
-        /// each record gets its own error and the pipeline goes on; any other failure ends the command.</summary>
-        protected bool TrySendChunk<TItem, TResult>(IReadOnlyList<TItem> chunk, Func<TItem, object> targetOf,
-            Func<WriteBehindConnection, Task<TResult>> send, out TResult result)
+        private bool? _confirmsSilently;
+
+        /// <summary>True when ShouldProcess would return true without a word (no -WhatIf, no prompt, no verbose
+        /// line): then the cmdlets that take many records skip it, and the message it would format, per record.
+        /// Decided once per command from what PowerShell itself reads: -WhatIf/-Confirm/-Verbose/-Debug
+        /// (any of them bound: ask ShouldProcess), $WhatIfPreference, $ConfirmPreference against the cmdlet's
+        /// ConfirmImpact, $VerbosePreference and $DebugPreference (Windows PowerShell 5.1 prompts under
+        /// -Debug). Anything unexpected: ask ShouldProcess.</summary>
+        protected bool ConfirmsSilently
         {
-            var connection = ResolvedConnection;
+            get
+            {
+                if (_confirmsSilently == null) _confirmsSilently = DecideConfirmsSilently();
+                return _confirmsSilently.Value;
+            }
+        }
+
+        private bool DecideConfirmsSilently()
+        {
             try
             {
-                result = Run(_ => send(connection));
-                return true;
+                var bound = MyInvocation.BoundParameters;
+                if (bound.ContainsKey("WhatIf") || bound.ContainsKey("Verbose") || bound.ContainsKey("Debug")) return false;
+                if (bound.TryGetValue("Confirm", out object confirm))
+                {
+                    if (LanguagePrimitives.IsTrue(confirm)) return false;   // -Confirm:$false never prompts
+                }
+                else
+                {
+                    var attribute = (CmdletAttribute)Attribute.GetCustomAttribute(GetType(), typeof(CmdletAttribute));
+                    if (!LanguagePrimitives.TryConvertTo(GetVariableValue("ConfirmPreference") ?? ConfirmImpact.High, out ConfirmImpact threshold)) return false;
+                    if (threshold != ConfirmImpact.None && threshold <= (attribute?.ConfirmImpact ?? ConfirmImpact.Medium)) return false;
+                }
+                if (LanguagePrimitives.IsTrue(GetVariableValue("WhatIfPreference"))) return false;
+                return IsQuiet("VerbosePreference") && IsQuiet("DebugPreference");
             }
-            catch (WriteBehindException ex) when (ex.ErrorId == ErrorIds.QueueFull)
+            catch (Exception ex) when (!(ex is PipelineStoppedException))
             {
-                foreach (var item in chunk) WriteFailure(ex, targetOf(item));
+                return false;
             }
-            catch (WriteBehindException ex)
-            {
-                ThrowFailure(ex, null);
-            }
-            result = default;
-            return false;
+        }
+
+        private bool IsQuiet(string preferenceVariable)
+        {
+            object value = GetVariableValue(preferenceVariable);
+            if (value == null) return true;
+            return LanguagePrimitives.TryConvertTo(value, out ActionPreference preference)
+                && (preference == ActionPreference.SilentlyContinue || preference == ActionPreference.Ignore);
+        }
+
+        /// <summary>Whether a warning would be shown (-WarningAction, else $WarningPreference): for lines written
+        /// to the host directly once the pipeline is stopping and takes no warnings any more.</summary>
+        protected bool WarningsWanted()
+        {
+            var preference = GetVariableValue("WarningPreference");
+            if (MyInvocation.BoundParameters.TryGetValue("WarningAction", out var action)) preference = action;
+            string text = preference?.ToString();
+            return text != nameof(ActionPreference.SilentlyContinue) && text != nameof(ActionPreference.Ignore);
         }
 
         internal static ErrorCategory CategoryOf(string errorId)

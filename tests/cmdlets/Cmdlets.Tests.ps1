@@ -136,6 +136,116 @@ Describe 'Pipelines' {
     }
 }
 
+Describe 'Chunks in flight: producers keep the next round trip going while the pipeline fills the next chunk' {
+    # The producers send 1000 records per script call and keep up to 4 calls in flight; these tests pipe several
+    # chunks' worth and check the order, the per-record errors and the queue-full refusals chunk by chunk.
+    BeforeEach {
+        $script:P = New-TestPrefix
+        $script:StorePath = New-TestStore
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P
+        # 3500 records over 700 ids, five rounds: each id appears in several chunks
+        $script:Records = foreach ($i in 0..3499) { [pscustomobject]@{ UserId = "o$($i % 700)"; Profile = "{`"round`":$([Math]::Floor($i / 700)),`"i`":$i}" } }
+    }
+    AfterEach { Disconnect-WriteBehind; Remove-TestKeys $script:P }
+
+    It 'Set-UserProfile: the queue holds every record in pipeline order across chunks, and the last write of each id wins' {
+        $script:Records | Set-UserProfile
+        $expected = foreach ($i in 0..3499) { "set:user:o$($i % 700):$([Math]::Floor($i / 700) + 1)" }
+        $queued = Get-RawList "$($script:P)write_queue"
+        [array]::Reverse($queued)
+        $queued | Should -BeExactly $expected
+        foreach ($id in 0, 1, 349, 699) {
+            Get-RawString "$($script:P)user_profiles" "user:o$id" | Should -BeExactly "{`"round`":4,`"i`":$(2800 + $id)}"
+            Get-RawString "$($script:P)user_profiles:versions" "user:o$id" | Should -Be '5'
+        }
+        $r = Invoke-WriteBehindFlush
+        $r.Dequeued | Should -Be 3500
+        (Get-StoreRow $script:StorePath 'o5').Json | Should -BeExactly '{"round":4,"i":2805}'
+        (Get-StoreRow $script:StorePath 'o5').Version | Should -Be 5
+    }
+    It 'Set-UserProfile -PassThru: one object per record, in pipeline order, with its own version' {
+        $out = @($script:Records | Set-UserProfile -PassThru)
+        $out.Count | Should -Be 3500
+        @($out | ForEach-Object UserId) | Should -BeExactly @($script:Records | ForEach-Object UserId)
+        @($out[0, 700, 3499] | ForEach-Object Version) | Should -Be @(1, 2, 5)
+    }
+    It 'Add-WriteQueueItem: the items are queued in pipeline order across chunks, and flush in that order' {
+        $script:Records | ForEach-Object { [pscustomobject]@{ UserId = $_.UserId; Update = $_.Profile } } | Add-WriteQueueItem
+        $queued = Get-RawList "$($script:P)write_queue"
+        [array]::Reverse($queued)
+        $queued | Should -BeExactly @($script:Records | ForEach-Object { "update:user:$($_.UserId):$($_.Profile)" })
+        $null = Invoke-WriteBehindFlush
+        Get-RawString "$($script:P)user_profiles" 'user:o3' | Should -BeExactly '{"round":4,"i":2803}'
+    }
+    It 'Remove-UserProfile: tombstones in pipeline order across chunks' {
+        $ids = foreach ($i in 0..2499) { "r$($i % 1200)" }
+        $ids | Remove-UserProfile -Confirm:$false
+        $queued = Get-RawList "$($script:P)write_queue"
+        [array]::Reverse($queued)
+        $queued | Should -BeExactly @(foreach ($i in 0..2499) { "delete:user:r$($i % 1200):$([Math]::Floor($i / 1200) + 1)" })
+    }
+    It 'after SCRIPT FLUSH (a failover to a server without the scripts) the chunks still land in order' -Skip:($env:WRITEBEHIND_TEST_SERVER_KIND -eq 'Garnet') {
+        $null = $script:Db.Execute('SCRIPT', [object[]]@('FLUSH'))
+        $script:Records | Set-UserProfile
+        $queued = Get-RawList "$($script:P)write_queue"
+        [array]::Reverse($queued)
+        $queued | Should -BeExactly @(foreach ($i in 0..3499) { "set:user:o$($i % 700):$([Math]::Floor($i / 700) + 1)" })
+    }
+    It 'a bad record in the middle of a stream gets its own error with its own target; every other record lands, in order' {
+        $records = [Collections.Generic.List[object]]::new($script:Records)
+        $records[1500] = [pscustomobject]@{ UserId = 'bad id'; Profile = '{"a":1}' }
+        $records[2700] = [pscustomobject]@{ UserId = 'o100'; Profile = '{"a":' }
+        $errs = $null
+        $records | Set-UserProfile -ErrorVariable errs -ErrorAction SilentlyContinue
+        $errs.Count | Should -Be 2
+        $errs[0].FullyQualifiedErrorId | Should -Be 'InvalidUserId,WriteBehind.Commands.SetUserProfileCommand'
+        $errs[0].TargetObject | Should -Be 'bad id'
+        $errs[1].FullyQualifiedErrorId | Should -Be 'InvalidProfileJson,WriteBehind.Commands.SetUserProfileCommand'
+        $errs[1].TargetObject | Should -Be 'o100'
+        $good = @($records | Where-Object { $_.UserId -ne 'bad id' -and $_.Profile -ne '{"a":' })
+        $good.Count | Should -Be 3498
+        $queued = Get-RawList "$($script:P)write_queue"
+        [array]::Reverse($queued)
+        $version = @{}
+        $queued | Should -BeExactly @($good | ForEach-Object { $version[$_.UserId]++; "set:user:$($_.UserId):$($version[$_.UserId])" })
+    }
+    It 'a queue past its high-water mark: the chunks that fit land whole, every record of the others gets its own QueueFull' {
+        Disconnect-WriteBehind
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P -HighWaterMark 2500
+        $records = foreach ($i in 0..4999) { [pscustomobject]@{ UserId = "f$i"; Profile = "{`"i`":$i}" } }
+        $errs = $null
+        $records | Set-UserProfile -ErrorVariable errs -ErrorAction SilentlyContinue
+        # chunks 1 and 2 fit (2000 <= 2500); chunks 3, 4 and 5 would pass the mark and write nothing
+        $errs.Count | Should -Be 3000
+        @($errs | ForEach-Object FullyQualifiedErrorId | Sort-Object -Unique) | Should -Be 'QueueFull,WriteBehind.Commands.SetUserProfileCommand'
+        @($errs | ForEach-Object TargetObject) | Should -BeExactly @(2000..4999 | ForEach-Object { "f$_" })
+        $script:Db.HashLength("$($script:P)user_profiles") | Should -Be 2000
+        $queued = Get-RawList "$($script:P)write_queue"
+        [array]::Reverse($queued)
+        $queued | Should -BeExactly @(0..1999 | ForEach-Object { "set:user:f$($_):1" })
+        # 1500 patches: the first chunk (1000) would pass the mark, the second (500) fits: refused per chunk, not per stream
+        $addErrs = $null
+        0..1499 | ForEach-Object { [pscustomobject]@{ UserId = "g$_"; Update = '{"a":1}' } } | Add-WriteQueueItem -ErrorVariable addErrs -ErrorAction SilentlyContinue
+        $addErrs.Count | Should -Be 1000
+        @($addErrs | ForEach-Object TargetObject) | Should -BeExactly @(0..999 | ForEach-Object { "update:user:g$($_):{`"a`":1}" })
+        $queued = Get-RawList "$($script:P)write_queue"
+        $queued.Count | Should -Be 2500
+        $queued[0] | Should -BeExactly 'update:user:g1499:{"a":1}'
+        $queued[499] | Should -BeExactly 'update:user:g1000:{"a":1}'
+    }
+    It 'Get-UserProfile -UserId: profiles come out in the order asked, over chunks, cached or read through from the store' {
+        0..1199 | ForEach-Object { [pscustomobject]@{ UserId = "q$_"; Profile = "{`"i`":$_}" } } | Set-UserProfile
+        $null = Invoke-WriteBehindFlush
+        # every third id only in the store: a miss read through, in its place
+        0..1199 | Where-Object { $_ % 3 -eq 0 } | ForEach-Object { $null = $script:Db.HashDelete("$($script:P)user_profiles", "user:q$_") }
+        $ask = @(1199..0 | ForEach-Object { "q$_" })
+        $out = @($ask | Get-UserProfile)
+        @($out | ForEach-Object UserId) | Should -BeExactly $ask
+        @($out | Where-Object Source -eq 'Store').Count | Should -Be 400
+        $out[0].Json | Should -BeExactly '{"i":1199}'
+    }
+}
+
 Describe 'Argument completion' {
     BeforeAll {
         $script:P = New-TestPrefix

@@ -51,6 +51,39 @@ Describe '-WhatIf changes nothing' {
     }
 }
 
+Describe 'ShouldProcess on the producers, which skip it per record only when it would say yes without a word' {
+    BeforeEach {
+        $script:P = New-TestPrefix
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $script:P
+        Set-UserProfile -UserId keep -Profile '{"a":1}'
+    }
+    AfterEach { Disconnect-WriteBehind; Remove-TestKeys $script:P }
+
+    It 'for producers under $WhatIfPreference, and under -WhatIf given to a calling function' {
+        # The producers skip ShouldProcess per record only when it would say yes silently: these must not.
+        & {
+            $WhatIfPreference = $true
+            Set-UserProfile -UserId w2 -Profile '{"a":1}'
+            Add-WriteQueueItem -UserId w2 -Update '{"a":2}'
+            Remove-UserProfile -UserId keep
+        }
+        function Set-Wrapped { [CmdletBinding(SupportsShouldProcess)] param() 'w3', 'w4' | ForEach-Object { Set-UserProfile -UserId $_ -Profile '{"a":1}' } }
+        Set-Wrapped -WhatIf
+        foreach ($id in 'w2', 'w3', 'w4') { $script:Db.HashExists("$($script:P)user_profiles", "user:$id") | Should -BeFalse }
+        $script:Db.HashExists("$($script:P)user_profiles", 'user:keep') | Should -BeTrue
+        Get-RawList "$($script:P)write_queue" | Should -BeExactly @('set:user:keep:1')
+    }
+    It 'producers write each record''s ShouldProcess line to the verbose stream under -Verbose' {
+        $verbose = @('v1', 'v2') | ForEach-Object { [pscustomobject]@{ UserId = $_; Profile = '{"a":1}' } } | Set-UserProfile -Verbose 4>&1
+        @($verbose | ForEach-Object Message) | Should -Be @('Performing the operation "Set profile and queue its persist" on target "user:v1".',
+            'Performing the operation "Set profile and queue its persist" on target "user:v2".')
+        $verbose = Add-WriteQueueItem -UserId v1 -Update '{"b":1}' -Verbose 4>&1
+        $verbose.Message | Should -BeExactly 'Performing the operation "LPUSH to the write queue" on target "update:user:v1:{"b":1}".'
+        $verbose = Remove-UserProfile -UserId v2 -Confirm:$false -Verbose 4>&1
+        $verbose.Message | Should -BeExactly 'Performing the operation "Remove profile and queue its delete" on target "user:v2".'
+    }
+}
+
 Describe 'Format views' {
     It 'has a view for <Type>' -ForEach @(
         @{ Type = 'WriteBehind.Commands.UserProfile' }, @{ Type = 'WriteBehind.Engine.FlushResult' },

@@ -8,7 +8,49 @@ BeforeAll {
         $t = $script:Db.Execute('TIME')
         [long]([string]$t[0]) * 1000 + [long]([long]([string]$t[1]) / 1000)
     }
+    # Child pwsh processes for the stop-on-request tests (SIGINT, as Ctrl+C sends)
+    $script:Work = Join-Path ([IO.Path]::GetTempPath()) ('wb-stop-' + [guid]::NewGuid().ToString('N'))
+    New-Item -ItemType Directory -Path $script:Work | Out-Null
+    # A child pwsh (from the repository root, where 'dotnet pwsh' resolves) with its output in files.
+    function Start-Child([string[]] $Arguments, [string] $Name) {
+        $out = Join-Path $script:Work "$Name.out"; $err = Join-Path $script:Work "$Name.err"
+        $p = Start-Process -FilePath 'dotnet' -ArgumentList (@('pwsh', '-NoProfile', '-NonInteractive') + $Arguments) -WorkingDirectory $script:Repo `
+            -RedirectStandardOutput $out -RedirectStandardError $err -PassThru
+        [pscustomobject]@{ Process = $p; Out = $out; Err = $err }
+    }
+    function Read-Child($Child) {
+        $text = ''
+        if (Test-Path $Child.Out) {
+            $fs = [IO.FileStream]::new($Child.Out, [IO.FileMode]::Open, [IO.FileAccess]::Read, [IO.FileShare]::ReadWrite)
+            try { $text = [IO.StreamReader]::new($fs).ReadToEnd() } finally { $fs.Dispose() }
+        }
+        $text
+    }
+    # Waits for a line '... (pid N)' and returns N: the pwsh doing the work ('dotnet pwsh' is two wrappers deep).
+    function Wait-ChildPid($Child) {
+        $deadline = [DateTime]::UtcNow.AddSeconds(60)
+        while ([DateTime]::UtcNow -lt $deadline -and -not $Child.Process.HasExited) {
+            if ((Read-Child $Child) -match '\(pid (\d+)\)') { return [int]$Matches[1] }
+            Start-Sleep -Milliseconds 50
+        }
+        throw "the child did not start: $(Read-Child $Child) $(Get-Content $Child.Err -Raw -ErrorAction SilentlyContinue)"
+    }
+    function Wait-StoreRow([string] $Path, [string] $UserId) {
+        $deadline = [DateTime]::UtcNow.AddSeconds(60)
+        while ([DateTime]::UtcNow -lt $deadline) {
+            try { if (Get-StoreRow $Path $UserId) { return $true } } catch { }
+            Start-Sleep -Milliseconds 100
+        }
+        $false
+    }
+    function Stop-Child($Child, [int] $WorkerPid) {
+        & kill -s INT $WorkerPid
+        if (-not $Child.Process.WaitForExit(60000)) { $Child.Process.Kill($true); throw 'the child did not stop on SIGINT' }
+        $Child.Process.WaitForExit()
+    }
 }
+
+AfterAll { Remove-Item -Recurse -Force $script:Work -ErrorAction SilentlyContinue }
 
 Describe 'Lag: the age of the oldest pending item, without a flush' {
     BeforeEach {
@@ -98,54 +140,12 @@ Describe 'Lag with partitions' {
 }
 
 Describe 'A flush stopped on request (SIGINT, Ctrl+C)' {
-    BeforeAll {
-        $script:Work = Join-Path ([IO.Path]::GetTempPath()) ('wb-stop-' + [guid]::NewGuid().ToString('N'))
-        New-Item -ItemType Directory -Path $script:Work | Out-Null
-        # A child pwsh (from the repository root, where 'dotnet pwsh' resolves) with its output in files.
-        function Start-Child([string[]] $Arguments, [string] $Name) {
-            $out = Join-Path $script:Work "$Name.out"; $err = Join-Path $script:Work "$Name.err"
-            $p = Start-Process -FilePath 'dotnet' -ArgumentList (@('pwsh', '-NoProfile', '-NonInteractive') + $Arguments) -WorkingDirectory $script:Repo `
-                -RedirectStandardOutput $out -RedirectStandardError $err -PassThru
-            [pscustomobject]@{ Process = $p; Out = $out; Err = $err }
-        }
-        function Read-Child($Child) {
-            $text = ''
-            if (Test-Path $Child.Out) {
-                $fs = [IO.FileStream]::new($Child.Out, [IO.FileMode]::Open, [IO.FileAccess]::Read, [IO.FileShare]::ReadWrite)
-                try { $text = [IO.StreamReader]::new($fs).ReadToEnd() } finally { $fs.Dispose() }
-            }
-            $text
-        }
-        # Waits for a line '... (pid N)' and returns N: the pwsh doing the work ('dotnet pwsh' is two wrappers deep).
-        function Wait-ChildPid($Child) {
-            $deadline = [DateTime]::UtcNow.AddSeconds(60)
-            while ([DateTime]::UtcNow -lt $deadline -and -not $Child.Process.HasExited) {
-                if ((Read-Child $Child) -match '\(pid (\d+)\)') { return [int]$Matches[1] }
-                Start-Sleep -Milliseconds 50
-            }
-            throw "the child did not start: $(Read-Child $Child) $(Get-Content $Child.Err -Raw -ErrorAction SilentlyContinue)"
-        }
-        function Wait-StoreRow([string] $Path, [string] $UserId) {
-            $deadline = [DateTime]::UtcNow.AddSeconds(60)
-            while ([DateTime]::UtcNow -lt $deadline) {
-                try { if (Get-StoreRow $Path $UserId) { return $true } } catch { }
-                Start-Sleep -Milliseconds 100
-            }
-            $false
-        }
-        function Stop-Child($Child, [int] $WorkerPid) {
-            & kill -s INT $WorkerPid
-            if (-not $Child.Process.WaitForExit(60000)) { $Child.Process.Kill($true); throw 'the child did not stop on SIGINT' }
-            $Child.Process.WaitForExit()
-        }
-    }
     BeforeEach {
         $script:P = New-TestPrefix
         $script:StorePath = New-TestStore
         Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$($script:StorePath)" -KeyPrefix $script:P
     }
     AfterEach { Disconnect-WriteBehind; Remove-TestKeys $script:P }
-    AfterAll { Remove-Item -Recurse -Force $script:Work -ErrorAction SilentlyContinue }
 
     It 'the example script, -Continuous: prints the totals, says it stopped on request and exits 0' {
         $child = Start-Child @('-File', (Join-Path $script:Repo 'examples/Invoke-WriteBehindFlush.ps1'), '-ModulePath', $script:ModulePath,
@@ -185,6 +185,58 @@ finally { [Console]::Out.WriteLine("result: `$(`$r.Count) dequeued `$(`$r[0].Deq
         $param = $ast.ParamBlock.Parameters | Where-Object { $_.Name.VariablePath.UserPath -eq 'MaxDuration' }
         $param | Should -Not -BeNullOrEmpty
         $param.DefaultValue | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Producers stopped on request (SIGINT, Ctrl+C) with chunks in flight' {
+    BeforeEach {
+        $script:P = New-TestPrefix
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $script:P
+    }
+    AfterEach { Disconnect-WriteBehind; Remove-TestKeys $script:P }
+
+    It '<Cmdlet>: stops promptly, says what it wrote, and that is exactly what the cache and queue hold, whole chunks in order' -ForEach @(
+        @{ Cmdlet = 'Set-UserProfile'; Make = '[pscustomobject]@{ UserId = "k$($_ % 5000)"; Profile = "{`"n`":$_}" }'; Said = 'profile\(s\) written to the cache and queued' }
+        @{ Cmdlet = 'Add-WriteQueueItem'; Make = '[pscustomobject]@{ UserId = "k$($_ % 5000)"; Update = "{`"n`":$_}" }'; Said = 'item\(s\) queued' }
+    ) {
+        $command = @"
+Import-Module '$($script:ModulePath)'
+Connect-WriteBehind -Redis '$($script:RedisEndpoint)' -KeyPrefix '$($script:P)'
+[Console]::Out.WriteLine("ready (pid `$PID)")
+0..9999999 | ForEach-Object { $Make } | $Cmdlet
+[Console]::Out.WriteLine('not stopped')
+"@
+        $file = Join-Path $script:Work "producer-$Cmdlet.ps1"
+        Set-Content -Path $file -Value $command -Encoding utf8NoBOM
+        $child = Start-Child @('-File', $file) "producer-$Cmdlet"
+        $workerPid = Wait-ChildPid $child
+        $queue = "$($script:P)write_queue"
+        $deadline = [DateTime]::UtcNow.AddSeconds(120)
+        while ($script:Db.ListLength($queue) -lt 6000 -and [DateTime]::UtcNow -lt $deadline -and -not $child.Process.HasExited) { Start-Sleep -Milliseconds 50 }
+        $script:Db.ListLength($queue) | Should -BeGreaterOrEqual 6000 -Because (Read-Child $child)
+        Stop-Child $child $workerPid
+        $out = Read-Child $child
+        $out | Should -Not -Match 'not stopped'
+        $out | Should -Match "$Cmdlet stopped on request: (\d+) $Said"
+        $said = $out -match "$Cmdlet stopped on request: (\d+) " | ForEach-Object { [long]$Matches[1] }
+        # What it said it wrote is what the queue holds: whole chunks of 1000, the first records, in order.
+        $queued = Get-RawList $queue
+        $queued.Count | Should -Be $said
+        ($said % 1000) | Should -Be 0
+        [array]::Reverse($queued)
+        $expected = if ($Cmdlet -eq 'Set-UserProfile') {
+            foreach ($i in 0..($said - 1)) { "set:user:k$($i % 5000):$([Math]::Floor($i / 5000) + 1)" }
+        } else {
+            foreach ($i in 0..($said - 1)) { "update:user:k$($i % 5000):{`"n`":$i}" }
+        }
+        $queued | Should -BeExactly $expected
+        if ($Cmdlet -eq 'Set-UserProfile') {
+            # every cached profile is its id's last record written, with that record's version
+            $script:Db.HashLength("$($script:P)user_profiles") | Should -Be ([Math]::Min($said, 5000))
+            $last = $said - 1
+            Get-RawString "$($script:P)user_profiles" "user:k$($last % 5000)" | Should -BeExactly "{`"n`":$last}"
+            Get-RawString "$($script:P)user_profiles:versions" "user:k$($last % 5000)" | Should -Be "$([Math]::Floor($last / 5000) + 1)"
+        }
     }
 }
 

@@ -124,6 +124,25 @@ Describe 'Backpressure policy' {
         $null = $job | Wait-Job -Timeout 60 | Receive-Job
         Get-RawString "$($script:P)user_profiles" 'user:b3' | Should -BeExactly '{"a":3}'
     }
+    It 'Block: a chunk waiting for room is never overtaken by the chunks behind it while a flusher drains' {
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store $script:StoreUri -KeyPrefix $script:P -HighWaterMark 1500 -Backpressure Block -BackpressureTimeout '00:02:00'
+        $job = Start-ThreadJob -ScriptBlock {
+            param($module, $redis, $store, $prefix)
+            Import-Module $module
+            Invoke-WriteBehindFlush -Connection (Connect-WriteBehind -Redis $redis -Store $store -KeyPrefix $prefix -PassThru) -Continuous -BatchSize 300
+        } -ArgumentList $script:ModulePath, $script:RedisEndpoint, $script:StoreUri, $script:P
+        try {
+            # six rounds over 700 ids: each id is written in several chunks, most of which wait for room
+            0..4199 | ForEach-Object { [pscustomobject]@{ UserId = "o$($_ % 700)"; Profile = "{`"round`":$([Math]::Floor($_ / 700))}" } } | Set-UserProfile -ErrorAction Stop
+        } finally {
+            $job | Stop-Job
+            $job | Remove-Job -Force
+        }
+        foreach ($id in 0..699) {
+            Get-RawString "$($script:P)user_profiles" "user:o$id" | Should -BeExactly '{"round":5}'
+            Get-RawString "$($script:P)user_profiles:versions" "user:o$id" | Should -Be '6'
+        }
+    }
     It 'Block gives up with QueueFull after its timeout and writes nothing' {
         Connect-WriteBehind -Redis $script:RedisEndpoint -Store $script:StoreUri -KeyPrefix $script:P -HighWaterMark 1 -Backpressure Block -BackpressureTimeout '00:00:01'
         Add-WriteQueueItem -UserId q1 -Update '{"a":1}'

@@ -1,5 +1,6 @@
-using System.Collections.Generic;
 using System.Management.Automation;
+using System.Threading;
+using System.Threading.Tasks;
 using WriteBehind.Engine;
 
 namespace WriteBehind.Commands
@@ -7,12 +8,10 @@ namespace WriteBehind.Commands
     /// <summary>Queues deferred patches (update:user:&lt;id&gt;:&lt;json&gt;) with LPUSH.</summary>
     [Cmdlet(VerbsCommon.Add, "WriteQueueItem", SupportsShouldProcess = true, DefaultParameterSetName = ItemSet)]
     [OutputType(typeof(WriteQueueItem))]
-    public sealed class AddWriteQueueItemCommand : WriteBehindCmdlet
+    public sealed class AddWriteQueueItemCommand : ChunkingCmdlet<string, long>
     {
         private const string UpdateSet = "Update";
         private const string ItemSet = "Item";
-        private const int ChunkSize = 1000;
-        private readonly List<string> _buffer = new List<string>(ChunkSize);
 
         [Parameter(Mandatory = true, Position = 0, ParameterSetName = UpdateSet, ValueFromPipelineByPropertyName = true)]
         [Alias("Id")]
@@ -32,6 +31,8 @@ namespace WriteBehind.Commands
 
         [Parameter]
         public SwitchParameter PassThru { get; set; }
+
+        protected override int ChunkSize => 1000;
 
         protected override void ProcessRecord()
         {
@@ -67,21 +68,23 @@ namespace WriteBehind.Commands
 
         private void Buffer(string item)
         {
-            if (!ShouldProcess(item, "LPUSH to the write queue")) return;
-            _buffer.Add(item);
-            if (_buffer.Count >= ChunkSize) Send();
+            if (!ConfirmsSilently && !ShouldProcess(item, "LPUSH to the write queue")) return;
+            Add(item);
         }
 
-        protected override void EndProcessing() => Send();
+        protected override Task<long> SendAsync(WriteBehindConnection connection, string[] chunk, bool pipelined, CancellationToken cancellationToken) =>
+            connection.EnqueueAsync(chunk, pipelined, cancellationToken);
 
-        private void Send()
+        protected override object TargetOf(string item) => item;
+
+        protected override void Completed(string[] chunk, long depth)
         {
-            if (_buffer.Count == 0) return;
-            var chunk = _buffer.ToArray();
-            _buffer.Clear();
-            if (!TrySendChunk(chunk, item => item, c => c.EnqueueAsync(chunk), out _)) return;
-            if (PassThru)
-                foreach (var item in chunk) WriteObject(new WriteQueueItem(ResolvedConnection.QueueOf(item), item));
+            if (!PassThru) return;
+            var connection = ResolvedConnection;
+            foreach (var item in chunk) WriteObject(new WriteQueueItem(connection.QueueOf(item), item));
         }
+
+        protected override string StopReport(long written, long notSent, long notConfirmed) =>
+            StopLine("Add-WriteQueueItem", written, "item(s) queued", notSent, notConfirmed);
     }
 }

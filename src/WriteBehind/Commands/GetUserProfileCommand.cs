@@ -1,6 +1,8 @@
 using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
+using System.Threading;
+using System.Threading.Tasks;
 using WriteBehind.Engine;
 using WriteBehind.Engine.Store;
 
@@ -10,10 +12,8 @@ namespace WriteBehind.Commands
     [Cmdlet(VerbsCommon.Get, "UserProfile")]
     [OutputType(typeof(UserProfile))]
     [OutputType(typeof(PSCustomObject))]
-    public sealed class GetUserProfileCommand : WriteBehindCmdlet
+    public sealed class GetUserProfileCommand : ChunkingCmdlet<string, ProfileState[]>
     {
-        private const int ChunkSize = 500;
-        private readonly List<string> _buffer = new List<string>();
 
         /// <summary>Ids to read; without it, every cached profile (streamed with HSCAN).</summary>
         [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
@@ -33,6 +33,8 @@ namespace WriteBehind.Commands
         public SwitchParameter Flat { get; set; }
 
         private bool _warnedIdField;
+
+        protected override int ChunkSize => 500;
 
         private void Output(string userId, string json, long version, ProfileSource source)
         {
@@ -68,8 +70,7 @@ namespace WriteBehind.Commands
                     try { UserIds.Validate(id); } catch (WriteBehindException ex) { WriteFailure(ex, id); }
                     continue;
                 }
-                _buffer.Add(id);
-                if (_buffer.Count >= ChunkSize) Send();
+                Add(id);
             }
         }
 
@@ -93,25 +94,22 @@ namespace WriteBehind.Commands
                 catch (WriteBehindException ex) { ThrowFailure(ex, null); }
                 return;
             }
-            Send();
+            base.EndProcessing();
         }
 
-        private void Send()
+        // Reads: chunks may always be in flight together (a refused write cannot happen here).
+        protected override bool CanPipeline(WriteBehindConnection connection) => true;
+
+        protected override Task<ProfileState[]> SendAsync(WriteBehindConnection connection, string[] ids, bool pipelined, CancellationToken cancellationToken) =>
+            FromStore ? Task.FromResult(new ProfileState[ids.Length]) : connection.GetCachedAsync(ids);
+
+        protected override object TargetOf(string item) => item;
+
+        /// <summary>Writes the cached profiles of a chunk; the misses are read from the store (and put back in
+        /// the cache), here on the pipeline thread.</summary>
+        protected override void Completed(string[] ids, ProfileState[] cached)
         {
-            if (_buffer.Count == 0) return;
-            var ids = _buffer.ToArray();
-            _buffer.Clear();
             var connection = ResolvedConnection;
-            ProfileState[] cached;
-            try
-            {
-                cached = FromStore ? new ProfileState[ids.Length] : Run(_ => connection.GetCachedAsync(ids));
-            }
-            catch (WriteBehindException ex)
-            {
-                ThrowFailure(ex, null);
-                return;
-            }
             var misses = ids.Where((id, i) => cached[i] == null).Distinct().ToList();
             IReadOnlyDictionary<string, StoredProfile> stored = null;
             if (misses.Count > 0)

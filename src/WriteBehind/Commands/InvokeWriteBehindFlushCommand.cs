@@ -206,14 +206,6 @@ namespace WriteBehind.Commands
             }
         }
 
-        private bool WarningsWanted()
-        {
-            var preference = GetVariableValue("WarningPreference");
-            if (MyInvocation.BoundParameters.TryGetValue("WarningAction", out var action)) preference = action;
-            string text = preference?.ToString();
-            return text != nameof(ActionPreference.SilentlyContinue) && text != nameof(ActionPreference.Ignore);
-        }
-
         private void AddToOutVariable(FlushResult result)
         {
             if (!MyInvocation.BoundParameters.TryGetValue("OutVariable", out var value) || value == null) return;

@@ -1,5 +1,6 @@
-using System.Collections.Generic;
 using System.Management.Automation;
+using System.Threading;
+using System.Threading.Tasks;
 using WriteBehind.Engine;
 
 namespace WriteBehind.Commands
@@ -7,11 +8,8 @@ namespace WriteBehind.Commands
     /// <summary>Deletes profiles from the cache at once and queues versioned tombstones, atomically.</summary>
     [Cmdlet(VerbsCommon.Remove, "UserProfile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
     [OutputType(typeof(WriteQueueItem))]
-    public sealed class RemoveUserProfileCommand : WriteBehindCmdlet
+    public sealed class RemoveUserProfileCommand : ChunkingCmdlet<string, bool[]>
     {
-        private const int ChunkSize = 1000;
-        private readonly List<string> _buffer = new List<string>(ChunkSize);
-
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("Id")]
         [ArgumentCompleter(typeof(UserIdCompleter))]
@@ -21,28 +19,32 @@ namespace WriteBehind.Commands
         [Parameter]
         public SwitchParameter PassThru { get; set; }
 
+        protected override int ChunkSize => 1000;
+
         protected override void ProcessRecord()
         {
             foreach (var id in UserId)
             {
                 try { UserIds.Validate(id); }
                 catch (WriteBehindException ex) { WriteFailure(ex, id); continue; }
-                if (!ShouldProcess(KeyNames.Field(id), "Remove profile and queue its delete")) continue;
-                _buffer.Add(id);
-                if (_buffer.Count >= ChunkSize) Send();
+                if (!ConfirmsSilently && !ShouldProcess(KeyNames.Field(id), "Remove profile and queue its delete")) continue;
+                Add(id);
             }
         }
 
-        protected override void EndProcessing() => Send();
+        protected override Task<bool[]> SendAsync(WriteBehindConnection connection, string[] chunk, bool pipelined, CancellationToken cancellationToken) =>
+            connection.RemoveProfilesAsync(chunk, pipelined, cancellationToken);
 
-        private void Send()
+        protected override object TargetOf(string item) => item;
+
+        protected override void Completed(string[] chunk, bool[] removed)
         {
-            if (_buffer.Count == 0) return;
-            var chunk = _buffer.ToArray();
-            _buffer.Clear();
-            if (!TrySendChunk(chunk, id => id, c => c.RemoveProfilesAsync(chunk), out _)) return;
-            if (PassThru)
-                foreach (var id in chunk) WriteObject(new WriteQueueItem(ResolvedConnection.Layout.Of(id).Queue, "delete:user:" + id));
+            if (!PassThru) return;
+            var layout = ResolvedConnection.Layout;
+            foreach (var id in chunk) WriteObject(new WriteQueueItem(layout.Of(id).Queue, "delete:user:" + id));
         }
+
+        protected override string StopReport(long written, long notSent, long notConfirmed) =>
+            StopLine("Remove-UserProfile", written, "profile(s) removed from the cache and their deletes queued", notSent, notConfirmed);
     }
 }

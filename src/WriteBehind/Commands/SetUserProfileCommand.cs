@@ -1,6 +1,7 @@
-using System;
 using System.Collections.Generic;
 using System.Management.Automation;
+using System.Threading;
+using System.Threading.Tasks;
 using WriteBehind.Engine;
 
 namespace WriteBehind.Commands
@@ -8,11 +9,8 @@ namespace WriteBehind.Commands
     /// <summary>Writes profiles to the cache at once and queues their persist, atomically.</summary>
     [Cmdlet(VerbsCommon.Set, "UserProfile", SupportsShouldProcess = true)]
     [OutputType(typeof(UserProfile))]
-    public sealed class SetUserProfileCommand : WriteBehindCmdlet
+    public sealed class SetUserProfileCommand : ChunkingCmdlet<KeyValuePair<string, string>, long[]>
     {
-        private const int ChunkSize = 1000;
-        private readonly List<KeyValuePair<string, string>> _buffer = new List<KeyValuePair<string, string>>(ChunkSize);
-
         /// <summary>The profile's id. Without it, each piped object's UserId or Id property names its profile.</summary>
         [Parameter(Position = 0)]
         [Alias("Id")]
@@ -34,6 +32,8 @@ namespace WriteBehind.Commands
         [Parameter]
         public SwitchParameter PassThru { get; set; }
 
+        protected override int ChunkSize => 1000;
+
         // The id comes from the piped object itself rather than from by-property-name binding, which
         // costs PowerShell's binder more than the whole rest of the record's work.
         protected override void ProcessRecord()
@@ -53,22 +53,23 @@ namespace WriteBehind.Commands
                 WriteFailure(ex, userId);
                 return;
             }
-            if (!ShouldProcess(KeyNames.Field(userId), CacheOnly ? "Set cached profile" : "Set profile and queue its persist")) return;
-            _buffer.Add(new KeyValuePair<string, string>(userId, json));
-            if (_buffer.Count >= ChunkSize) Send();
+            if (!ConfirmsSilently && !ShouldProcess(KeyNames.Field(userId), CacheOnly ? "Set cached profile" : "Set profile and queue its persist")) return;
+            Add(new KeyValuePair<string, string>(userId, json));
         }
 
-        protected override void EndProcessing() => Send();
+        protected override Task<long[]> SendAsync(WriteBehindConnection connection, KeyValuePair<string, string>[] chunk, bool pipelined, CancellationToken cancellationToken) =>
+            connection.SetProfilesAsync(chunk, queue: !CacheOnly, pipelined, cancellationToken);
 
-        private void Send()
+        protected override object TargetOf(KeyValuePair<string, string> item) => item.Key;
+
+        protected override void Completed(KeyValuePair<string, string>[] chunk, long[] versions)
         {
-            if (_buffer.Count == 0) return;
-            var chunk = _buffer.ToArray();
-            _buffer.Clear();
-            if (!TrySendChunk(chunk, p => p.Key, c => c.SetProfilesAsync(chunk, queue: !CacheOnly), out long[] versions)) return;
             if (!PassThru) return;
             for (int i = 0; i < chunk.Length; i++)
                 WriteObject(new UserProfile(chunk[i].Key, chunk[i].Value, versions[i], ProfileSource.Cache));
         }
+
+        protected override string StopReport(long written, long notSent, long notConfirmed) =>
+            StopLine("Set-UserProfile", written, CacheOnly ? "profile(s) written to the cache" : "profile(s) written to the cache and queued", notSent, notConfirmed);
     }
 }
