@@ -22,15 +22,17 @@ for c = 1, #fields, 1000 do
   for i = 1, #got do current[c + i - 1] = tonumber(got[i]) or 0 end
 end
 -- the same id twice in one call gets two versions, in order
+-- (each version's text is made once, for its queue item and its HSET: Redis need not format a number)
 local latest, out, vers, items = {}, {}, {}, {}
 for i = 1, #fields do
   local f = fields[i]
   local v = (latest[f] or current[i]) + 1
+  local text = int_text(v)
   latest[f] = v
   out[i] = v
-  vers[#vers + 1] = f
-  vers[#vers + 1] = v
-  items[i] = 'set:' .. f .. ':' .. int_text(v)
+  vers[2 * i - 1] = f
+  vers[2 * i] = text
+  items[i] = 'set:' .. f .. ':' .. text
 end
 if queue then
   mark_pending(KEYS[3], KEYS[5])
