@@ -207,15 +207,15 @@ namespace WriteBehind.Engine.Tests
 
             var (leaseKey, raw) = await LeaseAndDieAsync(10);
 
-            // the lease script popped and merged atomically: { dequeued, dead, leased, superseded, resumed, id, json, version }
-            Assert.Equal(8, raw.Length);
-            Assert.Equal(1, (long)raw[0]);
-            Assert.Equal(0, (long)raw[1]);
-            Assert.Equal(1, (long)raw[2]);
-            Assert.Equal(0, (long)raw[4]);
-            Assert.Equal("1001", (string)raw[5]);
-            Assert.Equal("""{"name":"Alice","age":"31"}""", (string)raw[6]);
-            Assert.Equal(2, (long)raw[7]);
+            // the lease script popped and merged atomically: { dequeued, dead, leased, superseded, resumed, states }
+            Assert.Equal(1, (long)raw[LeaseReply.Dequeued]);
+            Assert.Equal(0, (long)raw[LeaseReply.DeadLettered]);
+            Assert.Equal(1, (long)raw[LeaseReply.Leased]);
+            Assert.Equal(0, (long)raw[LeaseReply.Resumed]);
+            var state = Assert.Single(LeaseReply.States(raw));
+            Assert.Equal("1001", state.UserId);
+            Assert.Equal("""{"name":"Alice","age":"31"}""", state.Json);
+            Assert.Equal(2, state.Version);
             Assert.Equal(0, await Db.ListLengthAsync(Keys.Queue));
             Assert.Equal(new[] { """update:user:1001:{"age":"31"}""" }, (await Db.ListRangeAsync(leaseKey)).Select(v => (string)v).ToArray());
             Assert.NotNull(await Db.SortedSetScoreAsync(Keys.Leases, leaseKey));

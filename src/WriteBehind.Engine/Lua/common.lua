@@ -8,6 +8,14 @@ local unpack = unpack or table.unpack
 -- The decimal text of an integral number, the same on both servers (no exponent, no '.0').
 local function int_text(x) return string.format('%d', x) end
 
+-- int_text memoised for one script call: versions and lengths repeat, and a string.format costs as much
+-- as dozens of table lookups.
+local int_texts = setmetatable({}, { __index = function(t, x)
+  local text = int_text(x)
+  t[x] = text
+  return text
+end })
+
 -- redis.call(cmd, key, args[first], ...) in chunks of 1000 arguments (Lua's unpack limit); 1000 is even,
 -- so field/value pairs starting at `first` stay together. Returns the last call's reply.
 local function call_chunked(cmd, key, args, first)

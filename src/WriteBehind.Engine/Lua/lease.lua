@@ -1,5 +1,7 @@
 -- lease: takes up to N of the oldest items from the queue into an in-flight lease and applies them to
 -- the cache, atomically (the seed's "pop and apply in one EVAL").
+-- Prepended (LuaScripts.cs): common.lua (chunked calls, int_texts, partition_of, note_taken), prelude.lua
+-- (parse_item, parse_object, merge), redo.lua (redo_pending, add_state, pack_tokens).
 -- KEYS[1] queue (LIST)            KEYS[2] cache (HASH user:<id> -> JSON)   KEYS[3] versions (HASH user:<id> -> int)
 -- KEYS[4] this lease (LIST)       KEYS[5] leases (ZSET lease key -> expiry ms)
 -- KEYS[6] dead letters (LIST)     KEYS[7] dead-letter info (HASH item -> "attempts|first ms|last ms|reason")
@@ -8,9 +10,11 @@
 -- ARGV[1] max items   ARGV[2] lease expiry (ms since epoch)   ARGV[3] now (ms since epoch)
 -- ARGV[4] partition count (optional, 1)   ARGV[5] this partition's index (optional, 0): an item whose id
 --         belongs to another partition is dead-lettered (its profile lives in that partition's keys)
--- Returns { dequeued, dead-lettered, leased, superseded, resumed, id1, json1 or nil (deleted), version1, id2, ... }:
--- the latest state of every profile the leased items touched, once per profile, in first-touch order;
--- resumed is 1 when the batch is one a lease cut short by a server crash had merged (finished here).
+-- Returns { dequeued, dead-lettered, leased, superseded, resumed, states1, states2, ... } (see reply below):
+-- the latest state of every profile the leased items touched, once per profile, in first-touch order, as
+-- field 'user:<id>', version and JSON ('' when deleted), packed like a redo record (redo.lua's add_state)
+-- in one or more strings; resumed is 1 when the batch is one a lease cut short by a server crash had
+-- merged (finished here).
 -- update items are merged here, exactly once: recovery of this lease re-persists, never re-merges.
 --
 -- A server may replay only a prefix of a script's writes after a crash (Garnet does; moving items one
@@ -29,6 +33,28 @@
 -- redo_pending has re-applied its states, and this call copies the batch into its own lease (a partial
 -- lease of the cut call only duplicates items: recovery re-persists, never re-merges) and trims it;
 -- records without the sentinel (cut before 6) are dropped.
+-- The reply (LeaseReply in C# reads it by these positions): the five counts, then the touched profiles'
+-- states packed (redo.lua's add_state) in strings of about STATE_CHUNK bytes, none cut inside a state.
+local STATE_CHUNK = 32768
+local function reply(dequeued, dead_lettered, leased, superseded, resumed, chunks)
+  local out = { dequeued, dead_lettered, leased, superseded, resumed }
+  for c = 1, #chunks do out[5 + c] = chunks[c] end
+  return out
+end
+
+-- Packs n states (add_state's pieces, 6 a state) into chunks; sizes[k] is the running byte count after
+-- state k.
+local function chunked_states(states, n, sizes)
+  local chunks, first, base = {}, 1, 0
+  for k = 1, n do
+    if sizes[k] - base >= STATE_CHUNK or k == n then
+      chunks[#chunks + 1] = tconcat(states, '', first, k * 6)
+      first, base = k * 6 + 1, sizes[k]
+    end
+  end
+  return chunks
+end
+
 local max = tonumber(ARGV[1])
 local partitions, partition = tonumber(ARGV[4]) or 1, tonumber(ARGV[5]) or 0
 local SENTINEL = '\0wb:lease:'
@@ -61,15 +87,16 @@ if batch then
         end
       end
     end
-    local out = { n, d - 3, #leased, 0, 1 }
+    local states, ns, sizes, size = {}, 0, {}, 0
     for c = 1, #fields, 1000 do
       local last = math.min(c + 999, #fields)
       local jsons = redis.call('HMGET', KEYS[2], unpack(fields, c, last))
       local vers = redis.call('HMGET', KEYS[3], unpack(fields, c, last))
       for i = c, last do
-        out[#out + 1] = string.sub(fields[i], 6)
-        out[#out + 1] = jsons[i - c + 1]
-        out[#out + 1] = tonumber(vers[i - c + 1]) or 0
+        local json = jsons[i - c + 1]
+        ns = add_state(states, ns, fields[i], int_text(tonumber(vers[i - c + 1]) or 0), json)
+        size = size + #fields[i] + (json and #json or 0) + 16
+        sizes[i] = size
       end
     end
     if not dead_done then
@@ -83,7 +110,7 @@ if batch then
     redis.call('LTRIM', KEYS[1], 0, -(n + 2))
     note_taken(KEYS[9], n, redis.call('LLEN', KEYS[1]))
     redis.call('HDEL', KEYS[8], 'lease', 'batch')
-    return out
+    return reply(n, d - 3, #leased, 0, 1, chunked_states(states, #fields, sizes))
   end
   redis.call('HDEL', KEYS[8], 'lease', 'batch')
 end
@@ -95,18 +122,21 @@ local items = redis.call('LRANGE', KEYS[1], -max, -1)
 local count = #items
 if count == 0 then
   redis.call('DEL', KEYS[9])
-  return { 0, 0, 0, 0, 0 }
+  return reply(0, 0, 0, 0, 0, {})
 end
 
-local state, touched_order, touched = {}, {}, {}
+-- Each profile's state, by field: its JSON (false when there is none), its version and whether this
+-- batch changed it (parallel tables: no table per profile).
+local sjson, sver, sdirty = {}, {}, {}
+local touched_order, touched = {}, {}
 local leased, dead, superseded = {}, 0, 0
 
 -- Pass 1: parse every item and read the state of every profile they name, in a few HMGETs
 -- (one redis.call per item and field would cost more than the parsing).
-local kinds, ids, rests = {}, {}, {}
-local fields, seen = {}, {}
-for k = count, 1, -1 do
-  local kind, id, rest = parse_item(items[k])
+local kinds, ids, rests, fieldof = {}, {}, {}, {}
+local fields = {}
+for k = 1, count do
+  local kind, id, rest, field = parse_item(items[k])
   if kind and partitions > 1 then
     local home = partition_of(id, partitions)
     if home ~= partition then
@@ -114,9 +144,12 @@ for k = count, 1, -1 do
     end
   end
   kinds[k], ids[k], rests[k] = kind, id, rest
-  if kind and not seen[id] then
-    seen[id] = true
-    fields[#fields + 1] = 'user:' .. id
+  if kind then
+    fieldof[k] = field
+    if sver[field] == nil then
+      sver[field] = false
+      fields[#fields + 1] = field
+    end
   end
 end
 for c = 1, #fields, 1000 do
@@ -124,7 +157,8 @@ for c = 1, #fields, 1000 do
   local jsons = redis.call('HMGET', KEYS[2], unpack(fields, c, last))
   local vers = redis.call('HMGET', KEYS[3], unpack(fields, c, last))
   for i = c, last do
-    state[fields[i]] = { json = jsons[i - c + 1], ver = tonumber(vers[i - c + 1]) or 0, dirty = false }
+    local field = fields[i]
+    sjson[field], sver[field] = jsons[i - c + 1], tonumber(vers[i - c + 1]) or 0
   end
 end
 
@@ -142,36 +176,42 @@ local function dead_letter(item, reason)
   return new_info[item]
 end
 
--- Pass 2: apply, oldest first (in memory: the writes follow, in the order above).
+-- Pass 2: apply, oldest first (in memory: the writes follow, in the order above). The patches' and the
+-- profiles' members are parsed into two pairs of tables used again for every item.
 local infos = {}
+local qat, qidx, pat, pidx = {}, {}, {}, {}
 for k = count, 1, -1 do
   local item, kind, id, rest = items[k], kinds[k], ids[k], rests[k]
   local reason, unknown
   if not kind then
     reason = id
   else
-    local field = 'user:' .. id
-    local st = state[field]
+    local field = fieldof[k]
+    local json, ver = sjson[field], sver[field]
     if kind == 'update' then
       -- the patch is checked first: whether an item is poison never depends on the cache's state
-      local qm, err = parse_object(rest)
-      if not qm then
-        reason = 'invalid JSON patch: ' .. err
-      elseif not st.json and st.ver > 0 then
+      local qn, qerr, _, qopen = parse_object(rest, qat, qidx)
+      if not qn then
+        reason = 'invalid JSON patch: ' .. qerr
+      elseif not json and ver > 0 then
         -- deleted profile: a patch never revives it (only a new set does); the tombstone is re-persisted
         superseded = superseded + 1
+      elseif not json then
+        -- no cached profile: the patch merged into '{}', which is the patch itself when it is compact
+        sjson[field] = compact(rest, qn, qat, qopen) and rest or merge('{}', 0, pat, pidx, 1, rest, qn, qat)
+        sver[field] = ver + 1
+        sdirty[field] = true
       else
-        local base = st.json or '{}'
-        local pm, perr = parse_object(base)
-        if not pm then
+        local pn, perr, _, popen = parse_object(json, pat, pidx)
+        if not pn then
           reason = 'cached profile is not a JSON object: ' .. perr
         else
-          st.json = merge(base, pm, rest, qm)
-          st.ver = st.ver + 1
-          st.dirty = true
+          sjson[field] = merge(json, pn, pat, pidx, popen, rest, qn, qat)
+          sver[field] = ver + 1
+          sdirty[field] = true
         end
       end
-    elseif not st.json and st.ver == 0 then
+    elseif not json and ver == 0 then
       -- a profile the cache has never known (no JSON, no version, not even made by an earlier item of this
       -- batch): a deferred delete has nothing to delete (leased, but no row: counted as coalesced); a set,
       -- or a delete naming a version, claims a state that is not there: dead-lettered, not counted as persisted
@@ -182,16 +222,16 @@ for k = count, 1, -1 do
       end
     elseif kind == 'delete' and not rest then
       -- a deferred delete from a raw producer (the module's own deletes carry the version they made)
-      if st.json then
-        st.json = false
-        st.ver = st.ver + 1
-        st.dirty = true
+      if json then
+        sjson[field] = false
+        sver[field] = ver + 1
+        sdirty[field] = true
       end
     end
     if not reason then
       leased[#leased + 1] = item
       if not unknown and not touched[field] then
-        touched[field] = id
+        touched[field] = true
         touched_order[#touched_order + 1] = field
       end
     end
@@ -203,34 +243,40 @@ end
 local sentinel = SENTINEL .. KEYS[4]
 redis.call('RPUSH', KEYS[1], sentinel)
 
-local out = { count, dead, #leased, superseded, 0 }
-local sets, dels, vers = {}, {}, {}
+-- The latest state of every touched profile, packed once (as redo.lua's add_state packs one): the redo
+-- record's states and the reply.
+local sets, dels, vers, states, nsets, nvers, ns = {}, {}, {}, {}, 0, 0, 0
+local sizes, size = {}, 0
 for t = 1, #touched_order do
   local field = touched_order[t]
-  local st = state[field]
-  if st.dirty then
-    if st.json then
-      sets[#sets + 1] = field
-      sets[#sets + 1] = st.json
+  local json, version = sjson[field], int_texts[sver[field]]
+  if sdirty[field] then
+    if json then
+      sets[nsets + 1], sets[nsets + 2] = field, json
+      nsets = nsets + 2
     else
       dels[#dels + 1] = field
     end
-    vers[#vers + 1] = field
-    vers[#vers + 1] = st.ver
+    vers[nvers + 1], vers[nvers + 2] = field, version
+    nvers = nvers + 2
   end
-  out[#out + 1] = touched[field]
-  out[#out + 1] = st.json
-  out[#out + 1] = st.ver
+  json = json or ''
+  states[ns + 1], states[ns + 2], states[ns + 3] = length_prefix[#field], field, length_prefix[#version]
+  states[ns + 4], states[ns + 5], states[ns + 6] = version, length_prefix[#json], json
+  ns = ns + 6
+  size = size + #field + #json + 16
+  sizes[t] = size
 end
+local chunks = chunked_states(states, #touched_order, sizes)
 -- Step 2: the records, in one command.
 local binfo, flags = { sentinel, count, '' }, {}
 for k = count, 1, -1 do
   flags[#flags + 1] = infos[k] and 'D' or 'L'
   if infos[k] then binfo[#binfo + 1] = infos[k] end
 end
-binfo[3] = table.concat(flags)
-if #vers > 0 then
-  redis.call('HSET', KEYS[8], 'batch', pack_tokens(binfo), 'lease', redo_record(sets, dels, vers))
+binfo[3] = tconcat(flags)
+if nvers > 0 then
+  redis.call('HSET', KEYS[8], 'batch', pack_tokens(binfo), 'lease', tconcat(chunks))
 else
   redis.call('HSET', KEYS[8], 'batch', pack_tokens(binfo))
 end
@@ -255,4 +301,4 @@ redis.call('LTRIM', KEYS[1], 0, -(count + 2))
 note_taken(KEYS[9], count, count < max and 0 or redis.call('LLEN', KEYS[1]))
 if #leased == 0 then redis.call('ZREM', KEYS[5], KEYS[4]) end
 redis.call('HDEL', KEYS[8], 'lease', 'batch')
-return out
+return reply(count, dead, #leased, superseded, 0, chunks)

@@ -62,9 +62,12 @@ end
 local function scan_string(s, i)
   local j, esc = i + 1, false
   while true do
-    local p = sfind(s, '["\\\1-\31]', j)
-    if not p then return nil, 'unterminated string starting at offset ' .. offset(s, i) end
+    -- an anchored run up to the next quote, backslash or control character: an unanchored search for
+    -- them would restart the pattern matcher at every byte
+    local _, e = sfind(s, '^[^"\\\1-\31]*', j)
+    local p = e + 1
     local c = sbyte(s, p)
+    if not c then return nil, 'unterminated string starting at offset ' .. offset(s, i) end
     if c == 34 then return p + 1, esc end
     if c ~= 92 then
       return nil, 'raw control character ' .. code_point_text(c) .. ' in string at offset ' .. offset(s, p) .. ' (must be escaped)'
@@ -167,14 +170,30 @@ end
 
 local scan_value
 
+-- Whether name is already a member: seen[name] is true (a nested object's names) or the member's index
+-- k in a parse_object whose tables are reused, valid only when k is one of its n members so far and
+-- member k has that name (an entry left by an earlier object is not).
+local function is_seen(seen, name, n, at)
+  local k = seen[name]
+  if not k then return false end
+  if k == true then return true end
+  return k <= n and at[5 * k - 4] == name
+end
+
 -- A member name at byte j and the ':' after it: returns the decoded name, the index of its value and the
--- index after the name's closing quote, or nil and a reason (also for a name already in `seen`).
-local function member_name(s, j, seen)
+-- index after the name's closing quote, or nil and a reason (also for a name already seen: is_seen).
+local function member_name(s, j, seen, n, at)
+  -- the common case in one anchored match: a name without escapes or control characters, then ':'
+  local _, e, plain = sfind(s, '^"([^"\\\1-\31]*)":', j)
+  if e then
+    if is_seen(seen, plain, n, at) then return duplicate(s, plain, j) end
+    return plain, skip_ws(s, e + 1), e
+  end
   if sbyte(s, j) ~= 34 then return expected(s, j, "'\"' to start a member name") end
   local ke, esc = scan_string(s, j)
   if not ke then return nil, esc end
   local name = name_key(s, j, ke, esc)
-  if seen[name] then return duplicate(s, name, j) end
+  if is_seen(seen, name, n, at) then return duplicate(s, name, j) end
   local c = skip_ws(s, ke)
   if sbyte(s, c) ~= 58 then return expected(s, c, "':' after member name") end
   return name, skip_ws(s, c + 1), ke
@@ -289,32 +308,67 @@ local function describe_top_level(s, i)
   return 'found ' .. describe_char(s, i) .. ' at offset ' .. offset(s, i)
 end
 
+-- One member of compact text in one anchored match: a name and a string value, neither with escapes or
+-- control characters, and the ',' or '}' right after. Captures the name, the value's start and end
+-- (after its closing quote) and the delimiter.
+local COMPACT_MEMBER = '^"([^"\\\1-\31]*)":()"[^"\\\1-\31]*"()([,}])'
+
 -- Parses a text that must be exactly one JSON object (whitespace around allowed). Returns the members
--- as offsets into s: { n, open, idx[name] = k, at } where member k's decoded name, name start, name end
--- (after the closing quote), value start and value end (after the value) are at[5k-4 .. 5k]. Few tables
--- per object: building them is most of what parsing costs in Redis's Lua.
-local function parse_object(s)
-  local i = skip_ws(s, 1)
-  if i > #s then return nil, (#s == 0) and 'empty input' or 'empty input (whitespace only)' end
-  if sbyte(s, i) ~= 123 then return nil, 'top-level value is not a JSON object (' .. describe_top_level(s, i) .. ')' end
-  local idx, at, n = {}, {}, 0
-  local j = skip_ws(s, i + 1)
-  if sbyte(s, j) == 125 then
-    j = j + 1
-  else
-    while true do
-      local name, vs, ke = member_name(s, j, idx)
+-- as offsets into s: n, at, idx, open, where member k's decoded name, name start, name end (after the
+-- closing quote), value start and value end (after the value) are at[5k-4 .. 5k], idx[name] = k, and open
+-- is the index of the '{'. Or nil and a reason. at and idx may be tables of an earlier call, reused:
+-- building tables is most of what parsing costs in Redis's Lua, so a caller that parses many objects
+-- passes the same two, and reads only at[1 .. 5n] and the idx entries member_at confirms.
+-- Each member is first tried as COMPACT_MEMBER (one C call where the strict scanner makes about ten);
+-- any other member is read by the strict scanner, from the same place, with the same verdicts and reasons.
+local function parse_object(s, at, idx)
+  at, idx = at or {}, idx or {}
+  local i = 1
+  if sbyte(s, 1) ~= 123 then
+    i = skip_ws(s, 1)
+    if i > #s then return nil, (#s == 0) and 'empty input' or 'empty input (whitespace only)' end
+    if sbyte(s, i) ~= 123 then return nil, 'top-level value is not a JSON object (' .. describe_top_level(s, i) .. ')' end
+  end
+  local n, j = 0, i + 1
+  while true do
+    local _, e, name, vs, ve, d = sfind(s, COMPACT_MEMBER, j)
+    if e and not is_seen(idx, name, n, at) then
+      n = n + 1
+      idx[name] = n
+      local b = 5 * n
+      at[b - 4], at[b - 3], at[b - 2], at[b - 1], at[b] = name, j, vs - 1, vs, ve
+      j = e + 1
+      if d == '}' then break end
+      if sbyte(s, j) ~= 34 then
+        j = skip_ws(s, j)
+        if sbyte(s, j) == 125 then return nil, "trailing comma before '}' at offset " .. offset(s, e) end
+      end
+    else
+      j = skip_ws(s, j)
+      if n == 0 and sbyte(s, j) == 125 then
+        j = j + 1
+        break
+      end
+      local vs, ke
+      name, vs, ke = member_name(s, j, idx, n, at)
       if not name then return nil, vs end
       local ks = j
       j = vs
-      local ve, err = scan_value(s, j, 1)
+      local err
+      if sbyte(s, j) == 34 then
+        -- a string value without escapes or control characters in one anchored match
+        local _, se = sfind(s, '^"[^"\\\1-\31]*"', j)
+        if se then ve = se + 1 else ve, err = scan_string(s, j) end
+      else
+        ve, err = scan_value(s, j, 1)
+      end
       if not ve then return nil, err end
       n = n + 1
       idx[name] = n
       local b = 5 * n
       at[b - 4], at[b - 3], at[b - 2], at[b - 1], at[b] = name, ks, ke, j, ve
       j = skip_ws(s, ve)
-      local d = sbyte(s, j)
+      d = sbyte(s, j)
       if d == 44 then
         local comma = j
         j = skip_ws(s, j + 1)
@@ -327,56 +381,100 @@ local function parse_object(s)
       end
     end
   end
-  j = skip_ws(s, j)
   if j <= #s then
-    if is_comment_start(s, j) then return nil, 'comments are not allowed in JSON (offset ' .. offset(s, j) .. ')' end
-    return nil, 'unexpected data after the top-level object at offset ' .. offset(s, j)
-  end
-  return { n = n, open = i, idx = idx, at = at }
-end
-
--- Top-level merge of patch members into profile, on the text: replaced values are spliced in place,
--- new members are appended after the last one; every other byte of the profile is kept.
-local function merge(profile, pm, patch, qm)
-  local pat, qat = pm.at, qm.at
-  local repl, adds = {}, {}
-  for k = 1, qm.n do
-    local p = pm.idx[qat[5 * k - 4]]
-    if p then repl[p] = k else adds[#adds + 1] = k end
-  end
-  local out, last = {}, 1
-  for p = 1, pm.n do
-    local k = repl[p]
-    if k then
-      out[#out + 1] = ssub(profile, last, pat[5 * p - 1] - 1)
-      out[#out + 1] = ssub(patch, qat[5 * k - 1], qat[5 * k] - 1)
-      last = pat[5 * p]
+    j = skip_ws(s, j)
+    if j <= #s then
+      if is_comment_start(s, j) then return nil, 'comments are not allowed in JSON (offset ' .. offset(s, j) .. ')' end
+      return nil, 'unexpected data after the top-level object at offset ' .. offset(s, j)
     end
   end
-  if #adds > 0 then
-    local at = (pm.n > 0) and pat[5 * pm.n] or (pm.open + 1)
-    out[#out + 1] = ssub(profile, last, at - 1)
-    for a = 1, #adds do
+  return n, at, idx, i
+end
+
+-- The index of the member named name among the n a parse_object found (at, idx as it returned them), or nil.
+local function member_at(name, n, at, idx)
+  local k = idx[name]
+  if k and k <= n and at[5 * k - 4] == name then return k end
+  return nil
+end
+
+-- Whether s (parsed: n, at, open) is exactly '{', its members as name:value separated by ',', and '}':
+-- then a merge into '{}' gives s itself.
+local function compact(s, n, at, open)
+  if open ~= 1 then return false end
+  local j = 2
+  for k = 1, n do
+    local b = 5 * k
+    if at[b - 3] ~= j or at[b - 1] ~= at[b - 2] + 1 then return false end
+    j = at[b] + 1
+  end
+  return j == #s + (n > 0 and 1 or 0)
+end
+
+-- Tables merge reuses from call to call (read up to the count it keeps, so never cleared).
+local merge_out, merge_repl, merge_adds = {}, {}, {}
+
+-- Top-level merge of patch members into profile, on the text: replaced values are spliced in place,
+-- new members are appended after the last one; every other byte of the profile is kept. pn, pat, pidx,
+-- popen and qn, qat are what parse_object returned for the profile and for the patch (a profile of no
+-- members: pn 0, popen its '{').
+local function merge(profile, pn, pat, pidx, popen, patch, qn, qat)
+  if qn == 1 then
+    -- one member (the usual patch): one concatenation
+    local p = member_at(qat[1], pn, pat, pidx)
+    if p then
+      return ssub(profile, 1, pat[5 * p - 1] - 1) .. ssub(patch, qat[4], qat[5] - 1) .. ssub(profile, pat[5 * p])
+    end
+    local at = (pn > 0) and pat[5 * pn] or (popen + 1)
+    return ssub(profile, 1, at - 1) .. ((pn > 0) and ',' or '') .. ssub(patch, qat[2], qat[3] - 1) .. ':'
+      .. ssub(patch, qat[4], qat[5] - 1) .. ssub(profile, at)
+  end
+  local repl, adds, na = merge_repl, merge_adds, 0
+  for k = 1, qn do
+    local p = member_at(qat[5 * k - 4], pn, pat, pidx)
+    if p then repl[p] = k else na = na + 1; adds[na] = k end
+  end
+  local out, m, last = merge_out, 0, 1
+  if na < qn then
+    for p = 1, pn do
+      local k = repl[p]
+      if k then
+        repl[p] = nil
+        out[m + 1] = ssub(profile, last, pat[5 * p - 1] - 1)
+        out[m + 2] = ssub(patch, qat[5 * k - 1], qat[5 * k] - 1)
+        m = m + 2
+        last = pat[5 * p]
+      end
+    end
+  end
+  if na > 0 then
+    local at = (pn > 0) and pat[5 * pn] or (popen + 1)
+    out[m + 1] = ssub(profile, last, at - 1)
+    m = m + 1
+    for a = 1, na do
       local k = adds[a]
-      if pm.n > 0 or a > 1 then out[#out + 1] = ',' end
+      if pn > 0 or a > 1 then m = m + 1; out[m] = ',' end
       -- the member's own text from the patch: name, separator and value as written
-      out[#out + 1] = ssub(patch, qat[5 * k - 3], qat[5 * k - 2] - 1)
-      out[#out + 1] = ':'
-      out[#out + 1] = ssub(patch, qat[5 * k - 1], qat[5 * k] - 1)
+      out[m + 1] = ssub(patch, qat[5 * k - 3], qat[5 * k - 2] - 1)
+      out[m + 2] = ':'
+      out[m + 3] = ssub(patch, qat[5 * k - 1], qat[5 * k] - 1)
+      m = m + 3
     end
     last = at
   end
-  out[#out + 1] = ssub(profile, last)
-  return tconcat(out)
+  out[m + 1] = ssub(profile, last)
+  return tconcat(out, '', 1, m + 1)
 end
 
 -- UTF-8 well-formedness (no overlongs, no surrogates, nothing above U+10FFFF).
 local function valid_utf8(s)
   local i = 1
   while true do
-    local p = sfind(s, '[\128-\255]', i)
-    if not p then return true end
+    -- an anchored run of ASCII bytes (an unanchored search would restart the matcher at every byte)
+    local _, e = sfind(s, '^[^\128-\255]*', i)
+    local p = e + 1
     local c = sbyte(s, p)
+    if not c then return true end
     local len
     if c >= 0xC2 and c <= 0xDF then len = 1
     elseif c >= 0xE0 and c <= 0xEF then len = 2
@@ -403,10 +501,23 @@ local function valid_version(v)
   return #v < #MAX_VERSION or (#v == #MAX_VERSION and v <= MAX_VERSION)
 end
 
--- Parses a queue item. Returns kind, id, rest (rest: the JSON of an update, the version digits of a
--- set/delete, or nil), or nil and the reason the item is poison. QueueItem.TryParse in C# applies the
--- same rules in the same order, with the same reasons.
+-- Parses a queue item. Returns kind, id, rest, field (rest: the JSON of an update, the version digits of
+-- a set/delete, or nil; field: 'user:<id>', the profile's field in the cache and versions hashes), or nil
+-- and the reason the item is poison. QueueItem.TryParse in C# applies the same rules in the same order,
+-- with the same reasons.
 local function parse_item(item)
+  -- the common case in two matches: a valid kind and id, then ':' and printable ASCII to the end (so no
+  -- NUL and valid UTF-8); anything they do not accept is decided by the rules below, in their order
+  local k, f, i, e = smatch(item, '^(%l+):(user:([A-Za-z0-9_%.@%-]+))()')
+  if k and #i <= MAX_ID and (k == 'update' or k == 'set' or k == 'delete') then
+    local n = #item
+    if e > n then
+      if k ~= 'update' then return k, i, nil, f end
+    else
+      local r, re = smatch(item, '^:([ -~]*)()', e)
+      if re == n + 1 and (k == 'update' or valid_version(r)) then return k, i, r, f end
+    end
+  end
   if item == '' then return nil, 'empty item' end
   if sfind(item, '\0', 1, true) then return nil, 'item contains a NUL byte' end
   if not valid_utf8(item) then return nil, 'item is not valid UTF-8' end
@@ -425,5 +536,5 @@ local function parse_item(item)
   elseif rest and not valid_version(rest) then
     return nil, kind .. ' item: expected a version after the id (1 to ' .. MAX_VERSION .. ', digits without sign or leading zero)'
   end
-  return kind, id, rest
+  return kind, id, rest, 'user:' .. id
 end

@@ -10,8 +10,9 @@ local cached = redis.call('HGET', KEYS[1], ARGV[1])
 if cached then return cached end
 local v = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if v > tonumber(ARGV[3]) then return false end
-local sets, vers = { ARGV[1], ARGV[2] }, { ARGV[1], ARGV[3] }
-redis.call('HSET', KEYS[3], 'read', redo_record(sets, {}, vers))
-write_states(KEYS[1], KEYS[2], sets, {}, vers)
+local record = {}
+add_state(record, 0, ARGV[1], ARGV[3], ARGV[2])
+redis.call('HSET', KEYS[3], 'read', table.concat(record))
+write_states(KEYS[1], KEYS[2], { ARGV[1], ARGV[2] }, {}, { ARGV[1], ARGV[3] })
 redis.call('HDEL', KEYS[3], 'read')
 return ARGV[2]

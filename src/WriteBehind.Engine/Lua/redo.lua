@@ -7,15 +7,24 @@
 -- Fields: 'lease' (lease.lua: the merge of its batch; '' once applied, until the next lease finishes the
 -- batch), 'read' (read_through.lua); 'batch' (lease.lua: which batch, no states) is lease.lua's alone.
 
--- A list of strings (and numbers) as one string: each as <length>:<bytes>, joined by one table.concat
--- (no intermediate copy of each JSON text).
+-- The text of a token's length and the ':' after it, made once per length: a number put into a string
+-- by table.concat or '..' is formatted by sprintf('%.14g') on Redis's Lua, and one per token is most of
+-- what packing costs.
+local length_prefix = setmetatable({}, { __index = function(t, n)
+  local text = int_text(n) .. ':'
+  t[n] = text
+  return text
+end })
+
+-- A list of strings as one string: each as <length>:<bytes>, joined by one table.concat (no
+-- intermediate copy of each JSON text).
 local function pack_tokens(t)
   local out, n = {}, 0
   for i = 1, #t do
     local s = t[i]
-    if type(s) ~= 'string' then s = tostring(s) end
-    out[n + 1], out[n + 2], out[n + 3] = #s, ':', s
-    n = n + 3
+    if type(s) ~= 'string' then s = int_text(s) end
+    out[n + 1], out[n + 2] = length_prefix[#s], s
+    n = n + 2
   end
   return table.concat(out)
 end
@@ -31,15 +40,19 @@ local function unpack_tokens(s)
   return t
 end
 
--- The record of a write: sets (field, JSON pairs), dels (fields), vers (field, version pairs).
-local function redo_record(sets, dels, vers)
-  local t = { #sets }
-  for i = 1, #sets do t[#t + 1] = sets[i] end
-  t[#t + 1] = #dels
-  for i = 1, #dels do t[#t + 1] = dels[i] end
-  t[#t + 1] = #vers
-  for i = 1, #vers do t[#t + 1] = vers[i] end
-  return pack_tokens(t)
+-- Profile states as a packed list of triples: field ('user:<id>'), version (decimal text), JSON ('' for a
+-- deleted profile: a JSON object is never empty). A redo record holds one (lease.lua's merge,
+-- read_through.lua's write), and lease.lua returns the same string to the flusher (LeaseReply in C#
+-- reads it: the three tokens in this order).
+local STATE_TOKENS = 3
+
+-- Appends one state to a list being packed (out, n: the list and its length so far); returns the new length.
+local function add_state(out, n, field, version_text, json)
+  json = json or ''
+  out[n + 1], out[n + 2] = length_prefix[#field], field
+  out[n + 3], out[n + 4] = length_prefix[#version_text], version_text
+  out[n + 5], out[n + 6] = length_prefix[#json], json
+  return n + 6
 end
 
 -- The writes themselves, in this order: cache sets, cache deletes, versions.
@@ -51,12 +64,23 @@ end
 
 local function apply_record(cache, versions, record)
   local t = unpack_tokens(record)
-  local lists, i = {}, 1
-  for l = 1, 3 do
-    local n, list = tonumber(t[i]), {}
-    for k = 1, n do list[k] = t[i + k] end
-    lists[l] = list
-    i = i + n + 1
+  local lists = { {}, {}, {} }
+  if string.find(t[1] or '', '^%d') then
+    -- the format before the states were triples: #sets, sets..., #dels, dels..., #vers, vers...
+    local i = 1
+    for l = 1, 3 do
+      local n, list = tonumber(t[i]), lists[l]
+      for k = 1, n do list[k] = t[i + k] end
+      i = i + n + 1
+    end
+  else
+    local sets, dels, vers = lists[1], lists[2], lists[3]
+    for i = 1, #t, STATE_TOKENS do
+      local field, version, json = t[i], t[i + 1], t[i + 2]
+      if json == '' then dels[#dels + 1] = field else sets[#sets + 1] = field; sets[#sets + 1] = json end
+      -- a version 0 is the state of a profile the versions hash has no entry for (never a written one)
+      if version ~= '0' then vers[#vers + 1] = field; vers[#vers + 1] = version end
+    end
   end
   write_states(cache, versions, lists[1], lists[2], lists[3])
 end
