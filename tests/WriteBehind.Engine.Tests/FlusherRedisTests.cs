@@ -447,6 +447,50 @@ namespace WriteBehind.Engine.Tests
             Assert.Equal(1, await VersionAsync("c2"));
         }
 
+        [Fact]
+        public async Task A_batch_whose_states_span_several_reply_strings_is_read_whole_and_in_order()
+        {
+            // lease.lua returns the touched states packed in strings of about 32 KB: 80 profiles of ~1 KB
+            // make three of them; every state must come back, once, in first-touch order, and be persisted.
+            string filler = new string('x', 1000);
+            var items = new List<string>();
+            for (int i = 0; i < 80; i++) items.Add($"update:user:big{i}:{{\"n\":\"{i}\",\"f\":\"{filler}\"}}");
+            items.Add("""update:user:big3:{"n":"again"}""");
+            items.Add("delete:user:nobody");
+            foreach (var item in items) await Db.ListLeftPushAsync(Keys.Queue, item);
+
+            var (_, raw) = await LeaseAndDieAsync(1000);
+
+            Assert.True(raw.Length >= LeaseReply.Counts + 3, $"expected the states in 3 or more strings, got {raw.Length - LeaseReply.Counts}");
+            Assert.Equal(82, (long)raw[LeaseReply.Dequeued]);
+            Assert.Equal(82, (long)raw[LeaseReply.Leased]);
+            var states = LeaseReply.States(raw);
+            Assert.Equal(Enumerable.Range(0, 80).Select(i => "big" + i), states.Select(r => r.UserId));
+            Assert.Equal($"{{\"n\":\"again\",\"f\":\"{filler}\"}}", states[3].Json);
+            Assert.Equal(2, states[3].Version);
+            Assert.All(states.Where(r => r.UserId != "big3"), r => Assert.Equal(1, r.Version));
+
+            // the lease's flusher "died": recovery persists what the reply said
+            var result = await FlushAsync(new FlushOptions { LeaseDuration = TimeSpan.FromSeconds(30) });
+            Assert.Equal(82, result.Recovered);
+            await AssertPersistedAsync("big79", $"{{\"n\":\"79\",\"f\":\"{filler}\"}}");
+            await AssertPersistedAsync("big3", $"{{\"n\":\"again\",\"f\":\"{filler}\"}}");
+        }
+
+        [Fact]
+        public void The_lease_reply_reader_and_the_scripts_agree_on_the_state_stride()
+        {
+            // one definition each side: redo.lua's STATE_TOKENS (add_state writes that many tokens a state)
+            // and LeaseReply.TokensPerState (the reader takes that many)
+            var text = WriteBehind.Engine.Redis.Scripts.Lease.Text;
+            var m = System.Text.RegularExpressions.Regex.Match(text, @"local STATE_TOKENS = (\d+)");
+            Assert.True(m.Success, "redo.lua defines no STATE_TOKENS");
+            Assert.Equal(LeaseReply.TokensPerState, int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+            var add = System.Text.RegularExpressions.Regex.Match(text, @"local function add_state\(out, n, field, version_text, json\)[\s\S]*?return n \+ (\d+)");
+            Assert.True(add.Success, "redo.lua's add_state not found");
+            Assert.Equal(2 * LeaseReply.TokensPerState, int.Parse(add.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+        }
+
         // ------------------------------------------------------------------------------------------------
         // 6. Deletes are versioned tombstones (invariant 3)
         // ------------------------------------------------------------------------------------------------
