@@ -1,4 +1,5 @@
 -- claim: takes over a lease whose flusher stopped renewing it (crashed or failed), for recovery.
+-- Prepended (LuaScripts.cs): nothing.
 -- KEYS[1] leases (ZSET)   KEYS[2] the lease (LIST)
 -- ARGV[1] now (ms)   ARGV[2] new expiry (ms)   ARGV[3] '1' to claim even when not expired (own lease)
 -- Returns the lease's items, or nil when it is not expired (its owner is alive) or already gone.

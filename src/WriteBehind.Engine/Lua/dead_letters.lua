@@ -1,4 +1,5 @@
 -- dead_letters: takes entries out of the dead-letter list, either requeueing them or dropping them.
+-- Prepended (LuaScripts.cs): common.lua.
 -- KEYS[1] dead letters (LIST)   KEYS[2] dead-letter info (HASH)   KEYS[3] queue (LIST)   KEYS[4] pending age (HASH, see common.lua)
 -- ARGV[1] 'restore' or 'remove', then pairs: ARGV[2k] the entry's item text, ARGV[2k+1] the text to
 -- requeue (restore only; ignored for remove)

@@ -1,7 +1,7 @@
 -- lease: takes up to N of the oldest items from the queue into an in-flight lease and applies them to
 -- the cache, atomically (the seed's "pop and apply in one EVAL").
--- Prepended (LuaScripts.cs): common.lua (chunked calls, int_texts, partition_of, note_taken), prelude.lua
--- (parse_item, parse_object, merge), redo.lua (redo_pending, add_state, pack_tokens).
+-- Prepended (LuaScripts.cs): common.lua, prelude.lua, redo.lua (common: chunked calls, int_texts, partition_of,
+-- note_taken; prelude: parse_item, parse_object, merge; redo: redo_pending, add_state, pack_tokens).
 -- KEYS[1] queue (LIST)            KEYS[2] cache (HASH user:<id> -> JSON)   KEYS[3] versions (HASH user:<id> -> int)
 -- KEYS[4] this lease (LIST)       KEYS[5] leases (ZSET lease key -> expiry ms)
 -- KEYS[6] dead letters (LIST)     KEYS[7] dead-letter info (HASH item -> "attempts|first ms|last ms|reason")

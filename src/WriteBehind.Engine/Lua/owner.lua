@@ -1,4 +1,5 @@
 -- owner: a flusher's claim on one partition, so concurrent flushers drain different partitions.
+-- Prepended (LuaScripts.cs): nothing.
 -- KEYS[1] the partition's owner key (STRING: owner token, with an expiry)
 -- ARGV[1] 'take' | 'renew' | 'release'   ARGV[2] this flusher's token   ARGV[3] time to live (ms)
 -- Returns 1 when the flusher owns the partition after 'take' or 'renew', or let it go with 'release'; else 0.

@@ -1,6 +1,7 @@
 -- pending_age: the queue's depth and the time its oldest pending item was pushed at the latest (see
 -- common.lua), read without a flush. A queue with items but no record (raw LPUSHes only) is recorded as
 -- first seen now; an empty queue drops its record.
+-- Prepended (LuaScripts.cs): common.lua.
 -- KEYS[1] queue (LIST)   KEYS[2] pending age (HASH)
 -- Returns { depth, since (ms text, Redis's clock) or false, now (ms text, Redis's clock) }.
 local depth = redis.call('LLEN', KEYS[1])

@@ -1,6 +1,6 @@
 -- read_state: the current JSON and version of some profiles, read together (used by recovery and by
 -- the consistency check), after re-applying what a script cut short by a server crash left (redo.lua).
--- Prepended (LuaScripts.cs): common.lua (unpack), redo.lua (redo_pending).
+-- Prepended (LuaScripts.cs): common.lua, redo.lua (common: unpack; redo: redo_pending).
 -- KEYS[1] cache (HASH)   KEYS[2] versions (HASH)   KEYS[3] redo records (HASH)   ARGV[1..] fields ('user:<id>')
 -- Returns { json1 or nil, version1 or nil, json2, version2, ... }: two entries a field, in ARGV's order.
 -- Two HMGETs per 1000 fields (Lua's unpack limit), not two HGETs per field.

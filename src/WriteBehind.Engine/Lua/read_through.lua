@@ -1,5 +1,6 @@
 -- read_through: puts a profile read from the store back into the cache after a cache miss, unless the
 -- cache knows a newer state (a pending change, or a delete whose tombstone is newer).
+-- Prepended (LuaScripts.cs): common.lua, redo.lua.
 -- KEYS[1] cache (HASH)   KEYS[2] versions (HASH)   KEYS[3] redo records (HASH, redo.lua)
 -- ARGV[1] field   ARGV[2] JSON   ARGV[3] store version
 -- Returns the cached JSON (what is now in the cache), or nil when the cache holds a newer state.

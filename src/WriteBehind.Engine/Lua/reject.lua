@@ -1,5 +1,6 @@
 -- reject: the store refused one profile's row for good; its items leave the lease for the dead-letter
 -- list (original text, the store's reason) so the rest of the batch can be acknowledged.
+-- Prepended (LuaScripts.cs): nothing.
 -- KEYS[1] the lease (LIST)   KEYS[2] dead letters (LIST)   KEYS[3] dead-letter info (HASH)
 -- ARGV[1] now (ms)   ARGV[2] user id   ARGV[3] reason
 -- Returns the number of items moved.

@@ -1,5 +1,6 @@
 -- remove_profiles: deletes profiles from the cache, bumps each version (a versioned tombstone) and
 -- queues the delete, atomically.
+-- Prepended (LuaScripts.cs): common.lua, redo.lua.
 -- KEYS[1] cache (HASH)   KEYS[2] versions (HASH)   KEYS[3] queue (LIST)   KEYS[4] redo records (HASH, redo.lua)
 -- KEYS[5] pending age (HASH, see common.lua)
 -- ARGV[1] queue high-water mark (0 = none)   ARGV[2..] fields ('user:<id>')

@@ -1,5 +1,6 @@
 -- set_profiles: writes profiles to the cache, bumps each one's version and queues its persist, in one
 -- atomic step, so cache and queue cannot diverge (invariant 5).
+-- Prepended (LuaScripts.cs): common.lua, redo.lua.
 -- KEYS[1] cache (HASH)   KEYS[2] versions (HASH)   KEYS[3] queue (LIST)   KEYS[4] redo records (HASH, redo.lua)
 -- KEYS[5] pending age (HASH, see common.lua)
 -- ARGV[1] '1' to queue the persist, '0' to only warm the cache   ARGV[2] queue high-water mark (0 = none)

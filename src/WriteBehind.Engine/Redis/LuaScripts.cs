@@ -12,14 +12,17 @@ namespace WriteBehind.Engine.Redis
     /// when the server does not have it yet.</summary>
     internal sealed class LuaScript
     {
-        private LuaScript(string name, string text)
+        private LuaScript(string name, string[] helpers, string text)
         {
             Name = name;
+            Helpers = helpers;
             Text = text;
             using (var sha = SHA1.Create()) Sha1 = sha.ComputeHash(Encoding.UTF8.GetBytes(text));
         }
 
         public string Name { get; }
+        /// <summary>The helper files prepended to the script, in order (its header names them too).</summary>
+        public string[] Helpers { get; }
         public string Text { get; }
         public byte[] Sha1 { get; }
 
@@ -102,10 +105,10 @@ namespace WriteBehind.Engine.Redis
         {
             var text = new StringBuilder();
             foreach (var helper in helpers) text.Append(ReadResource(helper)).Append('\n');
-            return new LuaScript(name, text.Append(ReadResource(name)).ToString());
+            return new LuaScript(name, helpers, text.Append(ReadResource(name)).ToString());
         }
 
-        private static string ReadResource(string name)
+        internal static string ReadResource(string name)
         {
             var asm = typeof(LuaScript).Assembly;
             using (var stream = asm.GetManifestResourceStream("WriteBehind.Engine.Lua." + name + ".lua")
