@@ -478,6 +478,27 @@ namespace WriteBehind.Engine.Tests
         }
 
         [Fact]
+        public async Task The_lease_reply_tells_a_deleted_profile_from_an_empty_cached_text()
+        {
+            // a deleted profile comes back as a tombstone (null JSON); a cached text, even an empty one
+            // (written by a raw HSET), comes back as that text
+            await Db.HashSetAsync(Keys.Cache, "user:e", "");
+            await Db.HashSetAsync(Keys.Versions, "user:e", 1);
+            await Conn.SetProfilesAsync(new[] { P("f", """{"v":"1"}""") }, queue: false);
+            await Db.ListLeftPushAsync(Keys.Queue, "set:user:e:1");
+            await Db.ListLeftPushAsync(Keys.Queue, "delete:user:f");
+
+            var (_, raw) = await LeaseAndDieAsync(10);
+
+            var states = LeaseReply.States(raw).ToDictionary(r => r.UserId);
+            Assert.Equal("", states["e"].Json);
+            Assert.False(states["e"].IsDeleted);
+            Assert.Equal(1, states["e"].Version);
+            Assert.Null(states["f"].Json);
+            Assert.Equal(2, states["f"].Version);
+        }
+
+        [Fact]
         public void The_lease_reply_reader_and_the_scripts_agree_on_the_state_stride()
         {
             // one definition each side: redo.lua's STATE_TOKENS (add_state writes that many tokens a state)

@@ -248,7 +248,7 @@ namespace WriteBehind.Engine.Tests
         [InlineData(true)]
         public async Task A_redo_record_left_by_a_cut_script_is_applied_in_either_format(bool before)
         {
-            // The states of a 'lease' record are triples (field, version, JSON or '' when deleted); a record
+            // The states of a 'lease' record are triples (field, version with a 'd' when deleted, JSON); a record
             // written by the module before that (#sets, sets, #dels, dels, #vers, vers) is still applied.
             var ctx = await RedisTestContext.CreateAsync(_fixture);
             try
@@ -258,7 +258,7 @@ namespace WriteBehind.Engine.Tests
                 await FlushAsync(ctx.Connection);
                 string record = before
                     ? Packed("2", "user:a", """{"v":"from the record"}""", "1", "user:d", "4", "user:a", "5", "user:d", "6")
-                    : Packed("user:a", "5", """{"v":"from the record"}""", "user:d", "6", "");
+                    : Packed("user:a", "5", """{"v":"from the record"}""", "user:d", "6d", "");
                 await ctx.Db.HashSetAsync(k.Redo, "lease", record);
                 await ctx.Db.ListLeftPushAsync(k.Queue, """update:user:b:{"x":"1"}""");
 

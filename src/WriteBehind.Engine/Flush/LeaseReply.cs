@@ -11,7 +11,7 @@ namespace WriteBehind.Engine
     /// (its <c>reply</c> function): five counts, then one or more strings that hold the touched profiles'
     /// states packed as redo.lua packs them, each token <c>&lt;byte length&gt;:&lt;bytes&gt;</c>, three
     /// tokens a profile (redo.lua's <c>STATE_TOKENS</c>): the field <c>user:&lt;id&gt;</c>, the version in
-    /// decimal, the JSON (empty for a deleted profile). A profile's tokens never span two strings (each is
+    /// decimal (followed by <c>d</c> for a deleted profile), the JSON (empty for a deleted profile). A profile's tokens never span two strings (each is
     /// cut at about 32 KB, so a large batch makes no large object here).</summary>
     internal static class LeaseReply
     {
@@ -49,8 +49,9 @@ namespace WriteBehind.Engine
                 int jsonStart = Token(packed, ref at, out int jsonLength);
                 if (fieldLength <= FieldPrefix.Length || !StartsWithFieldPrefix(packed, fieldStart)) throw Malformed("a state whose field is not 'user:<id>'");
                 string userId = Utf8.GetString(packed, fieldStart + FieldPrefix.Length, fieldLength - FieldPrefix.Length);
-                long version = Digits(packed, versionStart, versionLength);
-                string json = jsonLength == 0 ? null : Utf8.GetString(packed, jsonStart, jsonLength);
+                bool deleted = versionLength > 0 && packed[versionStart + versionLength - 1] == (byte)'d';
+                long version = Digits(packed, versionStart, deleted ? versionLength - 1 : versionLength);
+                string json = deleted ? null : Utf8.GetString(packed, jsonStart, jsonLength);
                 rows.Add(new ProfileRow(userId, json, version));
             }
         }

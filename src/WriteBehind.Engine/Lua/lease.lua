@@ -12,7 +12,7 @@
 --         belongs to another partition is dead-lettered (its profile lives in that partition's keys)
 -- Returns { dequeued, dead-lettered, leased, superseded, resumed, states1, states2, ... } (see reply below):
 -- the latest state of every profile the leased items touched, once per profile, in first-touch order, as
--- field 'user:<id>', version and JSON ('' when deleted), packed like a redo record (redo.lua's add_state)
+-- field 'user:<id>', version ('<n>d' when deleted) and JSON ('' when deleted), packed like a redo record (redo.lua's add_state)
 -- in one or more strings; resumed is 1 when the batch is one a lease cut short by a server crash had
 -- merged (finished here).
 -- update items are merged here, exactly once: recovery of this lease re-persists, never re-merges.
@@ -260,7 +260,7 @@ for t = 1, #touched_order do
     vers[nvers + 1], vers[nvers + 2] = field, version
     nvers = nvers + 2
   end
-  json = json or ''
+  if not json then version, json = version .. 'd', '' end
   states[ns + 1], states[ns + 2], states[ns + 3] = length_prefix[#field], field, length_prefix[#version]
   states[ns + 4], states[ns + 5], states[ns + 6] = version, length_prefix[#json], json
   ns = ns + 6

@@ -40,15 +40,17 @@ local function unpack_tokens(s)
   return t
 end
 
--- Profile states as a packed list of triples: field ('user:<id>'), version (decimal text), JSON ('' for a
--- deleted profile: a JSON object is never empty). A redo record holds one (lease.lua's merge,
+-- Profile states as a packed list of triples: field ('user:<id>'), version (decimal text; with a 'd' after
+-- it for a deleted profile, whose JSON is then ''), JSON. A redo record holds one (lease.lua's merge,
 -- read_through.lua's write), and lease.lua returns the same string to the flusher (LeaseReply in C#
--- reads it: the three tokens in this order).
+-- reads it: the three tokens in this order). The mark is on the version, which only the scripts write:
+-- a cached text, even an empty one, is never taken for a delete.
 local STATE_TOKENS = 3
 
--- Appends one state to a list being packed (out, n: the list and its length so far); returns the new length.
+-- Appends one state to a list being packed (out, n: the list and its length so far); returns the new
+-- length. json false or nil: the profile is deleted.
 local function add_state(out, n, field, version_text, json)
-  json = json or ''
+  if not json then version_text, json = version_text .. 'd', '' end
   out[n + 1], out[n + 2] = length_prefix[#field], field
   out[n + 3], out[n + 4] = length_prefix[#version_text], version_text
   out[n + 5], out[n + 6] = length_prefix[#json], json
@@ -77,7 +79,13 @@ local function apply_record(cache, versions, record)
     local sets, dels, vers = lists[1], lists[2], lists[3]
     for i = 1, #t, STATE_TOKENS do
       local field, version, json = t[i], t[i + 1], t[i + 2]
-      if json == '' then dels[#dels + 1] = field else sets[#sets + 1] = field; sets[#sets + 1] = json end
+      if string.sub(version, -1) == 'd' then
+        version = string.sub(version, 1, -2)
+        dels[#dels + 1] = field
+      else
+        sets[#sets + 1] = field
+        sets[#sets + 1] = json
+      end
       -- a version 0 is the state of a profile the versions hash has no entry for (never a written one)
       if version ~= '0' then vers[#vers + 1] = field; vers[#vers + 1] = version end
     end
