@@ -11,8 +11,8 @@ namespace WriteBehind.Engine.Tests
     public sealed class LuaScriptTests
     {
         private static LuaScript[] All() =>
-            typeof(Scripts).GetFields(BindingFlags.Public | BindingFlags.Static)
-                .Where(f => f.FieldType == typeof(LuaScript)).Select(f => (LuaScript)f.GetValue(null)).ToArray();
+            typeof(Scripts).GetProperties(BindingFlags.Public | BindingFlags.Static)
+                .Where(p => p.PropertyType == typeof(LuaScript)).Select(p => (LuaScript)p.GetValue(null)).ToArray();
 
         [Fact]
         public void Each_script_header_names_the_helpers_prepended_to_it_and_its_keys_and_reply()
