@@ -80,8 +80,8 @@ namespace WriteBehind.Engine.Tests
             Assert.False(JsonText.TryValidateObject("{\"a\":{\"b\":1,\"b\":2}}", out _));
             Assert.True(JsonText.TryValidateObject("{\"b\":1}", out string reason), reason);
             Assert.False(JsonText.TryValidateObject("{\"a\":[1,", out _));
-            Assert.True(JsonText.TryGetTopLevelNames("{\"b\":1,\"c\":{\"b\":2}}", out var names, out reason), reason);
-            Assert.Equal(new[] { "b", "c" }, names);
+            Assert.True(JsonText.TryGetTopLevelMembers("{\"b\":1,\"c\":{\"b\":2}}", out var members, out reason), reason);
+            Assert.Equal(new[] { "b", "c" }, members.Select(m => m.Key));
         }
 
         [Fact]
@@ -271,9 +271,10 @@ namespace WriteBehind.Engine.Tests
         {
             string huge = "{" + string.Join(",", Enumerable.Range(0, 40000).Select(i => "\"h" + i + "\":[" + i + "]")) + "}";
             Assert.True(JsonText.TryValidateObject(huge, out string reason), reason);
-            Assert.True(JsonText.TryGetTopLevelNames(huge, out var names, out reason), reason);
-            Assert.Equal(40000, names.Count);
-            Assert.Equal("h39999", names[39999]);
+            Assert.True(JsonText.TryGetTopLevelMembers(huge, out var members, out reason), reason);
+            Assert.Equal(40000, members.Count);
+            Assert.Equal("h39999", members[39999].Key);
+            Assert.Equal("[39999]", members[39999].Value);
             Assert.True(JsonText.TryValidateObject(Obj20(), out reason), reason);
             Assert.False(JsonText.TryValidateObject(Obj20() .Replace("\"f19\"", "\"f3\""), out reason));
             Assert.StartsWith("duplicate member name \"f3\"", reason);
@@ -356,26 +357,26 @@ namespace WriteBehind.Engine.Tests
         [Fact]
         public void TopLevelNamesAreDecodedAndOrdered()
         {
-            Assert.True(JsonText.TryGetTopLevelNames(
+            Assert.True(JsonText.TryGetTopLevelMembers(
                 "{\"name\":\"Alice\",\"\\u0061ge\":30,\"nested\":{\"inner\":1},\"tab\\t\":[],\"😀\":null}",
-                out IReadOnlyList<string> names, out string reason), reason);
-            Assert.Equal(new[] { "name", "age", "nested", "tab\t", "😀" }, names);
+                out var members, out string reason), reason);
+            Assert.Equal(new[] { "name", "age", "nested", "tab\t", "😀" }, members.Select(m => m.Key));
         }
 
         [Fact]
         public void TopLevelNamesOfEmptyObject()
         {
-            Assert.True(JsonText.TryGetTopLevelNames(" {} ", out IReadOnlyList<string> names, out string reason), reason);
-            Assert.Empty(names);
+            Assert.True(JsonText.TryGetTopLevelMembers(" {} ", out var members, out string reason), reason);
+            Assert.Empty(members);
         }
 
         [Fact]
         public void TopLevelNamesFailWithReason()
         {
-            Assert.False(JsonText.TryGetTopLevelNames("{\"a\":1,\"a\":2}", out IReadOnlyList<string> names, out string reason));
+            Assert.False(JsonText.TryGetTopLevelMembers("{\"a\":1,\"a\":2}", out var members, out string reason));
             Assert.StartsWith("duplicate member name \"a\"", reason);
-            Assert.NotNull(names);
-            Assert.Empty(names);
+            Assert.NotNull(members);
+            Assert.Empty(members);
         }
 
         [Fact]

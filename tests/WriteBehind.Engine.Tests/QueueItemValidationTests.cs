@@ -62,6 +62,41 @@ return { 'ok', kind }";
         }
 
         [Fact]
+        public async Task CSharpAndLuaAgreeOnEveryPrefixAndOneCharacterEditOfAPatch()
+        {
+            // The C# validator reads with System.Text.Json and words a rejection from where the reader stopped; the
+            // Lua validator is hand-written. Every prefix of a patch, and every one-character replacement, deletion and
+            // insertion, gets the same verdict and reason from both.
+            const string patch = "{\"a\":[1,-2.5e+3,{\"b\":null}],\"c\":\"x\\u00e9\\n\",\"d\":{\"e\":true,\"f\":false},\"g\":\"\u00e9\ud83d\ude00\",\"h\":0}";
+            var variants = new HashSet<string>(StringComparer.Ordinal);
+            const string edits = "{}[],:\"\\ x0-.e/'";
+            for (int i = 0; i <= patch.Length; i++)
+            {
+                if (i < patch.Length && char.IsLowSurrogate(patch[i])) continue; // keep pairs whole
+                variants.Add(patch.Substring(0, i));
+                int next = i < patch.Length && char.IsHighSurrogate(patch[i]) ? 2 : 1;
+                if (i < patch.Length) variants.Add(patch.Remove(i, next));
+                foreach (char e in edits)
+                {
+                    variants.Add(patch.Insert(i, e.ToString()));
+                    if (i < patch.Length) variants.Add(patch.Remove(i, next).Insert(i, e.ToString()));
+                }
+            }
+            var disagreements = new List<string>();
+            foreach (string v in variants)
+            {
+                string item = "update:user:1:" + v;
+                bool ok = QueueItem.TryParse(item, out var parsed, out string csReason);
+                var lua = (RedisResult[])await _fixture.Db.ScriptEvaluateAsync(Script, null, new RedisValue[] { item });
+                string cs = ok ? "ok " + parsed.Kind.ToString().ToLowerInvariant() : "poison " + csReason;
+                string luaText = (string)lua[0] + " " + (string)lua[1];
+                if (cs != luaText) disagreements.Add($"{v}\n  C#:  {cs}\n  Lua: {luaText}");
+                Assert.DoesNotContain("invalid JSON at offset", cs); // every rejection is worded, none falls back
+            }
+            Assert.True(disagreements.Count == 0, disagreements.Count + " of " + variants.Count + " disagree:\n" + string.Join("\n", disagreements.Take(10)));
+        }
+
+        [Fact]
         public void TheTextParserAgreesWithTheByteParserOnEveryCaseThatIsText()
         {
             // Add-WriteQueueItem checks .NET strings: for every case whose bytes are UTF-8, the verdict and the
