@@ -4,6 +4,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Management.Automation;
 using System.Text;
+using System.Text.Json;
 using WriteBehind.Engine;
 using WriteBehind.Engine.Json;
 
@@ -206,87 +207,87 @@ namespace WriteBehind.Commands
             return null;
         }
 
-        /// <summary>Reads JSON text (already valid) into PSObjects, arrays and scalars for display.</summary>
+        private static readonly JsonDocumentOptions DocumentOptions = new JsonDocumentOptions { MaxDepth = 256 };
+
+        /// <summary>Reads JSON text into PSObjects (members in order; of names that differ only in case, the first),
+        /// arrays and scalars for display. A number is a long when it is an integer that fits one, else a decimal when
+        /// it is an integer that fits one (12345678901234567890), else a double (1.0, 1e3). Text that is no JSON (a raw
+        /// writer's) gives null: the Json property still shows it.</summary>
         public static object ToObject(string json)
         {
             if (json == null) return null;
-            int i = 0;
             try
             {
-                return ReadValue(json, ref i);
-            }
-            catch (Exception ex) when (ex is FormatException || ex is IndexOutOfRangeException || ex is ArgumentException)
-            {
-                return null; // a profile some raw writer stored as non-JSON: the Json property still shows it
-            }
-        }
-
-        private static void SkipWs(string s, ref int i)
-        {
-            while (i < s.Length && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
-        }
-
-        private static object ReadValue(string s, ref int i)
-        {
-            SkipWs(s, ref i);
-            char c = s[i];
-            if (c == '{')
-            {
-                var obj = new PSObject();
-                i++;
-                SkipWs(s, ref i);
-                if (s[i] == '}') { i++; return obj; }
-                while (true)
+                using (JsonDocument document = JsonDocument.Parse(json, DocumentOptions))
                 {
-                    SkipWs(s, ref i);
-                    string name = ReadString(s, ref i);
-                    SkipWs(s, ref i);
-                    i++; // ':'
-                    object v = ReadValue(s, ref i);
-                    if (obj.Properties[name] == null) obj.Properties.Add(new PSNoteProperty(name, v));
-                    SkipWs(s, ref i);
-                    if (s[i++] == '}') return obj;
+                    return ToObject(document.RootElement);
                 }
             }
-            if (c == '[')
+            catch (Exception ex) when (ex is JsonException || ex is ArgumentException)
             {
-                var list = new List<object>();
-                i++;
-                SkipWs(s, ref i);
-                if (s[i] == ']') { i++; return list.ToArray(); }
-                while (true)
-                {
-                    list.Add(ReadValue(s, ref i));
-                    SkipWs(s, ref i);
-                    if (s[i++] == ']') return list.ToArray();
-                }
+                return null;
             }
-            if (c == '"') return ReadString(s, ref i);
-            if (string.CompareOrdinal(s, i, "true", 0, 4) == 0) { i += 4; return true; }
-            if (string.CompareOrdinal(s, i, "false", 0, 5) == 0) { i += 5; return false; }
-            if (string.CompareOrdinal(s, i, "null", 0, 4) == 0) { i += 4; return null; }
-            int start = i;
-            while (i < s.Length && "+-0123456789.eE".IndexOf(s[i]) >= 0) i++;
-            string num = s.Substring(start, i - start);
-            if (num.IndexOfAny(new[] { '.', 'e', 'E' }) < 0)
-            {
-                if (long.TryParse(num, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long l)) return l;
-                if (decimal.TryParse(num, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out decimal d)) return d;
-            }
-            return double.Parse(num, NumberStyles.Float, CultureInfo.InvariantCulture);
         }
 
-        private static string ReadString(string s, ref int i)
+        private static object ToObject(JsonElement element)
         {
-            if (s[i] != '"') throw new FormatException("expected a string");
-            i++;
-            var sb = new StringBuilder();
-            while (true)
+            switch (element.ValueKind)
             {
-                char c = s[i++];
-                if (c == '"') return sb.ToString();
+                case JsonValueKind.Object:
+                    var obj = new PSObject();
+                    foreach (JsonProperty property in element.EnumerateObject())
+                    {
+                        string name = NameOf(property);
+                        if (obj.Properties[name] == null) obj.Properties.Add(new PSNoteProperty(name, ToObject(property.Value)));
+                    }
+                    return obj;
+                case JsonValueKind.Array:
+                    var list = new List<object>(element.GetArrayLength());
+                    foreach (JsonElement item in element.EnumerateArray()) list.Add(ToObject(item));
+                    return list.ToArray();
+                case JsonValueKind.String:
+                    try { return element.GetString(); }
+                    catch (InvalidOperationException) { return DecodeLiteral(element.GetRawText()); } // an escaped lone surrogate
+                case JsonValueKind.Number:
+                    return Number(element.GetRawText());
+                case JsonValueKind.True:
+                    return true;
+                case JsonValueKind.False:
+                    return false;
+                default:
+                    return null;
+            }
+        }
+
+        private static string NameOf(JsonProperty property)
+        {
+            try { return property.Name; }
+            catch (InvalidOperationException) { return DecodeLiteral(property.ToString()); } // "name": value, raw
+        }
+
+        private static object Number(string text)
+        {
+            if (text.IndexOfAny(FractionOrExponent) < 0)
+            {
+                if (long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long l)) return l;
+                if (decimal.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out decimal d)) return d;
+            }
+            return double.Parse(text, NumberStyles.Float, CultureInfo.InvariantCulture);
+        }
+
+        private static readonly char[] FractionOrExponent = { '.', 'e', 'E' };
+
+        // The first JSON string literal of raw (valid) JSON text, decoded to UTF-16 as it is, lone surrogates included
+        // (which System.Text.Json will not decode).
+        private static string DecodeLiteral(string raw)
+        {
+            var sb = new StringBuilder(raw.Length);
+            for (int i = raw.IndexOf('"') + 1; i < raw.Length; i++)
+            {
+                char c = raw[i];
+                if (c == '"') break;
                 if (c != '\\') { sb.Append(c); continue; }
-                char e = s[i++];
+                char e = raw[++i];
                 switch (e)
                 {
                     case 'b': sb.Append('\b'); break;
@@ -294,10 +295,11 @@ namespace WriteBehind.Commands
                     case 'n': sb.Append('\n'); break;
                     case 'r': sb.Append('\r'); break;
                     case 't': sb.Append('\t'); break;
-                    case 'u': sb.Append((char)int.Parse(s.Substring(i, 4), NumberStyles.HexNumber, CultureInfo.InvariantCulture)); i += 4; break;
+                    case 'u': sb.Append((char)int.Parse(raw.Substring(i + 1, 4), NumberStyles.HexNumber, CultureInfo.InvariantCulture)); i += 4; break;
                     default: sb.Append(e); break;
                 }
             }
+            return sb.ToString();
         }
     }
 }

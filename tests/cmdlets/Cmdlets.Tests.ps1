@@ -497,6 +497,33 @@ Describe "Round trips of the module's own objects" {
         Remove-Item $csv
         Get-RawString "$($script:P)user_profiles" 'user:5015' | Should -BeExactly $script:Original
     }
+    It 'Profile holds the fields in order and typed: long, decimal past long, double for a fraction or exponent; nested objects and arrays; of names equal but for case the first' {
+        Set-UserProfile -UserId 5020 -Profile '{"s":"x\u00e9\n","i":40,"neg":-7,"big":12345678901234567890,"f":1.0,"e":1e3,"t":true,"z":null,"arr":[1,"a",[2]],"o":{"k":{"deep":"v"}},"A":1,"a":2,"lone":"\ud800"}'
+        $p = (Get-UserProfile -UserId 5020).Profile
+        @($p.PSObject.Properties.Name) | Should -Be @('s', 'i', 'neg', 'big', 'f', 'e', 't', 'z', 'arr', 'o', 'A', 'lone')
+        $p.s | Should -BeExactly "x$([char]0xE9)`n"
+        $p.i | Should -BeOfType [long]
+        $p.neg | Should -Be -7
+        $p.big | Should -BeOfType [decimal]
+        $p.big | Should -Be ([decimal]::Parse('12345678901234567890'))
+        $p.f | Should -BeOfType [double]
+        $p.e | Should -BeOfType [double]
+        $p.e | Should -Be 1000
+        $p.t | Should -BeTrue
+        $p.z | Should -BeNullOrEmpty
+        $p.arr.Count | Should -Be 3
+        $p.arr[1] | Should -BeExactly 'a'
+        $p.arr[2][0] | Should -Be 2
+        $p.o.k.deep | Should -BeExactly 'v'
+        $p.A | Should -Be 1
+        $p.lone | Should -BeExactly ([string][char]0xD800)
+    }
+    It 'a value a raw writer stored as no JSON shows its Json and no Profile' {
+        $null = $script:Db.HashSet("$($script:P)user_profiles", 'user:5021', '{"a":1')
+        $p = Get-UserProfile -UserId 5021
+        $p.Json | Should -BeExactly '{"a":1'
+        $p.Profile | Should -BeNullOrEmpty
+    }
     It 'Get-UserProfile | Remove-UserProfile removes the profiles it lists' {
         Set-UserProfile -UserId 5013 -Profile '{"a":1}'
         Get-UserProfile -UserId 5010, 5013 | Remove-UserProfile -Confirm:$false
