@@ -197,6 +197,46 @@ namespace WriteBehind.Engine.Tests
         }
 
         [Fact]
+        public void ALoneSurrogateAndAnotherFaultGiveTheFirstOfThem()
+        {
+            // (The reader reads a UTF-8 copy, where a lone surrogate has no form: the validator keeps it apart and
+            // reports whichever of it and the reader's fault comes first in the text, as a single left-to-right pass does.)
+            (string json, string reason)[] cases =
+            {
+                ("{\"a\":x,\"b\":\"\ud800\"}", "expected a value at offset 5, found 'x'"),
+                ("{\"a\":\"\ud800\",\"b\":x}", "invalid UTF-16 (lone surrogate) at offset 6"),
+                ("{\"a\":\ud800}", "expected a value at offset 5, found U+D800"),
+                ("{\"a\":1,\"a\":\"\ud800\"}", "duplicate member name \"a\" at offset 7"),
+                ("{\"\ud800\":1,\"\ud800\":2}", "invalid UTF-16 (lone surrogate) at offset 2"),
+                ("{\"a\":\"\udc00\"} x", "invalid UTF-16 (lone surrogate) at offset 6"),
+                ("{\"a\":1} \ud800", "unexpected data after the top-level object at offset 8"),
+                ("\ud800{}", "top-level value is not a JSON object (found U+D800 at offset 0)"),
+                ("{\"a\":" + new string('[', 64) + "\"\ud800\"" + new string(']', 64) + "}", "nesting deeper than 64 at offset 68"),
+                ("{\"\ud83d\ude00\":\"\ud83d\", \"b\":1}", "invalid UTF-16 (lone surrogate) at offset 7"),
+            };
+            foreach (var (json, reason) in cases)
+            {
+                Assert.False(JsonText.TryValidateObject(json, out string actual), json);
+                Assert.Equal(reason, actual);
+            }
+        }
+
+        [Fact]
+        public void OffsetsCountCharactersInLargeDocuments()
+        {
+            // Past the thread's own buffer the UTF-8 copy is rented from the shared pool; offsets still count the .NET
+            // string's UTF-16 code units, not the copy's bytes.
+            string text = string.Concat(Enumerable.Repeat("\u00e9\u20ac\ud83d\ude00", 5000));
+            string json = "{\"a\":\"" + text + "\",x}";
+            Assert.False(JsonText.TryValidateObject(json, out string reason));
+            Assert.Equal("expected '\"' to start a member name at offset " + (json.IndexOf(",x", StringComparison.Ordinal) + 1) + ", found 'x'", reason);
+            Assert.True(JsonText.TryGetTopLevelMembers("{\"a\":\"" + text + "\",\"b\":[1]}", out var members, out reason), reason);
+            Assert.Equal("\"" + text + "\"", members[0].Value);
+            Assert.Equal("[1]", members[1].Value);
+            Assert.True(JsonText.TryValidateObject("{\"a\":1}", out reason), reason);
+        }
+
+        [Fact]
         public void NullInputIsRejected()
         {
             Assert.False(JsonText.TryValidateObject(null, out string reason));
