@@ -27,11 +27,10 @@ namespace WriteBehind.Engine.Json
             return -1;
         }
 
-        // UTF-8, except that a lone surrogate is written as the three bytes of its code point (which no valid UTF-8
+        // UTF-8 into into[n...] (returns the end), except that a lone surrogate is written as the three bytes of its code point (which no valid UTF-8
         // holds, and which the reader, not checking text inside strings, passes).
-        private static int EncodeKeepingLoneSurrogates(string s, byte[] into)
+        private static int EncodeKeepingLoneSurrogates(string s, byte[] into, int n = 0)
         {
-            int n = 0;
             for (int i = 0; i < s.Length; i++)
             {
                 int cp = s[i];
@@ -110,48 +109,18 @@ namespace WriteBehind.Engine.Json
         private int Hex4(int at) =>
             (HexValue(_utf8[at]) << 12) | (HexValue(_utf8[at + 1]) << 8) | (HexValue(_utf8[at + 2]) << 4) | HexValue(_utf8[at + 3]);
 
-        // Decodes the escaped name text _utf8[start, end) (already checked by the reader) into _arena as bytes that are
-        // equal for equal names: UTF-8, a surrogate pair as one 4-byte character, a lone surrogate as 3 bytes.
-        private int UnescapeIntoArena(int start, int end)
+        // Decodes an escaped name into _arena as bytes that are equal for equal names: UTF-8, a lone surrogate (which
+        // an escape may spell) as the 3 bytes of its code point. Returns their length.
+        private int DecodeIntoArena(int start, int rawLength)
         {
-            if (_arena.Length < _arenaLength + (end - start))
+            string name = DecodeName(start, rawLength, escaped: true);
+            if (_arena.Length < _arenaLength + 3 * name.Length)
             {
-                System.Array.Resize(ref _arena, System.Math.Max(_arena.Length * 2, _arenaLength + (end - start)));
+                System.Array.Resize(ref _arena, System.Math.Max(_arena.Length * 2, _arenaLength + 3 * name.Length));
                 if (_arena.Length > RetainedLimit) _trimOnReturn = true;
             }
-            int n = _arenaLength;
-            int i = start;
-            while (i < end)
-            {
-                byte b = _utf8[i];
-                if (b != '\\')
-                {
-                    _arena[n++] = b;
-                    i++;
-                    continue;
-                }
-                byte e = _utf8[i + 1];
-                if (e != 'u')
-                {
-                    _arena[n++] = Unescaped(e);
-                    i += 2;
-                    continue;
-                }
-                int cp = Hex4(i + 2);
-                i += 6;
-                if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 <= end && _utf8[i] == '\\' && _utf8[i + 1] == 'u')
-                {
-                    int low = Hex4(i + 2);
-                    if (low >= 0xDC00 && low <= 0xDFFF)
-                    {
-                        cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-                        i += 6;
-                    }
-                }
-                n = Put(_arena, n, cp);
-            }
-            int length = n - _arenaLength;
-            _arenaLength = n;
+            int length = EncodeKeepingLoneSurrogates(name, _arena, _arenaLength) - _arenaLength;
+            _arenaLength += length;
             return length;
         }
 

@@ -231,7 +231,7 @@ namespace WriteBehind.Engine.Json
             if (escaped)
             {
                 name.Start = _arenaLength;
-                name.Length = UnescapeIntoArena(start, start + rawLength);
+                name.Length = DecodeIntoArena(start, rawLength);
                 name.InArena = true;
             }
 
