@@ -16,7 +16,7 @@ namespace WriteBehind.Engine.Json
         internal const int MaxDepth = JsonValidator.MaxDepth;
 
         /// <summary>Objects with at most this many members are checked for duplicate keys linearly.</summary>
-        private const int MaxLinearNames = 8;
+        private const int MaxLinearNames = JsonValidator.MaxLinearNames;
 
         private static string Num(int n) => n.ToString(CultureInfo.InvariantCulture);
 
