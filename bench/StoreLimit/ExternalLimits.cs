@@ -31,6 +31,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
+using WriteBehind.Engine;
 using WriteBehind.Engine.Store;
 
 internal static partial class Program

@@ -4,23 +4,6 @@ namespace WriteBehind.Engine
 {
     public enum ProfileSource { Cache, Store }
 
-    /// <summary>A profile's JSON text and version as read from the cache or the store.</summary>
-    public sealed class ProfileState
-    {
-        public ProfileState(string userId, string json, long version, ProfileSource source)
-        {
-            UserId = userId;
-            Json = json;
-            Version = version;
-            Source = source;
-        }
-
-        public string UserId { get; }
-        public string Json { get; }
-        public long Version { get; }
-        public ProfileSource Source { get; }
-    }
-
     /// <summary>One flush's accounting: Dequeued = Persisted + Coalesced + DeadLettered (+ InFlight when
     /// the flush ended on an error).</summary>
     public sealed class FlushResult

@@ -144,13 +144,13 @@ namespace WriteBehind.Engine
         public Task<ProfileRow[]> ReadStateAsync(IReadOnlyList<string> userIds) => _cache.ReadStateAsync(userIds);
 
         /// <summary>Cached state of profiles (null entries for ids not in the cache).</summary>
-        public Task<ProfileState[]> GetCachedAsync(IReadOnlyList<string> userIds) => _cache.GetCachedAsync(userIds);
+        public Task<ProfileRow[]> GetCachedAsync(IReadOnlyList<string> userIds) => _cache.GetCachedAsync(userIds);
 
         /// <summary>Versions known to the cache (also for deleted profiles: the tombstones).</summary>
         public Task<long?[]> GetVersionsAsync(IReadOnlyList<string> userIds) => _cache.GetVersionsAsync(userIds);
 
         /// <summary>Streams every cached profile (HSCAN), with versions fetched page by page.</summary>
-        public IEnumerable<ProfileState> ScanCached(string userIdPattern = "*", int pageSize = 1000) => _cache.ScanCached(userIdPattern, pageSize);
+        public IEnumerable<ProfileRow> ScanCached(string userIdPattern = "*", int pageSize = 1000) => _cache.ScanCached(userIdPattern, pageSize);
 
         /// <summary>Up to <paramref name="max"/> cached user ids that start with <paramref name="prefix"/>
         /// (glob characters in it are matched literally).</summary>

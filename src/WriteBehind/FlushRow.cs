@@ -1,5 +1,6 @@
 using System;
 using System.Management.Automation;
+using WriteBehind.Engine;
 using WriteBehind.Engine.Store;
 
 namespace WriteBehind.Commands

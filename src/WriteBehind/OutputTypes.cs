@@ -12,12 +12,25 @@ namespace WriteBehind.Commands
             Json = json;
             Version = version;
             Source = source;
-            Profile = ProfileJson.ToObject(json) as PSObject;
         }
 
+        private PSObject _profile;
+        private bool _parsed;
+
         public string UserId { get; }
-        /// <summary>The profile's fields as properties.</summary>
-        public PSObject Profile { get; }
+        /// <summary>The profile's fields as properties (read from <see cref="Json"/> when first asked for).</summary>
+        public PSObject Profile
+        {
+            get
+            {
+                if (!_parsed)
+                {
+                    _profile = ProfileJson.ToObject(Json) as PSObject;
+                    _parsed = true;
+                }
+                return _profile;
+            }
+        }
         /// <summary>The JSON text, byte for byte as cached.</summary>
         public string Json { get; }
         public long Version { get; }

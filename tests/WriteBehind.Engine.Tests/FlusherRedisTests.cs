@@ -60,7 +60,7 @@ namespace WriteBehind.Engine.Tests
             return v.IsNull ? (long?)null : (long)v;
         }
 
-        private async Task<StoredProfile> StoredAsync(string id)
+        private async Task<ProfileRow> StoredAsync(string id)
         {
             var rows = await Conn.Store.GetAsync(new[] { id }, CancellationToken.None);
             return rows.TryGetValue(id, out var row) ? row : null;

@@ -48,10 +48,10 @@ namespace WriteBehind.Engine.Tests
 
         protected static ProfileRow Tombstone(string id, long version) => new ProfileRow(id, null, version);
 
-        protected static async Task<StoredProfile> GetOne(IProfileStore store, string id)
+        protected static async Task<ProfileRow> GetOne(IProfileStore store, string id)
         {
-            IReadOnlyDictionary<string, StoredProfile> rows = await store.GetAsync(new[] { id }, None);
-            return rows.TryGetValue(id, out StoredProfile row) ? row : null;
+            IReadOnlyDictionary<string, ProfileRow> rows = await store.GetAsync(new[] { id }, None);
+            return rows.TryGetValue(id, out ProfileRow row) ? row : null;
         }
 
         [Fact]
@@ -87,7 +87,7 @@ namespace WriteBehind.Engine.Tests
             StoreCommitResult older = await store.CommitAsync(new[] { Row("u1", "{\"v\":3}", 3) }, None);
             Assert.Equal(0, older.Applied);
             Assert.Equal(1, older.Stale);
-            StoredProfile stored = await GetOne(store, "u1");
+            ProfileRow stored = await GetOne(store, "u1");
             Assert.Equal("{\"v\":5}", stored.Json);
             Assert.Equal(5, stored.Version);
 
@@ -98,8 +98,8 @@ namespace WriteBehind.Engine.Tests
             Assert.Equal("{\"v\":9}", stored.Json);
             Assert.Equal(9, stored.Version);
             Assert.False(stored.IsDeleted);
-            Assert.InRange(stored.UpdatedAt, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddMinutes(5));
-            Assert.Equal(TimeSpan.Zero, stored.UpdatedAt.Offset);
+            Assert.InRange(stored.UpdatedAt.Value, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddMinutes(5));
+            Assert.Equal(TimeSpan.Zero, stored.UpdatedAt.Value.Offset);
 
             // Out of order within one batch: only the newest wins, whatever the order.
             StoreCommitResult mixed = await store.CommitAsync(new[] { Row("u1", "{\"v\":12}", 12), Row("u1", "{\"v\":10}", 10) }, None);
@@ -133,7 +133,7 @@ namespace WriteBehind.Engine.Tests
             StoreCommitResult deleted = await store.CommitAsync(new[] { Tombstone("u1", 2) }, None);
             Assert.Equal(1, deleted.Applied);
 
-            StoredProfile tomb = await GetOne(store, "u1");
+            ProfileRow tomb = await GetOne(store, "u1");
             Assert.NotNull(tomb); // tombstones are returned
             Assert.True(tomb.IsDeleted);
             Assert.Null(tomb.Json);
@@ -150,7 +150,7 @@ namespace WriteBehind.Engine.Tests
 
             StoreCommitResult revived = await store.CommitAsync(new[] { Row("u1", "{\"x\":3}", 3) }, None);
             Assert.Equal(1, revived.Applied);
-            StoredProfile back = await GetOne(store, "u1");
+            ProfileRow back = await GetOne(store, "u1");
             Assert.False(back.IsDeleted);
             Assert.Equal("{\"x\":3}", back.Json);
             Assert.Equal(3, back.Version);
@@ -182,7 +182,7 @@ namespace WriteBehind.Engine.Tests
             {
                 await store.CommitAsync(new[] { Row("u1", json, 1) }, None);
                 Assert.Equal(json, (await GetOne(store, "u1")).Json, StringComparer.Ordinal);
-                IReadOnlyList<StoredProfile> page = await store.GetPageAsync(null, 10, None);
+                IReadOnlyList<ProfileRow> page = await store.GetPageAsync(null, 10, None);
                 Assert.Equal(json, Assert.Single(page).Json, StringComparer.Ordinal);
             }
 
@@ -243,12 +243,12 @@ namespace WriteBehind.Engine.Tests
             ask.AddRange(Enumerable.Range(0, 300).Select(i => "missing-" + i)); // never stored: absent
             ask.AddRange(Enumerable.Range(0, 50).Select(i => "id-" + i)); // duplicates are fine
 
-            IReadOnlyDictionary<string, StoredProfile> got = await store.GetAsync(ask, None);
+            IReadOnlyDictionary<string, ProfileRow> got = await store.GetAsync(ask, None);
 
             Assert.Equal(count, got.Count);
             for (int i = 0; i < count; i++)
             {
-                StoredProfile row = got["id-" + i];
+                ProfileRow row = got["id-" + i];
                 Assert.Equal("id-" + i, row.UserId);
                 if (i == 7)
                 {
@@ -278,7 +278,7 @@ namespace WriteBehind.Engine.Tests
             await store.CommitAsync(new[] { Tombstone("b", 2) }, None);
             Assert.Equal(2L, await store.CountAsync(None));
 
-            IReadOnlyDictionary<string, StoredProfile> all = await store.GetAsync(new[] { "a", "b", "c", "d" }, None);
+            IReadOnlyDictionary<string, ProfileRow> all = await store.GetAsync(new[] { "a", "b", "c", "d" }, None);
             Assert.Equal(4, all.Count);
         }
 
@@ -293,11 +293,11 @@ namespace WriteBehind.Engine.Tests
             await store.CommitAsync(ids.Select((id, i) => Row(id, "{\"i\":" + i + "}", 1)).ToArray(), None);
             await store.CommitAsync(new[] { Tombstone("a", 5) }, None);
 
-            var walked = new List<StoredProfile>();
+            var walked = new List<ProfileRow>();
             string after = null;
             while (true)
             {
-                IReadOnlyList<StoredProfile> page = await store.GetPageAsync(after, 3, None);
+                IReadOnlyList<ProfileRow> page = await store.GetPageAsync(after, 3, None);
                 Assert.InRange(page.Count, 0, 3);
                 if (page.Count == 0) break;
                 walked.AddRange(page);
@@ -337,7 +337,7 @@ namespace WriteBehind.Engine.Tests
                     var ask = Enumerable.Range(0, ids).Select(i => "c" + i).ToArray();
                     for (int round = 0; round < 40; round++)
                     {
-                        IReadOnlyDictionary<string, StoredProfile> rows;
+                        IReadOnlyDictionary<string, ProfileRow> rows;
                         try { rows = await reader.GetAsync(ask, None); }
                         catch (StoreUnavailableException) { continue; } // SQLite: a busy writer
                         foreach (var row in rows.Values)

@@ -87,10 +87,10 @@ namespace WriteBehind.Engine.Cache
         }
 
         /// <summary>Cached state of profiles (null entries for ids not in the cache).</summary>
-        public async Task<ProfileState[]> GetCachedAsync(IReadOnlyList<string> userIds)
+        public async Task<ProfileRow[]> GetCachedAsync(IReadOnlyList<string> userIds)
         {
             var rows = await ReadStateAsync(userIds).ConfigureAwait(false);
-            return rows.Select(r => r.IsDeleted ? null : new ProfileState(r.UserId, r.Json, r.Version, ProfileSource.Cache)).ToArray();
+            return rows.Select(r => r.IsDeleted ? null : new ProfileRow(r.UserId, r.Json, r.Version, ProfileSource.Cache)).ToArray();
         }
 
         /// <summary>Versions known to the cache (also for deleted profiles: the tombstones).</summary>
@@ -107,10 +107,10 @@ namespace WriteBehind.Engine.Cache
         }
 
         /// <summary>Streams every cached profile (HSCAN), with versions fetched page by page.</summary>
-        public IEnumerable<ProfileState> ScanCached(string userIdPattern, int pageSize) =>
+        public IEnumerable<ProfileRow> ScanCached(string userIdPattern, int pageSize) =>
             Layout.Partitions.SelectMany(keys => ScanCached(keys, userIdPattern, pageSize));
 
-        private IEnumerable<ProfileState> ScanCached(KeyNames keys, string userIdPattern, int pageSize)
+        private IEnumerable<ProfileRow> ScanCached(KeyNames keys, string userIdPattern, int pageSize)
         {
             var page = new List<HashEntry>(pageSize);
             var scan = _redis.Guarded(_redis.Database.HashScan(keys.Cache, "user:" + (userIdPattern ?? "*"), pageSize));
@@ -126,7 +126,7 @@ namespace WriteBehind.Engine.Cache
             foreach (var p in VersionPage(keys, page)) yield return p;
         }
 
-        private IEnumerable<ProfileState> VersionPage(KeyNames keys, List<HashEntry> page)
+        private IEnumerable<ProfileRow> VersionPage(KeyNames keys, List<HashEntry> page)
         {
             if (page.Count == 0) yield break;
             RedisValue[] versions;
@@ -135,7 +135,7 @@ namespace WriteBehind.Engine.Cache
             for (int i = 0; i < page.Count; i++)
             {
                 string field = page[i].Name;
-                yield return new ProfileState(field.Substring(5), page[i].Value, versions[i].IsNull ? 0 : (long)versions[i], ProfileSource.Cache);
+                yield return new ProfileRow(field.Substring(5), page[i].Value, versions[i].IsNull ? 0 : (long)versions[i], ProfileSource.Cache);
             }
         }
 

@@ -5,42 +5,6 @@ using System.Threading.Tasks;
 
 namespace WriteBehind.Engine.Store
 {
-    /// <summary>One profile's state as the flush hands it to the store: the latest JSON text
-    /// (null for a deleted profile, a versioned tombstone) and the version that state has in Redis.</summary>
-    public sealed class ProfileRow
-    {
-        public ProfileRow(string userId, string json, long version)
-        {
-            UserId = userId ?? throw new ArgumentNullException(nameof(userId));
-            Json = json;
-            Version = version;
-        }
-
-        public string UserId { get; }
-        /// <summary>Null when the profile is deleted (a tombstone).</summary>
-        public string Json { get; }
-        public long Version { get; }
-        public bool IsDeleted => Json == null;
-    }
-
-    /// <summary>What a store holds for one id.</summary>
-    public sealed class StoredProfile
-    {
-        public StoredProfile(string userId, string json, long version, DateTimeOffset updatedAt)
-        {
-            UserId = userId;
-            Json = json;
-            Version = version;
-            UpdatedAt = updatedAt;
-        }
-
-        public string UserId { get; }
-        public string Json { get; }
-        public long Version { get; }
-        public DateTimeOffset UpdatedAt { get; }
-        public bool IsDeleted => Json == null;
-    }
-
     public sealed class StoreCommitResult
     {
         public StoreCommitResult(int applied, int stale)
@@ -79,12 +43,12 @@ namespace WriteBehind.Engine.Store
 
         /// <summary>Returns the stored rows for these ids (tombstones included, with Json null); ids the
         /// store never saw are absent from the result.</summary>
-        Task<IReadOnlyDictionary<string, StoredProfile>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken);
+        Task<IReadOnlyDictionary<string, ProfileRow>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken);
 
         /// <summary>Up to <paramref name="limit"/> rows (tombstones included) with user ids after
         /// <paramref name="afterUserId"/> (null: from the start), in ordinal id order: a keyset page for
         /// walking the whole store in constant memory.</summary>
-        Task<IReadOnlyList<StoredProfile>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken);
+        Task<IReadOnlyList<ProfileRow>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken);
 
         /// <summary>Number of live (not deleted) profiles.</summary>
         Task<long> CountAsync(CancellationToken cancellationToken);

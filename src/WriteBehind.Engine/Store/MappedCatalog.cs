@@ -21,7 +21,7 @@ namespace WriteBehind.Engine.Store
         /// table has the row, then each mapped column, then the JSON column.</summary>
         /// <param name="updatedAt">updated_at of a versioned row, as the driver reads it.</param>
         /// <param name="valueJson">A mapped column's (non-NULL) value as JSON text, by the column's kind.</param>
-        public StoredProfile ReadProfile(DbDataReader reader, Func<DbDataReader, DateTimeOffset> updatedAt, Func<ColumnKind, object, string> valueJson)
+        public ProfileRow ReadProfile(DbDataReader reader, Func<DbDataReader, DateTimeOffset> updatedAt, Func<ColumnKind, object, string> valueJson)
         {
             string id = reader.GetString(0);
             bool versioned = !reader.IsDBNull(1);
@@ -45,7 +45,7 @@ namespace WriteBehind.Engine.Store
                     json = MappedValues.Rebuild(Columns, texts);
                 }
             }
-            return new StoredProfile(id, json, version, at);
+            return new ProfileRow(id, json, version, at);
         }
 
         /// <summary>A row's user id checked against an integer key column before anything is sent.</summary>

@@ -154,22 +154,22 @@ namespace WriteBehind.Engine.Store
             return sb.Append(']').ToString();
         }
 
-        public Task<IReadOnlyDictionary<string, StoredProfile>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
+        public Task<IReadOnlyDictionary<string, ProfileRow>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
         {
             var distinct = StoreArguments.DistinctIds(userIds);
             return RunAsync("read " + distinct.Count + " row(s) from", false, cancellationToken, async connection =>
             {
-                var result = new Dictionary<string, StoredProfile>(StringComparer.Ordinal);
+                var result = new Dictionary<string, ProfileRow>(StringComparer.Ordinal);
                 foreach (var row in await ReadAsync(connection, distinct, cancellationToken).ConfigureAwait(false)) result[row.UserId] = row;
-                return (IReadOnlyDictionary<string, StoredProfile>)result;
+                return (IReadOnlyDictionary<string, ProfileRow>)result;
             });
         }
 
-        private async Task<List<StoredProfile>> ReadAsync(MySqlConnection connection, IEnumerable<string> userIds, CancellationToken cancellationToken)
+        private async Task<List<ProfileRow>> ReadAsync(MySqlConnection connection, IEnumerable<string> userIds, CancellationToken cancellationToken)
         {
             Layout layout = _layout;
             var ids = layout.Key.Kind == ColumnKind.Integer ? userIds.Where(id => MappedValues.TryIntegerKey(id, out _)).ToList() : userIds.ToList();
-            var rows = new List<StoredProfile>(ids.Count);
+            var rows = new List<ProfileRow>(ids.Count);
             if (ids.Count == 0) return rows;
             string idsJson = MappedValues.JsonStringArray(ids);
             using (var command = new MySqlCommand(layout.ReadSql, connection))
@@ -214,7 +214,7 @@ namespace WriteBehind.Engine.Store
             }
         }
 
-        public Task<IReadOnlyList<StoredProfile>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken)
+        public Task<IReadOnlyList<ProfileRow>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken)
         {
             if (limit < 1)
                 throw new ArgumentOutOfRangeException(nameof(limit));
@@ -231,7 +231,7 @@ namespace WriteBehind.Engine.Store
                         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false)) ids.Add(reader.GetString(0));
                 }
                 var byId = (await ReadAsync(connection, ids, cancellationToken).ConfigureAwait(false)).ToDictionary(r => r.UserId, StringComparer.Ordinal);
-                return (IReadOnlyList<StoredProfile>)ids.Where(byId.ContainsKey).Select(id => byId[id]).ToList();
+                return (IReadOnlyList<ProfileRow>)ids.Where(byId.ContainsKey).Select(id => byId[id]).ToList();
             });
         }
 

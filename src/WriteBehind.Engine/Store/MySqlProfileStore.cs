@@ -108,13 +108,13 @@ namespace WriteBehind.Engine.Store
             });
         }
 
-        public Task<IReadOnlyDictionary<string, StoredProfile>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
+        public Task<IReadOnlyDictionary<string, ProfileRow>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
         {
             var distinct = StoreArguments.DistinctIds(userIds);
             return RunAsync("read " + distinct.Count + " row(s) from", false, cancellationToken, async connection =>
             {
-                var result = new Dictionary<string, StoredProfile>(StringComparer.Ordinal);
-                if (distinct.Count == 0) return (IReadOnlyDictionary<string, StoredProfile>)result;
+                var result = new Dictionary<string, ProfileRow>(StringComparer.Ordinal);
+                if (distinct.Count == 0) return (IReadOnlyDictionary<string, ProfileRow>)result;
                 string idsJson = MappedValues.JsonStringArray(distinct);
                 using (var command = new MySqlCommand(SelectColumns +
                     "WHERE user_id IN (SELECT q.k FROM JSON_TABLE(@ids, '$[*]' COLUMNS(k varchar(128) CHARACTER SET ascii PATH '$')) AS q)", connection))
@@ -122,11 +122,11 @@ namespace WriteBehind.Engine.Store
                     command.Parameters.AddWithValue("@ids", idsJson);
                     foreach (var row in await ReadRowsAsync(command, cancellationToken).ConfigureAwait(false)) result[row.UserId] = row;
                 }
-                return (IReadOnlyDictionary<string, StoredProfile>)result;
+                return (IReadOnlyDictionary<string, ProfileRow>)result;
             });
         }
 
-        public Task<IReadOnlyList<StoredProfile>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken)
+        public Task<IReadOnlyList<ProfileRow>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken)
         {
             if (limit < 1)
                 throw new ArgumentOutOfRangeException(nameof(limit));
@@ -140,7 +140,7 @@ namespace WriteBehind.Engine.Store
                 {
                     if (afterUserId != null) command.Parameters.AddWithValue("@after", afterUserId);
                     command.Parameters.AddWithValue("@limit", limit);
-                    return (IReadOnlyList<StoredProfile>)await ReadRowsAsync(command, cancellationToken).ConfigureAwait(false);
+                    return (IReadOnlyList<ProfileRow>)await ReadRowsAsync(command, cancellationToken).ConfigureAwait(false);
                 }
             });
         }
@@ -166,7 +166,7 @@ namespace WriteBehind.Engine.Store
 
         public void Dispose() => _server.Dispose();
 
-        private static Task<List<StoredProfile>> ReadRowsAsync(MySqlCommand command, CancellationToken cancellationToken) =>
+        private static Task<List<ProfileRow>> ReadRowsAsync(MySqlCommand command, CancellationToken cancellationToken) =>
             MySqlServer.ReadProfilesAsync(command, reader => reader.GetDateTime(3), cancellationToken);
 
         private Task<T> RunAsync<T>(string what, bool rowsInvolved, CancellationToken cancellationToken, Func<MySqlConnection, Task<T>> operation,

@@ -122,16 +122,16 @@ namespace WriteBehind.Engine.Store
             });
         }
 
-        public Task<IReadOnlyDictionary<string, StoredProfile>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
+        public Task<IReadOnlyDictionary<string, ProfileRow>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
         {
             var distinct = StoreArguments.DistinctIds(userIds);
             return RunAsync("read " + distinct.Count + " row(s) from", false, cancellationToken, async connection =>
             {
-                var result = new Dictionary<string, StoredProfile>(StringComparer.Ordinal);
+                var result = new Dictionary<string, ProfileRow>(StringComparer.Ordinal);
                 Layout layout = _layout;
                 // An id that is not a canonical integer can never have been written to an integer key.
                 var ids = layout.Key.Kind == ColumnKind.Integer ? distinct.Where(id => MappedValues.TryIntegerKey(id, out _)).ToArray() : distinct.ToArray();
-                if (ids.Length == 0) return (IReadOnlyDictionary<string, StoredProfile>)result;
+                if (ids.Length == 0) return (IReadOnlyDictionary<string, ProfileRow>)result;
                 using (var command = new NpgsqlCommand(layout.ReadSql, connection))
                 {
                     command.Parameters.Add(new NpgsqlParameter<string>("table", NpgsqlDbType.Text) { TypedValue = layout.TableName });
@@ -140,20 +140,20 @@ namespace WriteBehind.Engine.Store
                     {
                         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                         {
-                            StoredProfile row = ReadRow(layout, reader);
+                            ProfileRow row = ReadRow(layout, reader);
                             result[row.UserId] = row;
                         }
                     }
                 }
-                return (IReadOnlyDictionary<string, StoredProfile>)result;
+                return (IReadOnlyDictionary<string, ProfileRow>)result;
             });
         }
 
         /// <summary>A row of <see cref="Layout.ReadSql"/> (<see cref="MappedLayout.ReadProfile"/>): each mapped column comes as its JSON text (to_json).</summary>
-        private static StoredProfile ReadRow(Layout layout, NpgsqlDataReader reader) =>
+        private static ProfileRow ReadRow(Layout layout, NpgsqlDataReader reader) =>
             layout.ReadProfile(reader, r => new DateTimeOffset(DateTime.SpecifyKind(r.GetFieldValue<DateTime>(3), DateTimeKind.Utc)), (kind, value) => (string)value);
 
-        public Task<IReadOnlyList<StoredProfile>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken)
+        public Task<IReadOnlyList<ProfileRow>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken)
         {
             if (limit < 1)
                 throw new ArgumentOutOfRangeException(nameof(limit));
@@ -171,13 +171,13 @@ namespace WriteBehind.Engine.Store
                     using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
                         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false)) ids.Add(reader.GetString(0));
                 }
-                var page = new List<StoredProfile>(ids.Count);
-                if (ids.Count == 0) return (IReadOnlyList<StoredProfile>)page;
+                var page = new List<ProfileRow>(ids.Count);
+                if (ids.Count == 0) return (IReadOnlyList<ProfileRow>)page;
                 using (var command = new NpgsqlCommand(layout.ReadSql, connection))
                 {
                     command.Parameters.Add(new NpgsqlParameter<string>("table", NpgsqlDbType.Text) { TypedValue = layout.TableName });
                     command.Parameters.Add(new NpgsqlParameter<string[]>("ids", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = ids.ToArray() });
-                    var byId = new Dictionary<string, StoredProfile>(StringComparer.Ordinal);
+                    var byId = new Dictionary<string, ProfileRow>(StringComparer.Ordinal);
                     using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
                         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                         {
@@ -187,7 +187,7 @@ namespace WriteBehind.Engine.Store
                     foreach (string id in ids)
                         if (byId.TryGetValue(id, out var row)) page.Add(row);
                 }
-                return (IReadOnlyList<StoredProfile>)page;
+                return (IReadOnlyList<ProfileRow>)page;
             });
         }
 

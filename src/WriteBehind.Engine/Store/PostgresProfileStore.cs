@@ -75,26 +75,26 @@ namespace WriteBehind.Engine.Store
                 connection => CommitCore(connection, rows, cancellationToken));
         }
 
-        public Task<IReadOnlyDictionary<string, StoredProfile>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
+        public Task<IReadOnlyDictionary<string, ProfileRow>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
         {
             var distinct = StoreArguments.DistinctIds(userIds);
 
             return RunAsync("read " + distinct.Count + " row(s) from", rowsInvolved: false, cancellationToken, async connection =>
             {
-                var result = new Dictionary<string, StoredProfile>(StringComparer.Ordinal);
+                var result = new Dictionary<string, ProfileRow>(StringComparer.Ordinal);
                 if (distinct.Count == 0)
-                    return (IReadOnlyDictionary<string, StoredProfile>)result;
+                    return (IReadOnlyDictionary<string, ProfileRow>)result;
                 using (var command = new NpgsqlCommand(SelectColumns + "WHERE user_id = ANY(@ids)", connection))
                 {
                     command.Parameters.Add(new NpgsqlParameter<string[]>("ids", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = distinct.ToArray() });
-                    foreach (StoredProfile row in await ReadRowsAsync(command, cancellationToken).ConfigureAwait(false))
+                    foreach (ProfileRow row in await ReadRowsAsync(command, cancellationToken).ConfigureAwait(false))
                         result[row.UserId] = row;
                 }
-                return (IReadOnlyDictionary<string, StoredProfile>)result;
+                return (IReadOnlyDictionary<string, ProfileRow>)result;
             });
         }
 
-        public Task<IReadOnlyList<StoredProfile>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken)
+        public Task<IReadOnlyList<ProfileRow>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken)
         {
             if (limit < 1)
                 throw new ArgumentOutOfRangeException(nameof(limit));
@@ -109,7 +109,7 @@ namespace WriteBehind.Engine.Store
                     if (afterUserId != null)
                         command.Parameters.Add(new NpgsqlParameter<string>("after", NpgsqlDbType.Text) { TypedValue = afterUserId });
                     command.Parameters.Add(new NpgsqlParameter<int>("limit", NpgsqlDbType.Integer) { TypedValue = limit });
-                    return (IReadOnlyList<StoredProfile>)await ReadRowsAsync(command, cancellationToken).ConfigureAwait(false);
+                    return (IReadOnlyList<ProfileRow>)await ReadRowsAsync(command, cancellationToken).ConfigureAwait(false);
                 }
             });
         }
@@ -155,7 +155,7 @@ namespace WriteBehind.Engine.Store
             }
         }
 
-        private static Task<List<StoredProfile>> ReadRowsAsync(NpgsqlCommand command, CancellationToken cancellationToken) =>
+        private static Task<List<ProfileRow>> ReadRowsAsync(NpgsqlCommand command, CancellationToken cancellationToken) =>
             PostgresServer.ReadProfilesAsync(command, reader => reader.GetFieldValue<DateTime>(3) /* timestamptz: UTC */, cancellationToken);
 
         public Task CheckAsync(CancellationToken cancellationToken)

@@ -109,14 +109,14 @@ namespace WriteBehind.Engine.Store
         }
 
         /// <summary>The rows of a module table's read (user_id, json, version, updated_at as UTC).</summary>
-        public static async Task<List<StoredProfile>> ReadProfilesAsync(DbCommand command, Func<DbDataReader, DateTime> updatedAt, CancellationToken cancellationToken)
+        public static async Task<List<ProfileRow>> ReadProfilesAsync(DbCommand command, Func<DbDataReader, DateTime> updatedAt, CancellationToken cancellationToken)
         {
-            var rows = new List<StoredProfile>();
+            var rows = new List<ProfileRow>();
             using (DbDataReader reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 {
-                    rows.Add(new StoredProfile(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetInt64(2),
+                    rows.Add(new ProfileRow(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetInt64(2),
                         new DateTimeOffset(DateTime.SpecifyKind(updatedAt(reader), DateTimeKind.Utc))));
                 }
             }

@@ -190,22 +190,22 @@ namespace WriteBehind.Engine.Store
             return new StoreException($"column \"{column.Column}\" ({column.TypeName}) refuses {shown} of user '{userId}': {why}", null);
         }
 
-        public Task<IReadOnlyDictionary<string, StoredProfile>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
+        public Task<IReadOnlyDictionary<string, ProfileRow>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
         {
             var distinct = StoreArguments.DistinctIds(userIds);
             return RunAsync("read " + distinct.Count + " row(s) from", cancellationToken, connection =>
             {
-                var result = new Dictionary<string, StoredProfile>(StringComparer.Ordinal);
+                var result = new Dictionary<string, ProfileRow>(StringComparer.Ordinal);
                 foreach (var row in Read(connection, distinct)) result[row.UserId] = row;
-                return (IReadOnlyDictionary<string, StoredProfile>)result;
+                return (IReadOnlyDictionary<string, ProfileRow>)result;
             });
         }
 
-        private List<StoredProfile> Read(SqliteConnection connection, IEnumerable<string> userIds)
+        private List<ProfileRow> Read(SqliteConnection connection, IEnumerable<string> userIds)
         {
             Layout layout = _layout;
             var ids = layout.Key.Kind == ColumnKind.Integer ? userIds.Where(id => MappedValues.TryIntegerKey(id, out _)).ToList() : userIds.ToList();
-            var rows = new List<StoredProfile>(ids.Count);
+            var rows = new List<ProfileRow>(ids.Count);
             if (ids.Count == 0) return rows;
             string idsJson = MappedValues.JsonStringArray(ids);
             using (SqliteTransaction transaction = connection.BeginTransaction(deferred: true))
@@ -266,7 +266,7 @@ namespace WriteBehind.Engine.Store
             catch (System.Text.Json.JsonException) { return false; }
         }
 
-        public Task<IReadOnlyList<StoredProfile>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken)
+        public Task<IReadOnlyList<ProfileRow>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken)
         {
             if (limit < 1)
                 throw new ArgumentOutOfRangeException(nameof(limit));
@@ -283,7 +283,7 @@ namespace WriteBehind.Engine.Store
                         while (reader.Read()) ids.Add(reader.GetString(0));
                 }
                 var byId = Read(connection, ids).ToDictionary(r => r.UserId, StringComparer.Ordinal);
-                return (IReadOnlyList<StoredProfile>)ids.Where(byId.ContainsKey).Select(id => byId[id]).ToList();
+                return (IReadOnlyList<ProfileRow>)ids.Where(byId.ContainsKey).Select(id => byId[id]).ToList();
             });
         }
 

@@ -73,20 +73,20 @@ namespace WriteBehind.Engine.Store
             return RunAsync("commit " + rows.Count + " row(s) to", cancellationToken, connection => Commit(connection, rows, cancellationToken));
         }
 
-        public Task<IReadOnlyDictionary<string, StoredProfile>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
+        public Task<IReadOnlyDictionary<string, ProfileRow>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
         {
             var distinct = StoreArguments.DistinctIds(userIds);
 
             return RunAsync("read " + distinct.Count + " row(s) from", cancellationToken, connection => Get(connection, distinct, cancellationToken));
         }
 
-        public Task<IReadOnlyList<StoredProfile>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken)
+        public Task<IReadOnlyList<ProfileRow>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken)
         {
             if (limit < 1)
                 throw new ArgumentOutOfRangeException(nameof(limit));
             return RunAsync("read a page of", cancellationToken, connection =>
             {
-                var page = new List<StoredProfile>(Math.Min(limit, 4096));
+                var page = new List<ProfileRow>(Math.Min(limit, 4096));
                 using (SqliteCommand command = connection.CreateCommand())
                 {
                     // user_id is TEXT with the default BINARY collation: ordinal order, matching the keyset.
@@ -100,12 +100,12 @@ namespace WriteBehind.Engine.Store
                     {
                         while (reader.Read())
                         {
-                            page.Add(new StoredProfile(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1),
+                            page.Add(new ProfileRow(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1),
                                 reader.GetInt64(2), ParseTimestamp(reader.GetString(3))));
                         }
                     }
                 }
-                return (IReadOnlyList<StoredProfile>)page;
+                return (IReadOnlyList<ProfileRow>)page;
             });
         }
 
@@ -146,9 +146,9 @@ namespace WriteBehind.Engine.Store
             return new StoreCommitResult(applied, rows.Count - applied);
         }
 
-        private static IReadOnlyDictionary<string, StoredProfile> Get(SqliteConnection connection, List<string> ids, CancellationToken cancellationToken)
+        private static IReadOnlyDictionary<string, ProfileRow> Get(SqliteConnection connection, List<string> ids, CancellationToken cancellationToken)
         {
-            var result = new Dictionary<string, StoredProfile>(StringComparer.Ordinal);
+            var result = new Dictionary<string, ProfileRow>(StringComparer.Ordinal);
             if (ids.Count == 0)
                 return result;
 
@@ -183,7 +183,7 @@ namespace WriteBehind.Engine.Store
                                 string json = reader.IsDBNull(1) ? null : reader.GetString(1);
                                 long version = reader.GetInt64(2);
                                 DateTimeOffset updatedAt = ParseTimestamp(reader.GetString(3));
-                                result[userId] = new StoredProfile(userId, json, version, updatedAt);
+                                result[userId] = new ProfileRow(userId, json, version, updatedAt);
                             }
                         }
                     }

@@ -50,11 +50,11 @@ namespace WriteBehind.Engine.Store
             return new StoreCommitResult(rows.Count - rejected.Count, 0, rejected);
         }
 
-        public Task<IReadOnlyDictionary<string, StoredProfile>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken) =>
-            Task.FromResult((IReadOnlyDictionary<string, StoredProfile>)new Dictionary<string, StoredProfile>(StringComparer.Ordinal));
+        public Task<IReadOnlyDictionary<string, ProfileRow>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken) =>
+            Task.FromResult((IReadOnlyDictionary<string, ProfileRow>)new Dictionary<string, ProfileRow>(StringComparer.Ordinal));
 
-        public Task<IReadOnlyList<StoredProfile>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken) =>
-            Task.FromResult((IReadOnlyList<StoredProfile>)Array.Empty<StoredProfile>());
+        public Task<IReadOnlyList<ProfileRow>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken) =>
+            Task.FromResult((IReadOnlyList<ProfileRow>)Array.Empty<ProfileRow>());
 
         public Task<long> CountAsync(CancellationToken cancellationToken) => Task.FromResult(0L);
 

@@ -12,7 +12,7 @@ namespace WriteBehind.Commands
     [Cmdlet(VerbsCommon.Get, "UserProfile")]
     [OutputType(typeof(UserProfile))]
     [OutputType(typeof(PSCustomObject))]
-    public sealed class GetUserProfileCommand : ChunkingCmdlet<string, ProfileState[]>
+    public sealed class GetUserProfileCommand : ChunkingCmdlet<string, ProfileRow[]>
     {
 
         /// <summary>Ids to read; without it, every cached profile (streamed with HSCAN).</summary>
@@ -88,7 +88,7 @@ namespace WriteBehind.Commands
                     foreach (var p in ResolvedConnection.ScanCached())
                     {
                         if (StopToken.IsCancellationRequested) return;
-                        Output(p.UserId, p.Json, p.Version, p.Source);
+                        Output(p.UserId, p.Json, p.Version, p.Source ?? ProfileSource.Cache);
                     }
                 }
                 catch (WriteBehindException ex) { ThrowFailure(ex, null); }
@@ -100,18 +100,18 @@ namespace WriteBehind.Commands
         // Reads: chunks may always be in flight together (a refused write cannot happen here).
         protected override bool CanPipeline(WriteBehindConnection connection) => true;
 
-        protected override Task<ProfileState[]> SendAsync(WriteBehindConnection connection, string[] ids, bool pipelined, CancellationToken cancellationToken) =>
-            FromStore ? Task.FromResult(new ProfileState[ids.Length]) : connection.GetCachedAsync(ids);
+        protected override Task<ProfileRow[]> SendAsync(WriteBehindConnection connection, string[] ids, bool pipelined, CancellationToken cancellationToken) =>
+            FromStore ? Task.FromResult(new ProfileRow[ids.Length]) : connection.GetCachedAsync(ids);
 
         protected override object TargetOf(string item) => item;
 
         /// <summary>Writes the cached profiles of a chunk; the misses are read from the store (and put back in
         /// the cache), here on the pipeline thread.</summary>
-        protected override void Completed(string[] ids, ProfileState[] cached)
+        protected override void Completed(string[] ids, ProfileRow[] cached)
         {
             var connection = ResolvedConnection;
             var misses = ids.Where((id, i) => cached[i] == null).Distinct().ToList();
-            IReadOnlyDictionary<string, StoredProfile> stored = null;
+            IReadOnlyDictionary<string, ProfileRow> stored = null;
             if (misses.Count > 0)
             {
                 try
