@@ -108,7 +108,12 @@ function New-PostgresStore {
     "postgres://$($Postgres.User)@127.0.0.1:$($Postgres.Port)/$name"
 }
 function Remove-PostgresStore([string] $Uri) {
-    Invoke-Psql "DROP DATABASE IF EXISTS $($Uri -replace '^.*/', '') WITH (FORCE)"
+    # WITH (FORCE) cannot end an autovacuum worker (the bench's user is no superuser), and a database that
+    # just took a million rows often has one: wait for it, up to a minute.
+    for ($attempt = 1; ; $attempt++) {
+        try { Invoke-Psql "DROP DATABASE IF EXISTS $($Uri -replace '^.*/', '') WITH (FORCE)"; return }
+        catch { if ($attempt -ge 60 -or "$_" -notmatch 'pg_signal_backend|being accessed by other users') { throw }; Start-Sleep -Seconds 1 }
+    }
 }
 function Invoke-Psql([string] $Sql) {
     $env:PGPASSWORD = $Postgres.Password
