@@ -40,4 +40,25 @@ namespace WriteBehind.Engine
 
         public string ErrorId { get; }
     }
+
+    /// <summary>QueueFull for part of a call: with several partitions each partition's script runs on its own, so a
+    /// partition at its high-water mark refuses its records while the others' were written. <see cref="Refused"/>
+    /// says which records (by index in the call) were refused; <see cref="Accepted"/> is the call's reply for the
+    /// others (refused entries left at their default).</summary>
+    public sealed class QueueFullPartlyException : WriteBehindException
+    {
+        /// <summary>A QueueFull of which only the records flagged in <paramref name="refused"/> were refused.</summary>
+        public QueueFullPartlyException(WriteBehindException queueFull, bool[] refused, object accepted)
+            : base(ErrorIds.QueueFull, queueFull.Message, queueFull)
+        {
+            Refused = refused;
+            Accepted = accepted;
+        }
+
+        /// <summary>For each record of the call, whether its partition refused it.</summary>
+        public bool[] Refused { get; }
+
+        /// <summary>The reply for the records written (the same shape as the call's full reply).</summary>
+        public object Accepted { get; }
+    }
 }

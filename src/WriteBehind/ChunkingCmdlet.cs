@@ -11,7 +11,7 @@ namespace WriteBehind.Commands
     /// Add-WriteQueueItem, Get-UserProfile -UserId): records go into chunks, each chunk is one engine call,
     /// and up to <see cref="MaxInFlight"/> chunks' round trips run while the pipeline fills the next one.
     /// Chunks are sent, and their results written, in the order the records came; Write* is called only here,
-    /// on the pipeline thread. A chunk refused with QueueFull wrote nothing: each of its records gets its own
+    /// on the pipeline thread. A chunk refused with QueueFull wrote nothing (with several partitions: nothing of the full partitions): each refused record gets its own
     /// error and the pipeline goes on. Any other failure ends the command, after the chunks already sent have
     /// been waited for and reported. EndProcessing sends the rest and waits for every chunk in flight; a stop
     /// request (Ctrl+C) sends nothing more, waits for the chunks in flight, and says on the host what was
@@ -31,6 +31,7 @@ namespace WriteBehind.Commands
         private long _written;
         private long _refused;
         private long _notConfirmed;
+        private bool _disposing;   // past the pipeline: outcomes are counted, nothing more is written
 
         private sealed class InFlight
         {
@@ -123,8 +124,7 @@ namespace WriteBehind.Commands
             }
             catch (WriteBehindException ex) when (ex.ErrorId == ErrorIds.QueueFull)
             {
-                _refused += chunk.Items.Length;
-                foreach (var item in chunk.Items) WriteFailure(ex, TargetOf(item));
+                Refused(chunk, ex);
                 return;
             }
             catch (OperationCanceledException) when (StopToken.IsCancellationRequested)
@@ -160,7 +160,9 @@ namespace WriteBehind.Commands
             }
             catch (Exception ex)
             {
-                if ((ex is WriteBehindException wbe && wbe.ErrorId == ErrorIds.QueueFull) || ex is OperationCanceledException)
+                if (ex is WriteBehindException wbe && wbe.ErrorId == ErrorIds.QueueFull)
+                    Refused(chunk, wbe);
+                else if (ex is OperationCanceledException)
                     _refused += chunk.Items.Length;
                 else
                     _notConfirmed += chunk.Items.Length;
@@ -169,11 +171,45 @@ namespace WriteBehind.Commands
             }
         }
 
+        /// <summary>A chunk a full queue refused: each refused record gets its own QueueFull. With several
+        /// partitions only the full partitions' records are refused; the others' were written and complete.</summary>
+        private void Refused(InFlight chunk, WriteBehindException queueFull)
+        {
+            if (queueFull is QueueFullPartlyException partly && partly.Refused.Length == chunk.Items.Length && partly.Accepted is TReply accepted)
+            {
+                var written = new List<TItem>(chunk.Items.Length);
+                var kept = new List<int>(chunk.Items.Length);
+                for (int i = 0; i < chunk.Items.Length; i++)
+                {
+                    if (!partly.Refused[i]) { written.Add(chunk.Items[i]); kept.Add(i); continue; }
+                    _refused++;
+                    if (!_disposing) WriteFailure(queueFull, TargetOf(chunk.Items[i]));
+                }
+                _written += written.Count;
+                if (!_disposing) Completed(written.ToArray(), Keep(accepted, kept));
+                return;
+            }
+            _refused += chunk.Items.Length;
+            if (_disposing) return;
+            foreach (var item in chunk.Items) WriteFailure(queueFull, TargetOf(item));
+        }
+
+        /// <summary>A reply cut down to the records kept: an array reply (one entry per record) keeps their entries;
+        /// any other reply stands for the call as a whole.</summary>
+        private static TReply Keep(TReply reply, List<int> kept)
+        {
+            if (!(reply is Array all)) return reply;
+            var some = Array.CreateInstance(all.GetType().GetElementType(), kept.Count);
+            for (int j = 0; j < kept.Count; j++) some.SetValue(all.GetValue(kept[j]), j);
+            return (TReply)(object)some;
+        }
+
         /// <summary>After a stop request (or a downstream command that took all it wanted) the chunks still in
         /// flight are waited for here: they were sent, and each is applied whole or not at all. After a stop
         /// request the host is told what was written.</summary>
         public void Dispose()
         {
+            _disposing = true;
             while (_inFlight.Count > 0)
             {
                 var chunk = _inFlight.Dequeue();

@@ -120,6 +120,59 @@ Describe 'Partitions on one Redis' {
     }
 }
 
+Describe 'A full partition refuses only its own records' {
+    BeforeAll {
+        $script:P = New-TestPrefix
+        Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $script:P -Partitions 2 -HighWaterMark 20
+        $ids = @(0..200 | ForEach-Object { "z$_" })
+        $script:Full = @($ids | Where-Object { (Get-Partition $_ 2) -eq 0 })
+        $script:Room = @($ids | Where-Object { (Get-Partition $_ 2) -eq 1 })
+        # fill partition 0 to its share of the mark: until it refuses
+        $i = 0
+        do { $err = $null; Set-UserProfile -UserId $script:Full[$i] -Profile '{"v":0}' -ErrorVariable err -ErrorAction SilentlyContinue; $i++ } while (-not $err -and $i -lt 60)
+        $script:FullDepth = (Get-RawList "$($script:P)write_queue{0}").Count
+    }
+    AfterAll {
+        Disconnect-WriteBehind
+        Remove-TestKeys $script:P
+    }
+
+    It 'Set-UserProfile: the full partition''s records get QueueFull; the others are written, passed through and not reported' {
+        $script:FullDepth | Should -BeGreaterThan 0
+        $errs = $null
+        $out = @(@(
+            [pscustomobject]@{ UserId = $script:Full[0]; Profile = '{"v":1}' }
+            [pscustomobject]@{ UserId = $script:Room[0]; Profile = '{"v":1}' }
+            [pscustomobject]@{ UserId = $script:Room[1]; Profile = '{"v":1}' }
+        ) | Set-UserProfile -PassThru -ErrorVariable errs -ErrorAction SilentlyContinue)
+        @($errs | ForEach-Object FullyQualifiedErrorId) | Should -BeExactly @('QueueFull,WriteBehind.Commands.SetUserProfileCommand')
+        $errs[0].TargetObject | Should -BeExactly $script:Full[0]
+        @($out | ForEach-Object UserId) | Should -BeExactly @($script:Room[0], $script:Room[1])
+        @($out | ForEach-Object Version) | Should -BeExactly @(1, 1)
+        Get-RawString "$($script:P)user_profiles{0}" "user:$($script:Full[0])" | Should -BeExactly '{"v":0}'
+        Get-RawString "$($script:P)user_profiles{1}" "user:$($script:Room[0])" | Should -BeExactly '{"v":1}'
+        (Get-RawList "$($script:P)write_queue{0}").Count | Should -Be $script:FullDepth
+        Get-RawList "$($script:P)write_queue{1}" | Should -BeExactly @("set:user:$($script:Room[1]):1", "set:user:$($script:Room[0]):1")
+    }
+    It 'Add-WriteQueueItem and Remove-UserProfile: the same, per record' {
+        $errs = $null
+        $out = @(@(
+            [pscustomobject]@{ UserId = $script:Full[1]; Update = '{"a":1}' }
+            [pscustomobject]@{ UserId = $script:Room[2]; Update = '{"a":1}' }
+        ) | Add-WriteQueueItem -PassThru -ErrorVariable errs -ErrorAction SilentlyContinue)
+        @($errs | ForEach-Object FullyQualifiedErrorId) | Should -BeExactly @('QueueFull,WriteBehind.Commands.AddWriteQueueItemCommand')
+        @($out | ForEach-Object Item) | Should -BeExactly @("update:user:$($script:Room[2]):{`"a`":1}")
+        (Get-RawList "$($script:P)write_queue{1}")[0] | Should -BeExactly "update:user:$($script:Room[2]):{`"a`":1}"
+        $errs = $null
+        $out = @(Remove-UserProfile -UserId $script:Full[0], $script:Room[0] -PassThru -ErrorVariable errs -ErrorAction SilentlyContinue)
+        @($errs | ForEach-Object FullyQualifiedErrorId) | Should -BeExactly @('QueueFull,WriteBehind.Commands.RemoveUserProfileCommand')
+        $errs[0].TargetObject | Should -BeExactly $script:Full[0]
+        @($out | ForEach-Object Item) | Should -BeExactly @("delete:user:$($script:Room[0])")
+        Get-RawString "$($script:P)user_profiles{0}" "user:$($script:Full[0])" | Should -BeExactly '{"v":0}'
+        (Get-RawList "$($script:P)write_queue{0}").Count | Should -Be $script:FullDepth
+    }
+}
+
 Describe 'Partition settings' {
     It 'flushes ids 0..60 over three partitions with none dead-lettered (the lease script routes every id as C# does)' {
         # Garnet's Lua (5.4 numbers, a bit library that shifts wrongly) once put half of these in the wrong partition.

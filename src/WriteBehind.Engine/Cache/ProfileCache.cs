@@ -29,7 +29,8 @@ namespace WriteBehind.Engine.Cache
         public async Task<long[]> SetProfilesAsync(IReadOnlyList<KeyValuePair<string, string>> profiles, bool queue, bool pipelined = false, CancellationToken cancellationToken = default)
         {
             var versions = new long[profiles.Count];
-            await Task.WhenAll(_redis.ByPartition(profiles, p => p.Key).Select(async group =>
+            var refusals = new PartitionRefusals(profiles.Count);
+            await Task.WhenAll(_redis.ByPartition(profiles, p => p.Key).Select(group => refusals.Run(group.Value, async () =>
             {
                 var keys = group.Key;
                 var args = new RedisValue[2 + group.Value.Count * 2];
@@ -44,7 +45,8 @@ namespace WriteBehind.Engine.Cache
                     new RedisKey[] { keys.Cache, keys.Versions, keys.Queue, keys.Redo, keys.PendingAge }, args, pipelined).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
                 await _redis.EnsureReplicatedAsync(keys.Cache, "the profile write").ConfigureAwait(false);
                 for (int i = 0; i < group.Value.Count; i++) versions[group.Value[i]] = written[i];
-            })).ConfigureAwait(false);
+            }))).ConfigureAwait(false);
+            refusals.ThrowIfAny(versions);
             return versions;
         }
 
@@ -53,7 +55,8 @@ namespace WriteBehind.Engine.Cache
         public async Task<bool[]> RemoveProfilesAsync(IReadOnlyList<string> userIds, bool pipelined = false, CancellationToken cancellationToken = default)
         {
             var removed = new bool[userIds.Count];
-            await Task.WhenAll(_redis.ByPartition(userIds, id => id).Select(async group =>
+            var refusals = new PartitionRefusals(userIds.Count);
+            await Task.WhenAll(_redis.ByPartition(userIds, id => id).Select(group => refusals.Run(group.Value, async () =>
             {
                 var keys = group.Key;
                 var args = new RedisValue[1 + group.Value.Count];
@@ -63,7 +66,8 @@ namespace WriteBehind.Engine.Cache
                     new RedisKey[] { keys.Cache, keys.Versions, keys.Queue, keys.Redo, keys.PendingAge }, args, pipelined).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
                 await _redis.EnsureReplicatedAsync(keys.Cache, "the delete").ConfigureAwait(false);
                 for (int i = 0; i < group.Value.Count; i++) removed[group.Value[i]] = result[i] == 1;
-            })).ConfigureAwait(false);
+            }))).ConfigureAwait(false);
+            refusals.ThrowIfAny(removed);
             return removed;
         }
 

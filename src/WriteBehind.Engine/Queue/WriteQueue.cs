@@ -40,7 +40,8 @@ namespace WriteBehind.Engine.Queue
         /// the depth after of the last queue written.</summary>
         public async Task<long> EnqueueAsync(IReadOnlyList<string> items, bool pipelined = false, CancellationToken cancellationToken = default)
         {
-            var depths = await Task.WhenAll(_redis.ByPartition(items, QueueItem.RoutingUserIdOf).Select(async group =>
+            var refusals = new PartitionRefusals(items.Count);
+            var depths = await Task.WhenAll(_redis.ByPartition(items, QueueItem.RoutingUserIdOf).Select(group => refusals.Run(group.Value, async () =>
             {
                 var keys = group.Key;
                 var args = new RedisValue[1 + group.Value.Count];
@@ -49,8 +50,10 @@ namespace WriteBehind.Engine.Queue
                 long depth = await _redis.ProduceAsync(async db => (long)await Scripts.Enqueue.EvaluateAsync(db, new RedisKey[] { keys.Queue, keys.PendingAge }, args, pipelined).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
                 await _redis.EnsureReplicatedAsync(keys.Queue, "the queued items").ConfigureAwait(false);
                 return depth;
-            })).ConfigureAwait(false);
-            return depths.Length == 0 ? 0 : depths[depths.Length - 1];
+            }))).ConfigureAwait(false);
+            long last = depths.Length == 0 ? 0 : depths[depths.Length - 1];
+            refusals.ThrowIfAny(last);
+            return last;
         }
 
         /// <summary>Drops every pending item (not the in-flight leases). Returns how many were dropped.</summary>
