@@ -6,7 +6,7 @@ using System.Threading.Tasks;
 namespace WriteBehind.Engine
 {
     /// <summary>How many items the queue holds, and of which kinds: what Clear-WriteQueue asks to confirm.</summary>
-    public sealed class QueueCensus
+    internal sealed class QueueCensus
     {
         /// <summary>At most this many items are read to sort them by kind (pages of 10,000, oldest first);
         /// the total is always exact.</summary>

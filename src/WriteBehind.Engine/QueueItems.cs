@@ -3,7 +3,7 @@ using WriteBehind.Engine.Json;
 
 namespace WriteBehind.Engine
 {
-    public enum QueueItemKind { Update, Set, Delete }
+    internal enum QueueItemKind { Update, Set, Delete }
 
     /// <summary>A parsed queue item. The grammar (the Lua lease script applies the same rules):
     /// <c>update:user:&lt;id&gt;:&lt;json object&gt;</c> a deferred patch;
@@ -12,7 +12,7 @@ namespace WriteBehind.Engine
     /// <c>delete:user:&lt;id&gt;:&lt;version&gt;</c> persist the tombstone (written by Remove-UserProfile);
     /// <c>delete:user:&lt;id&gt;</c> a deferred delete from a raw producer.
     /// A version is 1 to 2^53 - 1 in decimal digits, without sign or leading zero.</summary>
-    public readonly struct QueueItem
+    internal readonly struct QueueItem
     {
         public QueueItem(QueueItemKind kind, string userId, string rest)
         {

@@ -9,7 +9,7 @@ namespace WriteBehind.Engine
     /// and paused runs), appended with one write, so a scheduled task leaves a history that
     /// <c>Get-Content | ConvertFrom-Json</c> reads. It holds counts and the error's id and message, which the
     /// engine keeps free of secrets; never a connection string or a password.</summary>
-    public static class RunLog
+    internal static class RunLog
     {
         private static string Utc(DateTimeOffset t) =>
             t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);

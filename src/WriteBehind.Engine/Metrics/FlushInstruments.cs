@@ -7,7 +7,7 @@ namespace WriteBehind.Engine.Metrics
     /// <summary>The flush's .NET metrics: a <see cref="Meter"/> named "WriteBehind" that dotnet-counters and
     /// OpenTelemetry collectors read from a running flusher (names and units after OpenTelemetry's conventions).
     /// Per process; the Prometheus text (<see cref="PrometheusText"/>) shows the totals of every flusher.</summary>
-    public static class FlushInstruments
+    internal static class FlushInstruments
     {
         public const string MeterName = "WriteBehind";
 

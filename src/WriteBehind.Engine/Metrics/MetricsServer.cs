@@ -9,7 +9,7 @@ namespace WriteBehind.Engine.Metrics
     /// <summary>Serves <c>/metrics</c> (the Prometheus text of <see cref="PrometheusText"/>) while a continuous
     /// flush runs: on loopback by default (<c>http://127.0.0.1:port/</c>), or on the HttpListener prefix given.
     /// Each scrape reads Redis afresh; nothing is cached. Disposing it stops it.</summary>
-    public sealed class MetricsServer : IDisposable
+    internal sealed class MetricsServer : IDisposable
     {
         private readonly HttpListener _listener = new HttpListener();
         private readonly Func<CancellationToken, Task<string>> _render;

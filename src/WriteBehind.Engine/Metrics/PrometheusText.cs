@@ -11,7 +11,7 @@ namespace WriteBehind.Engine.Metrics
     /// flusher adds to the same ones), a <c>partition</c> label on the per-partition gauges and an
     /// <c>outcome</c> label on the item counter. Export-WriteBehindMetrics and the flush's scrape endpoint
     /// both write this text.</summary>
-    public static class PrometheusText
+    internal static class PrometheusText
     {
         public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 

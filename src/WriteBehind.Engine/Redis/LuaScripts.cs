@@ -29,6 +29,9 @@ namespace WriteBehind.Engine.Redis
         /// <param name="sendText">EVAL with the text at once, never EVALSHA: for a call that other calls are sent
         /// behind before its reply (pipelined producer chunks). After a NOSCRIPT (a failover, SCRIPT FLUSH) the
         /// EVAL retry would be sent after them, so a later chunk would overtake it.</param>
+        /// <param name="db">The database or batch to send it on.</param>
+        /// <param name="keys">The script's KEYS.</param>
+        /// <param name="args">The script's ARGV.</param>
         public async Task<RedisResult> EvaluateAsync(IDatabaseAsync db, RedisKey[] keys, RedisValue[] args, bool sendText = false)
         {
             try

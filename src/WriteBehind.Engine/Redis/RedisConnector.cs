@@ -60,6 +60,10 @@ namespace WriteBehind.Engine.Redis
         /// <param name="checkRefused">First look whether every endpoint refuses a TCP connection:
         /// StackExchange.Redis sometimes waits the whole connect timeout for a refused connection and
         /// sometimes fails at once; a port nothing listens on is refused here, always at once.</param>
+        /// <param name="config">The configuration <see cref="Configure"/> built.</param>
+        /// <param name="endpoint">The endpoint(s) as messages show them.</param>
+        /// <param name="options">The options the failure messages are built from (and scrubbed of the password).</param>
+        /// <param name="tls">The TLS check, whose findings explain a failed handshake (null without TLS).</param>
         public static async Task<ConnectionMultiplexer> ConnectAsync(ConfigurationOptions config, string endpoint, WriteBehindOptions options,
             RedisTls.Check tls, bool checkRefused)
         {
