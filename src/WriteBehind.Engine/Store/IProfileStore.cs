@@ -5,8 +5,10 @@ using System.Threading.Tasks;
 
 namespace WriteBehind.Engine.Store
 {
+    /// <summary>What one store commit did with its rows.</summary>
     public sealed class StoreCommitResult
     {
+        /// <summary>A commit that declined no row.</summary>
         public StoreCommitResult(int applied, int stale)
         {
             Applied = applied;
@@ -16,6 +18,8 @@ namespace WriteBehind.Engine.Store
 
         /// <param name="rejected">Rows the store declined for good in a commit that otherwise went in: user id → reason
         /// (a writer's <c>$row.Reject('reason')</c>); the flusher dead-letters their items.</param>
+        /// <param name="applied">Rows written because their version was newer.</param>
+        /// <param name="stale">Rows left alone because the store held that version or a newer one.</param>
         public StoreCommitResult(int applied, int stale, IReadOnlyList<KeyValuePair<string, string>> rejected)
             : this(applied, stale)
         {

@@ -21,6 +21,7 @@ namespace WriteBehind.Engine.Store
         /// table has the row, then each mapped column, then the JSON column.</summary>
         /// <param name="updatedAt">updated_at of a versioned row, as the driver reads it.</param>
         /// <param name="valueJson">A mapped column's (non-NULL) value as JSON text, by the column's kind.</param>
+        /// <param name="reader">Positioned on the row to read.</param>
         public ProfileRow ReadProfile(DbDataReader reader, Func<DbDataReader, DateTimeOffset> updatedAt, Func<ColumnKind, object, string> valueJson)
         {
             string id = reader.GetString(0);
@@ -50,6 +51,7 @@ namespace WriteBehind.Engine.Store
 
         /// <summary>A row's user id checked against an integer key column before anything is sent.</summary>
         /// <param name="quotedKey">The key column as the message shows it ("id" or `id`).</param>
+        /// <param name="userId">The row's user id.</param>
         public void CheckKey(string userId, string quotedKey)
         {
             if (Key.Kind == ColumnKind.Integer && !MappedValues.TryIntegerKey(userId, out _))
@@ -89,6 +91,8 @@ namespace WriteBehind.Engine.Store
         /// <param name="table">The table as messages name it.</param>
         /// <param name="ignoreCase">Identifiers are case-insensitive (SQLite, MariaDB/MySQL); otherwise (PostgreSQL) a
         /// name is found as spelt, or else folded to lower case as an unquoted identifier is.</param>
+        /// <param name="mapping">The user's mapping (table, key, columns).</param>
+        /// <param name="columns">The table's columns as the database's catalog lists them.</param>
         public MappedCatalog(StoreMapping mapping, string table, IReadOnlyList<TColumn> columns, bool ignoreCase)
         {
             _mapping = mapping;

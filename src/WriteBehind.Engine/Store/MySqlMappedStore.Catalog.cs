@@ -11,7 +11,7 @@ namespace WriteBehind.Engine.Store
 {
     /// <summary>The mapped MariaDB/MySQL table read from the catalog (information_schema), checked against the
     /// mapping, and the statements built for it.</summary>
-    public sealed partial class MySqlMappedStore
+    internal sealed partial class MySqlMappedStore
     {
         private static string Quote(string identifier) => "`" + identifier.Replace("`", "``") + "`";
 

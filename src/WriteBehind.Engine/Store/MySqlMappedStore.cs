@@ -17,7 +17,7 @@ namespace WriteBehind.Engine.Store
     /// in as text and the server converts them to the column's type (strict mode refuses what does not fit, with
     /// its message); booleans and date/times are first put in the form MariaDB takes (1/0, UTC <c>yyyy-MM-dd HH:mm:ss</c>).
     /// </summary>
-    public sealed partial class MySqlMappedStore : IMappedProfileStore
+    internal sealed partial class MySqlMappedStore : IMappedProfileStore
     {
         private const string CreateVersionsSql =
             "CREATE TABLE IF NOT EXISTS wb_versions(" +

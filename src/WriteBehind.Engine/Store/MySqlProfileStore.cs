@@ -21,7 +21,7 @@ namespace WriteBehind.Engine.Store
     /// the server refuses for good (SQLSTATE 22xxx/23xxx, incorrect values 1366/1292/1265/1411, invalid JSON) is a
     /// plain <see cref="StoreException"/>, which makes the flusher isolate and dead-letter that row.
     /// </remarks>
-    public sealed class MySqlProfileStore : IProfileStore
+    internal sealed class MySqlProfileStore : IProfileStore
     {
         private const string CreateSchemaSql =
             "CREATE TABLE IF NOT EXISTS wb_schema(version int NOT NULL) ENGINE=InnoDB;" +

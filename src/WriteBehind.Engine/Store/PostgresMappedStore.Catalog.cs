@@ -12,7 +12,7 @@ namespace WriteBehind.Engine.Store
 {
     /// <summary>The mapped PostgreSQL table read from the catalog (pg_class, pg_attribute, pg_index), checked
     /// against the mapping, and the one commit statement and the read statement built for it.</summary>
-    public sealed partial class PostgresMappedStore
+    internal sealed partial class PostgresMappedStore
     {
         private static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"") + "\"";
 

@@ -21,7 +21,7 @@ namespace WriteBehind.Engine.Store
     /// <c>22001</c> too long, <c>23xxx</c> constraints) fails the statement with the server's message, and the
     /// flusher isolates and dead-letters that row.
     /// </summary>
-    public sealed partial class PostgresMappedStore : IMappedProfileStore
+    internal sealed partial class PostgresMappedStore : IMappedProfileStore
     {
         // Any constant: serialises the creation of wb_versions between processes.
         private const long VersionsLockKey = 0x5752_4954_4542_4856; // "WRITEBHV"

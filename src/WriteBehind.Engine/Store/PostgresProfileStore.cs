@@ -62,12 +62,14 @@ namespace WriteBehind.Engine.Store
             _server = new PostgresServer(connectionString, description, certificateValidation, nameof(PostgresProfileStore));
         }
 
+        /// <inheritdoc/>
         public string Description => _server.Description;
 
         /// <summary>For a mapped table on the same server (<see cref="PostgresMappedStore"/>).</summary>
         internal string ConnectionString => _server.ConnectionString;
         internal System.Net.Security.RemoteCertificateValidationCallback CertificateValidation => _server.CertificateValidation;
 
+        /// <inheritdoc/>
         public Task<StoreCommitResult> CommitAsync(IReadOnlyList<ProfileRow> rows, CancellationToken cancellationToken)
         {
             StoreArguments.CheckRows(rows);
@@ -75,6 +77,7 @@ namespace WriteBehind.Engine.Store
                 connection => CommitCore(connection, rows, cancellationToken));
         }
 
+        /// <inheritdoc/>
         public Task<IReadOnlyDictionary<string, ProfileRow>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
         {
             var distinct = StoreArguments.DistinctIds(userIds);
@@ -94,6 +97,7 @@ namespace WriteBehind.Engine.Store
             });
         }
 
+        /// <inheritdoc/>
         public Task<IReadOnlyList<ProfileRow>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken)
         {
             if (limit < 1)
@@ -114,6 +118,7 @@ namespace WriteBehind.Engine.Store
             });
         }
 
+        /// <inheritdoc/>
         public Task<long> CountAsync(CancellationToken cancellationToken)
         {
             return RunAsync("count the rows of", rowsInvolved: false, cancellationToken, async connection =>
@@ -123,6 +128,7 @@ namespace WriteBehind.Engine.Store
             });
         }
 
+        /// <summary>Closes the store's pooled connections.</summary>
         public void Dispose() => _server.Dispose();
 
         private static async Task<StoreCommitResult> CommitCore(NpgsqlConnection connection, IReadOnlyList<ProfileRow> rows, CancellationToken cancellationToken)
@@ -158,6 +164,7 @@ namespace WriteBehind.Engine.Store
         private static Task<List<ProfileRow>> ReadRowsAsync(NpgsqlCommand command, CancellationToken cancellationToken) =>
             PostgresServer.ReadProfilesAsync(command, reader => reader.GetFieldValue<DateTime>(3) /* timestamptz: UTC */, cancellationToken);
 
+        /// <inheritdoc/>
         public Task CheckAsync(CancellationToken cancellationToken)
         {
             return RunAsync("check", rowsInvolved: false, cancellationToken, async connection =>

@@ -58,6 +58,9 @@ namespace WriteBehind.Engine.Store
         /// on it, and disposes it (back to the pool).</summary>
         /// <param name="action">What could not be done, for the message: "commit 3 row(s) to it", "read a page of table users".</param>
         /// <param name="rowsInvolved">The operation writes rows: a row error is then a <see cref="StoreException"/>, not an outage.</param>
+        /// <param name="cancellationToken">Cancels the open and the operation.</param>
+        /// <param name="prepare">Run first on the same connection (null: nothing).</param>
+        /// <param name="operation">The work; its result is returned.</param>
         public async Task<T> RunAsync<T>(string action, bool rowsInvolved, CancellationToken cancellationToken,
             Func<TConnection, Task> prepare, Func<TConnection, Task<T>> operation)
         {

@@ -31,6 +31,8 @@ namespace WriteBehind.Engine.Store
         /// <param name="exampleScheme">The scheme the messages' example uses ("postgres", "mysql").</param>
         /// <param name="user">The user from the credential or WRITEBEHIND_STORE_USER; wins over the URI's.</param>
         /// <param name="passwordKeys">Query keys that would carry a secret (refused).</param>
+        /// <param name="uri">The store URI as the user gave it (never with a password).</param>
+        /// <param name="defaultPort">The port when the URI names none.</param>
         public static ServerStoreUri Parse(string uri, string user, string kind, string exampleScheme, int defaultPort, params string[] passwordKeys)
         {
             var parsed = new ServerStoreUri(kind);

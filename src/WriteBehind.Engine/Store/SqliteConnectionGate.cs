@@ -44,6 +44,8 @@ namespace WriteBehind.Engine.Store
         /// the file replaced...), else a <see cref="StoreException"/>; an I/O error is unavailable too.</summary>
         /// <param name="store">The store as messages name it.</param>
         /// <param name="action">What could not be done: "commit 3 row(s) to it", "read a page of table users".</param>
+        /// <param name="cancellationToken">Cancels the wait for the gate.</param>
+        /// <param name="work">The SQLite work, run with the gate held; its result is returned.</param>
         public async Task<T> RunAsync<T>(string store, string action, CancellationToken cancellationToken, Func<T> work)
         {
             ThrowIfDisposed();

@@ -9,7 +9,7 @@ namespace WriteBehind.Engine.Store
 {
     /// <summary>The mapped SQLite table read from the catalog (pragma_table_info), checked against the mapping,
     /// and the statements built for it.</summary>
-    public sealed partial class SqliteMappedStore
+    internal sealed partial class SqliteMappedStore
     {
         private static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"") + "\"";
 

@@ -23,7 +23,7 @@ namespace WriteBehind.Engine.Store
     /// row whose value does not fit (a <see cref="StoreException"/> naming the column and the value): the flusher
     /// dead-letters that row and persists the rest. Constraint failures (NOT NULL, CHECK, UNIQUE) are SQLite's own.
     /// </remarks>
-    public sealed partial class SqliteMappedStore : IMappedProfileStore
+    internal sealed partial class SqliteMappedStore : IMappedProfileStore
     {
         private const string CreateVersionsSql =
             "CREATE TABLE IF NOT EXISTS main.wb_versions(" +

@@ -61,11 +61,13 @@ namespace WriteBehind.Engine.Store
             _gate = new SqliteConnectionGate(Open, nameof(SqliteProfileStore));
         }
 
+        /// <inheritdoc/>
         public string Description => StoreFactory.SqliteUri(_fullPath);
 
         /// <summary>Full path of the database file.</summary>
         public string FilePath => _fullPath;
 
+        /// <inheritdoc/>
         public Task<StoreCommitResult> CommitAsync(IReadOnlyList<ProfileRow> rows, CancellationToken cancellationToken)
         {
             StoreArguments.CheckRows(rows);
@@ -73,6 +75,7 @@ namespace WriteBehind.Engine.Store
             return RunAsync("commit " + rows.Count + " row(s) to", cancellationToken, connection => Commit(connection, rows, cancellationToken));
         }
 
+        /// <inheritdoc/>
         public Task<IReadOnlyDictionary<string, ProfileRow>> GetAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken)
         {
             var distinct = StoreArguments.DistinctIds(userIds);
@@ -80,6 +83,7 @@ namespace WriteBehind.Engine.Store
             return RunAsync("read " + distinct.Count + " row(s) from", cancellationToken, connection => Get(connection, distinct, cancellationToken));
         }
 
+        /// <inheritdoc/>
         public Task<IReadOnlyList<ProfileRow>> GetPageAsync(string afterUserId, int limit, CancellationToken cancellationToken)
         {
             if (limit < 1)
@@ -109,6 +113,7 @@ namespace WriteBehind.Engine.Store
             });
         }
 
+        /// <inheritdoc/>
         public Task<long> CountAsync(CancellationToken cancellationToken)
         {
             return RunAsync("count the rows of", cancellationToken, connection =>
@@ -121,6 +126,7 @@ namespace WriteBehind.Engine.Store
             });
         }
 
+        /// <summary>Closes the database file's connection.</summary>
         public void Dispose() => _gate.Dispose();
 
         private static StoreCommitResult Commit(SqliteConnection connection, IReadOnlyList<ProfileRow> rows, CancellationToken cancellationToken)

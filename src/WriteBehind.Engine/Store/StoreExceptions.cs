@@ -7,6 +7,7 @@ namespace WriteBehind.Engine.Store
     /// <see cref="StoreUnavailableException"/>.</summary>
     public class StoreException : Exception
     {
+        /// <summary>A failed store operation; <paramref name="inner"/> is the provider's error.</summary>
         public StoreException(string message, Exception inner)
             : base(message, inner)
         {
@@ -17,6 +18,7 @@ namespace WriteBehind.Engine.Store
     /// Transient: the same operation may succeed later, so a flush should keep its batch and retry.</summary>
     public sealed class StoreUnavailableException : StoreException
     {
+        /// <summary>A store that could not be reached or was busy; <paramref name="inner"/> is the provider's error.</summary>
         public StoreUnavailableException(string message, Exception inner)
             : base(message, inner)
         {

@@ -154,6 +154,7 @@ namespace WriteBehind.Engine.Store
             catch (WriteBehindException) { return uri.Substring(0, uri.IndexOf("://", StringComparison.Ordinal)) + "://(invalid store URI)"; }
         }
 
+        /// <summary>Whether <paramref name="uri"/> names a PostgreSQL store (postgres:// or postgresql://).</summary>
         public static bool IsPostgres(string uri) =>
             uri != null && (uri.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) || uri.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase));
 

@@ -9,7 +9,13 @@ namespace WriteBehind.Engine.Store
 {
     /// <summary>What a delete does to the user's row in a mapped table (the companion table keeps the
     /// versioned tombstone either way).</summary>
-    public enum StoreDeleteMode { Delete, Keep }
+    public enum StoreDeleteMode
+    {
+        /// <summary>Delete the user's row.</summary>
+        Delete,
+        /// <summary>Keep the user's row as it was.</summary>
+        Keep,
+    }
 
     /// <summary>
     /// The application's own table as the flush's target: top-level JSON fields of a profile go into the
@@ -22,6 +28,7 @@ namespace WriteBehind.Engine.Store
         /// <summary>The companion table the module owns (created on first use).</summary>
         public const string VersionsTable = "wb_versions";
 
+        /// <summary>Checks and keeps a mapping: <paramref name="columns"/> maps top-level JSON fields to columns; throws StoreMappingInvalid for a table, key or column that is missing, doubled or clashing.</summary>
         public StoreMapping(string table, string keyColumn, IEnumerable<KeyValuePair<string, string>> columns, string jsonColumn = null,
             StoreDeleteMode deleteMode = StoreDeleteMode.Delete, bool columnsOrdered = true)
         {
@@ -57,11 +64,13 @@ namespace WriteBehind.Engine.Store
 
         /// <summary><c>[schema.]table</c> as the user named it.</summary>
         public string Table { get; }
+        /// <summary>The column that holds the user id.</summary>
         public string KeyColumn { get; }
         /// <summary>Top-level JSON field → column, in the order profiles are rebuilt.</summary>
         public IReadOnlyList<KeyValuePair<string, string>> Columns { get; }
         /// <summary>A column that also keeps the whole profile text (null: none).</summary>
         public string JsonColumn { get; }
+        /// <summary>Whether a delete removes the user's row or keeps it.</summary>
         public StoreDeleteMode DeleteMode { get; }
         /// <summary>False when the mapping came from an unordered hashtable: rebuilt profiles then follow the
         /// table's column order.</summary>
@@ -77,6 +86,7 @@ namespace WriteBehind.Engine.Store
                 throw new WriteBehindException(ErrorIds.StoreMappingInvalid, $"The table name '{Table}' must be table or schema.table.");
         }
 
+        /// <summary>The mapping in one line, for messages (Connect-WriteBehind -Verbose).</summary>
         public override string ToString() =>
             Table + "(" + KeyColumn + (Columns.Count > 0 ? ", " : "") + string.Join(", ", Columns.Select(c => c.Key == c.Value ? c.Value : c.Key + "->" + c.Value)) +
             (JsonColumn != null ? ", json->" + JsonColumn : "") + ")" + (DeleteMode == StoreDeleteMode.Keep ? " keep deleted rows" : "");
@@ -84,7 +94,7 @@ namespace WriteBehind.Engine.Store
 
     /// <summary>A store that writes into a mapped table; the connection checks the mapping against the
     /// database's catalog at connect time.</summary>
-    public interface IMappedProfileStore : IProfileStore
+    internal interface IMappedProfileStore : IProfileStore
     {
         StoreMapping Mapping { get; }
 

@@ -11,6 +11,8 @@ namespace WriteBehind.Engine.Store
 
         /// <param name="kind">How the message starts: "SQLite store", "PostgreSQL store"...</param>
         /// <param name="elsewhere">What else to point at: "file", "database".</param>
+        /// <param name="description">The store's description (no secret).</param>
+        /// <param name="version">The schema version the store records.</param>
         public static void ThrowIfNewer(string kind, string description, long version, string elsewhere)
         {
             if (version > CurrentVersion)

@@ -37,6 +37,8 @@ namespace WriteBehind.Engine.Store
 
         /// <param name="store">The store's description (no secret).</param>
         /// <param name="typeProblems">Columns of the module's names whose type differs (e.g. "json is jsonb, not text").</param>
+        /// <param name="columns">The existing table's columns.</param>
+        /// <param name="userIdIsKey">Whether user_id is its primary key or unique on its own.</param>
         public static void ThrowIfNotTheModules(string store, IReadOnlyList<StoreColumn> columns, bool userIdIsKey, IReadOnlyList<string> typeProblems)
         {
             var problems = new List<string>();

@@ -15,7 +15,7 @@ namespace WriteBehind.Engine.Store
     /// timeout, then fails with the items still in flight); a declined row (user id → reason) is dead-lettered for good.
     /// The writer has no read side: reads and consistency checks use the connection's store.
     /// </summary>
-    public sealed class WriterStore : IProfileStore
+    internal sealed class WriterStore : IProfileStore
     {
         private readonly Func<IReadOnlyList<ProfileRow>, CancellationToken, Task<IReadOnlyDictionary<string, string>>> _write;
 
