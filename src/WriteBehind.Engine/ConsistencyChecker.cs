@@ -8,6 +8,7 @@ using WriteBehind.Engine.Redis;
 
 namespace WriteBehind.Engine
 {
+    /// <summary>How a profile's cache and store states differ (Test-WriteBehindConsistency).</summary>
     public enum DriftKind
     {
         /// <summary>The cache has the profile; the store has no row for it.</summary>
@@ -20,17 +21,24 @@ namespace WriteBehind.Engine
         StoreAheadOfCache,
     }
 
+    /// <summary>One profile whose cache and store states differ.</summary>
     public sealed class DriftRecord
     {
+        /// <summary>The profile's id.</summary>
         public string UserId { get; set; }
+        /// <summary>How the two states differ.</summary>
         public DriftKind Kind { get; set; }
+        /// <summary>The version the cache knows (0 when it never had one).</summary>
         public long CacheVersion { get; set; }
+        /// <summary>The version the store holds (null when it has no row).</summary>
         public long? StoreVersion { get; set; }
         /// <summary>The id has items in the queue or in flight, so the drift may be the flush not done yet.</summary>
         public bool Pending { get; set; }
+        /// <summary>True when -Repair fixed it: queued a persist of the cached state, or read the store's newer copy back into the cache.</summary>
         public bool Repaired { get; set; }
     }
 
+    /// <summary>The verdict of a consistency check.</summary>
     public enum ConsistencyState
     {
         /// <summary>Cache and store agree for every profile and nothing is queued or in flight.</summary>
@@ -41,8 +49,10 @@ namespace WriteBehind.Engine
         Drifted,
     }
 
+    /// <summary>What Test-WriteBehindConsistency returns: how many profiles were compared and what differs.</summary>
     public sealed class ConsistencyReport
     {
+        /// <summary>Profiles compared (every id the cache knows, live or deleted).</summary>
         public long ProfilesChecked { get; set; }
         /// <summary>Profiles whose cache and store differ with nothing pending for them (drift the flush will not fix).</summary>
         public int DriftCount { get; set; }
@@ -50,12 +60,15 @@ namespace WriteBehind.Engine
         public int PendingCount { get; set; }
         /// <summary>Items queued or in flight (every partition), poison included.</summary>
         public long PendingItems { get; set; }
+        /// <summary>Drifted profiles -Repair fixed (see <see cref="DriftRecord.Repaired"/>).</summary>
         public int Repaired { get; set; }
         /// <summary>No drift and nothing pending: the store holds what the cache holds, now.</summary>
         public bool IsConsistent => DriftCount == 0 && PendingCount == 0 && PendingItems == 0;
+        /// <summary>The verdict: Drifted when any drift has nothing pending, else Consistent or Pending.</summary>
         public ConsistencyState State => DriftCount > 0 ? ConsistencyState.Drifted : IsConsistent ? ConsistencyState.Consistent : ConsistencyState.Pending;
         /// <summary>Every difference found, those explained by pending items included (Pending true).</summary>
         public IReadOnlyList<DriftRecord> Drift { get; set; }
+        /// <summary>One line for the console: the verdict and the counts behind it.</summary>
         public string Summary
         {
             get
@@ -82,6 +95,7 @@ namespace WriteBehind.Engine
         private const int PageSize = 1000;
         private readonly WriteBehindConnection _connection;
 
+        /// <summary>A checker over this connection's cache and store.</summary>
         public ConsistencyChecker(WriteBehindConnection connection) => _connection = connection;
 
         /// <summary>The module's table keeps the text byte for byte; a mapped table may compare by meaning.</summary>
@@ -90,6 +104,7 @@ namespace WriteBehind.Engine
                 ? mapped.SameProfile(cacheJson, storedJson)
                 : string.Equals(storedJson, cacheJson, StringComparison.Ordinal);
 
+        /// <summary>Compares every profile page by page; with <paramref name="repair"/> also fixes the drift nothing pending explains.</summary>
         public async Task<ConsistencyReport> CheckAsync(bool repair, CancellationToken cancellationToken)
         {
             var (pending, pendingItems) = await PendingIdsAsync().ConfigureAwait(false);

@@ -11,9 +11,11 @@ namespace WriteBehind.Engine
     /// runs on keys of one cluster slot.</summary>
     public sealed class KeyNames
     {
+        /// <summary>The keys of the single, untagged partition under <paramref name="prefix"/> (null: none).</summary>
         public KeyNames(string prefix = null) : this(prefix, -1) { }
 
         /// <param name="partition">-1 for the single, untagged partition; else the partition's index.</param>
+        /// <param name="prefix">Prepended to every key ("" or null: the seed's names).</param>
         public KeyNames(string prefix, int partition)
         {
             Prefix = prefix ?? string.Empty;
@@ -36,6 +38,7 @@ namespace WriteBehind.Engine
             Paused = Prefix + "write_queue:paused";
         }
 
+        /// <summary>The key prefix every key starts with ("" for none).</summary>
         public string Prefix { get; }
         /// <summary>This partition's index (0 for the single partition).</summary>
         public int Partition { get; }
@@ -68,6 +71,7 @@ namespace WriteBehind.Engine
         /// <summary>HASH (present only while paused): since (ms), reason, by. Every flusher honours it at its next batch boundary.</summary>
         public string Paused { get; }
 
+        /// <summary>The hash field of a profile in <see cref="Cache"/> and <see cref="Versions"/>.</summary>
         public static string Field(string userId) => "user:" + userId;
     }
 
@@ -75,8 +79,10 @@ namespace WriteBehind.Engine
     /// <c>FNV-1a-32(UTF-8 bytes of the id) mod N</c>; the lease script checks the same function in Lua.</summary>
     public sealed class KeyLayout
     {
+        /// <summary>The most partitions a deployment may have.</summary>
         public const int MaxPartitions = 1024;
 
+        /// <summary>The keys of <paramref name="partitions"/> partitions under <paramref name="prefix"/>; refuses a count out of range or a prefix with a hash tag when there are several.</summary>
         public KeyLayout(string prefix, int partitions)
         {
             if (partitions < 1 || partitions > MaxPartitions)
@@ -92,26 +98,34 @@ namespace WriteBehind.Engine
             LayoutKey = prefix + "write_queue:partitions";
         }
 
+        /// <summary>The key prefix every key starts with ("" for none).</summary>
         public string Prefix { get; }
+        /// <summary>Each partition's keys, by index.</summary>
         public IReadOnlyList<KeyNames> Partitions { get; }
+        /// <summary>How many partitions there are.</summary>
         public int Count => Partitions.Count;
         /// <summary>STRING: the partition count every client of this prefix must use (written when it is above 1).</summary>
         public string LayoutKey { get; }
+        /// <summary>The flush statistics hash, one for all partitions.</summary>
         public string Stats => Partitions[0].Stats;
+        /// <summary>The pause key, one for all partitions.</summary>
         public string Paused => Partitions[0].Paused;
         /// <summary>The queue's name for messages: <c>write_queue</c>, or <c>write_queue{0..15}</c> for all partitions.</summary>
         public string QueueName => Count == 1 ? Partitions[0].Queue : Prefix + "write_queue{0.." + (Count - 1) + "}";
         /// <summary>The dead-letter list's name for messages, like <see cref="QueueName"/>.</summary>
         public string DeadLettersName => Count == 1 ? Partitions[0].DeadLetters : Prefix + "write_queue:dead{0.." + (Count - 1) + "}";
 
+        /// <summary>The keys of the partition <paramref name="userId"/> belongs to.</summary>
         public KeyNames Of(string userId) => Partitions[IndexOf(userId, Count)];
 
+        /// <summary>The partition of <paramref name="userId"/> among <paramref name="partitions"/>: FNV-1a-32 of its UTF-8 bytes, modulo the count.</summary>
         public static int IndexOf(string userId, int partitions)
         {
             if (partitions <= 1) return 0;
             return (int)(Fnv1a(userId) % (uint)partitions);
         }
 
+        /// <summary>The 32-bit FNV-1a hash of the UTF-8 bytes of <paramref name="s"/> (null as empty), as the lease script computes it.</summary>
         public static uint Fnv1a(string s)
         {
             unchecked

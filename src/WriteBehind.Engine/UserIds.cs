@@ -5,8 +5,10 @@ namespace WriteBehind.Engine
     /// <summary>The id grammar: 1–128 characters of [A-Za-z0-9_.@-], so an item parses one way only.</summary>
     public static class UserIds
     {
+        /// <summary>The longest id allowed, in characters.</summary>
         public const int MaxLength = 128;
 
+        /// <summary>Whether <paramref name="id"/> fits the grammar.</summary>
         public static bool IsValid(string id)
         {
             if (string.IsNullOrEmpty(id) || id.Length > MaxLength) return false;
@@ -19,6 +21,7 @@ namespace WriteBehind.Engine
             return true;
         }
 
+        /// <summary>Throws a <see cref="WriteBehindException"/> (InvalidUserId) when <paramref name="id"/> does not fit the grammar.</summary>
         public static void Validate(string id)
         {
             if (!IsValid(id))

@@ -39,6 +39,7 @@ namespace WriteBehind.Engine
             _status = new StatusReader(redis, _pause, () => Store, StoreUri);
         }
 
+        /// <summary>The options this connection was opened with (a copy; no password is readable from it).</summary>
         public WriteBehindOptions Options => _redis.Options;
         /// <summary>Every partition's keys.</summary>
         public KeyLayout Layout => _redis.Layout;
@@ -48,6 +49,7 @@ namespace WriteBehind.Engine
         public bool IsCluster { get; private set; }
         /// <summary>The Redis endpoint(s), safe to print: never the password.</summary>
         public string RedisEndpoint => _redis.Endpoint;
+        /// <summary>The store URI, safe to print: never the password.</summary>
         public string StoreUri => StoreFactory.Display(Options.Store);
         /// <summary>The Redis user the connection authenticated as ("default" when none was named).</summary>
         public string RedisUser => _redis.RedisUser;
@@ -56,9 +58,11 @@ namespace WriteBehind.Engine
 
         /// <summary>Names no secret.</summary>
         public override string ToString() => $"WriteBehind: Redis {RedisEndpoint}{(UsesTls ? " (TLS)" : "")} as {RedisUser}; store {StoreUri}; key prefix '{Keys.Prefix}'";
+        /// <summary>Whether the Redis multiplexer is connected now.</summary>
         public bool IsConnected => _redis.Mux.IsConnected;
         internal IDatabase Database => _redis.Database;
 
+        /// <summary>Connects to Redis (null <paramref name="options"/>: from the environment), checks TLS, the ACL permissions and the partition layout, and returns the open connection; the store opens on first use.</summary>
         public static async Task<WriteBehindConnection> ConnectAsync(WriteBehindOptions options)
         {
             options = options?.Clone() ?? WriteBehindOptions.FromEnvironment();
@@ -95,6 +99,7 @@ namespace WriteBehind.Engine
             }
         }
 
+        /// <summary>The open store's description, or the URI when the store cannot be opened (safe to print).</summary>
         public string StoreDescription
         {
             get { try { return Store.Description; } catch (WriteBehindException) { return StoreUri; } }
@@ -174,6 +179,7 @@ namespace WriteBehind.Engine
         public Task<long> EnqueueAsync(IReadOnlyList<string> items, bool pipelined = false, CancellationToken cancellationToken = default) =>
             _queue.EnqueueAsync(items, pipelined, cancellationToken);
 
+        /// <summary>Deletes every partition's queue; returns how many items it held.</summary>
         public Task<long> ClearQueueAsync() => _queue.ClearAsync();
 
         /// <summary>Items waiting in every partition's queue.</summary>
@@ -188,6 +194,7 @@ namespace WriteBehind.Engine
 
         // ---- dead letters ----
 
+        /// <summary>Up to <paramref name="max"/> dead-lettered items with their failure details, oldest first.</summary>
         public Task<DeadLetter[]> GetDeadLettersAsync(long max = long.MaxValue) => _deadLetters.GetAsync(max);
 
         /// <summary>Requeues dead-lettered items. A poison item goes back as it was; the items of a row the
@@ -203,6 +210,7 @@ namespace WriteBehind.Engine
 
         // ---- status and pausing ----
 
+        /// <summary>The deployment's status; with <paramref name="includeStore"/> also counts the store's live profiles.</summary>
         public Task<WriteBehindStatus> GetStatusAsync(bool includeStore, CancellationToken cancellationToken) => _status.GetStatusAsync(includeStore, cancellationToken);
 
         /// <summary>Pauses every flusher of this prefix at its next batch boundary (never mid-batch):
@@ -212,8 +220,10 @@ namespace WriteBehind.Engine
         /// <summary>Lets the flushers go on. Returns the pause that was lifted (Paused false when there was none).</summary>
         public Task<FlushPause> ResumeFlushAsync() => _pause.ResumeAsync();
 
+        /// <summary>Whether the flushers are paused, since when and why.</summary>
         public Task<FlushPause> GetPauseAsync() => _pause.GetAsync();
 
+        /// <summary>Closes the Redis connections and the store.</summary>
         public void Dispose()
         {
             _queue.Dispose();

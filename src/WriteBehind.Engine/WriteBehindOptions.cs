@@ -4,7 +4,14 @@ using System.IO;
 
 namespace WriteBehind.Engine
 {
-    public enum BackpressurePolicy { Fail, Block }
+    /// <summary>What a producer does when the queue is at the high-water mark.</summary>
+    public enum BackpressurePolicy
+    {
+        /// <summary>Fail at once with QueueFull.</summary>
+        Fail,
+        /// <summary>Wait for the flush to make room, up to the backpressure timeout, then fail with QueueFull.</summary>
+        Block,
+    }
 
     /// <summary>Where the cache, queue and store are, and the limits. Built by Connect-WriteBehind or from
     /// the environment (WRITEBEHIND_REDIS, WRITEBEHIND_REDIS_USER, WRITEBEHIND_REDIS_PASSWORD, WRITEBEHIND_REDIS_TLS,
@@ -14,13 +21,16 @@ namespace WriteBehind.Engine
     /// <c>password=</c> from the environment is moved out of the string), and <see cref="ToString"/> names no secret.</summary>
     public sealed class WriteBehindOptions
     {
+        /// <summary>The Redis configuration string used when none is given.</summary>
         public const string DefaultRedis = "localhost:6379";
+        /// <summary>The high-water mark used when none is given (10 million items).</summary>
         public const long DefaultHighWaterMark = 10_000_000;
 
         /// <summary>A StackExchange.Redis configuration string (endpoints and options), without a password:
         /// <see cref="FromEnvironment"/> moves a <c>password=</c>/<c>user=</c> of WRITEBEHIND_REDIS into
         /// <see cref="RedisUser"/> and the (internal) password, and Connect-WriteBehind refuses a -Redis that holds one.</summary>
         public string Redis { get; set; } = DefaultRedis;
+        /// <summary>The Redis ACL user to authenticate as (null: the default user).</summary>
         public string RedisUser { get; set; }
         /// <summary>Internal on purpose: the options object is reachable from PowerShell
         /// (<c>$connection.Options</c>), and no property there may show the password.</summary>
@@ -47,13 +57,16 @@ namespace WriteBehind.Engine
         public bool HasStorePassword => !string.IsNullOrEmpty(StorePassword);
         /// <summary>The application's own table to flush into (null: the module's own user_profiles table).</summary>
         public Store.StoreMapping StoreMapping { get; set; }
+        /// <summary>Prepended to every Redis key ("" for the seed's names; e.g. {wb} for a Redis Cluster hash tag).</summary>
         public string KeyPrefix { get; set; } = string.Empty;
         /// <summary>Producers fail with QueueFull when the queue would pass this depth (0: unbounded).</summary>
         public long HighWaterMark { get; set; } = DefaultHighWaterMark;
+        /// <summary>How long connecting to Redis may take before it fails with RedisUnavailable.</summary>
         public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
         /// <summary>What a producer does at the high-water mark: fail at once (QueueFull), or wait for the
         /// flush to make room for up to <see cref="BackpressureTimeout"/>, then fail.</summary>
         public BackpressurePolicy Backpressure { get; set; } = BackpressurePolicy.Fail;
+        /// <summary>How long a producer waits for room under <see cref="BackpressurePolicy.Block"/> before it fails with QueueFull.</summary>
         public TimeSpan BackpressureTimeout { get; set; } = TimeSpan.FromSeconds(30);
         /// <summary>How many partitions the profiles are spread over (1: the seed's key names; several: one
         /// hash tag per partition, for Redis Cluster). Every client of one prefix must use the same count.</summary>
@@ -70,8 +83,10 @@ namespace WriteBehind.Engine
             Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify),
                          "WriteBehind", "writebehind.db");
 
+        /// <summary>The default store as a URI: <c>sqlite://</c> and <see cref="DefaultStorePath"/>.</summary>
         public static string DefaultStoreUri => "sqlite://" + (DefaultStorePath.StartsWith("/") ? "" : "/") + DefaultStorePath.Replace('\\', '/');
 
+        /// <summary>Options read from the WRITEBEHIND_* environment variables, defaults for those not set; throws InvalidConfiguration for a malformed value.</summary>
         public static WriteBehindOptions FromEnvironment()
         {
             var o = new WriteBehindOptions();
@@ -122,6 +137,7 @@ namespace WriteBehind.Engine
             return value;
         }
 
+        /// <summary>A copy to change without touching this one (the passwords are copied too).</summary>
         public WriteBehindOptions Clone() => (WriteBehindOptions)MemberwiseClone();
 
         /// <summary>Names no secret: the configuration string (which holds no password) and the store.</summary>

@@ -4,6 +4,7 @@ using WriteBehind.Engine.Store;
 
 namespace WriteBehind.Engine
 {
+    /// <summary>How much one flush takes and how: batch and commit sizes, limits, lease and retry times.</summary>
     public sealed class FlushOptions
     {
         /// <summary>Items taken from the queue per lease (one Lua call).</summary>
@@ -24,18 +25,21 @@ namespace WriteBehind.Engine
         /// <summary>Commit into this store instead of the connection's (a PowerShell writer, <see cref="WriterStore"/>).</summary>
         public IProfileStore Store { get; set; }
 
+        /// <summary>A copy to change without touching this one.</summary>
         public FlushOptions Clone() => (FlushOptions)MemberwiseClone();
     }
 
     /// <summary>The flush ended on an error; <see cref="Result"/> says what it did before.</summary>
     public sealed class FlushFailedException : WriteBehindException
     {
+        /// <summary>The flush failed with <paramref name="errorId"/>; <paramref name="result"/> holds what it did before.</summary>
         public FlushFailedException(string errorId, string message, FlushResult result, Exception inner)
             : base(errorId, message, inner)
         {
             Result = result;
         }
 
+        /// <summary>What the flush did before it failed (InFlight counts the items still in a lease).</summary>
         public FlushResult Result { get; }
     }
 }

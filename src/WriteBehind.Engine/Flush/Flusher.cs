@@ -22,6 +22,7 @@ namespace WriteBehind.Engine
         private readonly WriteBehindConnection _connection;
         private readonly LeaseClient _leases;
 
+        /// <summary>A flusher over this connection's queue, cache and store.</summary>
         public Flusher(WriteBehindConnection connection)
         {
             _connection = connection ?? throw new ArgumentNullException(nameof(connection));
@@ -31,6 +32,7 @@ namespace WriteBehind.Engine
         /// <summary>Messages for -Verbose; raised on the flushing thread, so the caller queues them.</summary>
         public event Action<string> Log;
 
+        /// <summary>Runs one flush until the queue is empty or a limit in <paramref name="options"/> is reached; reports each commit to <paramref name="progress"/>.</summary>
         public async Task<FlushResult> FlushAsync(FlushOptions options, IProgress<FlushProgress> progress, CancellationToken cancellationToken)
         {
             options = options ?? new FlushOptions();
