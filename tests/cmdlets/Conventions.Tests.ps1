@@ -190,3 +190,23 @@ Describe 'The manifest' {
         $script:Manifest.PrivateData.PSData.ProjectUri | Should -Match '^https://'
     }
 }
+
+Describe 'The build' {
+    BeforeAll {
+        $root = Join-Path $PSScriptRoot '../..'
+        $script:Props = [xml](Get-Content (Join-Path $root 'Directory.Build.props') -Raw)
+        $script:Engine = [xml](Get-Content (Join-Path $root 'src/WriteBehind.Engine/WriteBehind.Engine.csproj') -Raw)
+        $script:EngineSources = Get-ChildItem (Join-Path $root 'src/WriteBehind.Engine') -Recurse -Filter *.cs |
+            Where-Object { $_.FullName -notmatch '[\\/](obj|bin)[\\/]' }
+    }
+    It 'fails on an undocumented public engine member: GenerateDocumentationFile, warnings as errors, CS1591 not suppressed' {
+        @($script:Engine.Project.PropertyGroup.GenerateDocumentationFile | Where-Object { $_ }) | Should -Be @('true')
+        @($script:Props.Project.PropertyGroup.TreatWarningsAsErrors | Where-Object { $_ }) | Should -Be @('true')
+        foreach ($project in $script:Props, $script:Engine) {
+            foreach ($list in @($project.Project.PropertyGroup.NoWarn) + @($project.Project.PropertyGroup.WarningsNotAsErrors)) {
+                $list | Should -Not -Match '1591'
+            }
+        }
+        @($script:EngineSources | Select-String -Pattern 'pragma\s+warning\s+disable[^\r\n]*1591' -List) | Should -BeNullOrEmpty
+    }
+}
