@@ -24,7 +24,7 @@ namespace WriteBehind.Engine
     /// <summary>One profile whose cache and store states differ.</summary>
     public sealed class DriftRecord
     {
-        /// <summary>The profile's id.</summary>
+        /// <summary>The user id (without the <c>user:</c> of its cache field).</summary>
         public string UserId { get; set; }
         /// <summary>How the two states differ.</summary>
         public DriftKind Kind { get; set; }
@@ -38,7 +38,7 @@ namespace WriteBehind.Engine
         public bool Repaired { get; set; }
     }
 
-    /// <summary>The verdict of a consistency check.</summary>
+    /// <summary>The verdict of a consistency check: whether the store holds what the cache holds, now or once pending items flush.</summary>
     public enum ConsistencyState
     {
         /// <summary>Cache and store agree for every profile and nothing is queued or in flight.</summary>

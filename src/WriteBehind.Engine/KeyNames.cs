@@ -102,7 +102,7 @@ namespace WriteBehind.Engine
         public string Prefix { get; }
         /// <summary>Each partition's keys, by index.</summary>
         public IReadOnlyList<KeyNames> Partitions { get; }
-        /// <summary>How many partitions there are.</summary>
+        /// <summary>How many partitions the profiles are spread over (1: the seed's key names).</summary>
         public int Count => Partitions.Count;
         /// <summary>STRING: the partition count every client of this prefix must use (written when it is above 1).</summary>
         public string LayoutKey { get; }

@@ -35,7 +35,7 @@ namespace WriteBehind.Engine
         public TimeSpan Duration { get; set; }
         /// <summary>Dequeued items per second of <see cref="Duration"/> (0 when no time passed).</summary>
         public double ItemsPerSecond => Duration.TotalSeconds > 0 ? Math.Round(Dequeued / Duration.TotalSeconds, 1) : 0;
-        /// <summary>When the flush started.</summary>
+        /// <summary>When the flush started, in UTC (with <see cref="Duration"/>, when it ended).</summary>
         public DateTimeOffset StartedAt { get; set; }
         /// <summary>The message of the error the flush ended on (null when it did not fail); free of secrets.</summary>
         public string Error { get; set; }
@@ -205,7 +205,7 @@ namespace WriteBehind.Engine
         public int Partition { get; set; }
         /// <summary>Why the item failed (the parse error, or the store's reason for refusing its row).</summary>
         public string Reason { get; }
-        /// <summary>How many times a flush tried the item.</summary>
+        /// <summary>How many times the item was dead-lettered (restored and failed again, it counts up).</summary>
         public int Attempts { get; }
         /// <summary>When the item first failed (null when not recorded).</summary>
         public DateTimeOffset? FirstFailure { get; }
