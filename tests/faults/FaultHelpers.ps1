@@ -352,7 +352,7 @@ function Remove-FaultStore([string] $StorePath) {
      flush first takes items from the queue: script loading, store opening, recovery of expired leases);
    - the others land mid-flush: o + uniform(0, 2 * share / R), where share is the queue's depth divided
      by (kills still to do + 3) and R the items per second the children were seen to take.
- A flusher drains 10,000+ items/s, so fixed delays of 0.3-3 s would empty a 50,000-item queue after two
+ A flusher drains 10,000+ items/s, so fixed delays of 0.3-3 s would empty an 80,000-item queue after two
  or three kills; this keeps every kill on a queue that still holds items. The delays and moments come
  from $Random (so a seed replays them), the state each kill hits depends on timing. One record per child.
 #>
@@ -377,7 +377,8 @@ function Invoke-FaultKillRun {
         $before = Get-FaultQueueState $Prefix
         if ($before.Depth -eq 0) { break }
         $n++
-        $config = if ($n % 2 -eq 0) { $ChildConfig + $AlternateConfig } else { $ChildConfig.Clone() }
+        $config = $ChildConfig.Clone()
+        if ($n % 2 -eq 0) { foreach ($k in $AlternateConfig.Keys) { $config[$k] = $AlternateConfig[$k] } }
         $child = Start-FaultChild -Name "kill-$n" -Config $config
         $null = Wait-FaultChildReady $child
         $startup = $Random.Next(4) -eq 0

@@ -55,7 +55,7 @@ Describe 'Crash (<Store>): a flusher SIGKILLed at 20+ random moments loses nothi
         $rnd = [Random]::new($script:Seed)
         $clock = [Diagnostics.Stopwatch]::StartNew()
 
-        $script:Workload = New-FaultWorkload -Random $rnd -Items 50000 -Ids 5000 -IdPrefix 'c'
+        $script:Workload = New-FaultWorkload -Random $rnd -Items 80000 -Ids 5000 -IdPrefix 'c'
         Invoke-FaultRounds -Rounds $script:Workload.Rounds -Prefix $script:P
         $script:Expected = Get-FaultExpectation -Rounds $script:Workload.Rounds
         $script:Queued = (Get-FaultQueueState $script:P).Depth
@@ -65,7 +65,13 @@ Describe 'Crash (<Store>): a flusher SIGKILLed at 20+ random moments loses nothi
         $childConfig = @{ Mode = 'Flush'; Redis = $script:RedisEndpoint; Store = $script:StoreUri; KeyPrefix = $script:P
                           BatchSize = 500; LeaseDuration = '00:00:02'; RetryTimeout = '00:00:30' }
         $alternate = @{}
-        if ((Get-Command Invoke-WriteBehindFlush).Parameters.ContainsKey('CommitSize')) { $alternate.CommitSize = 1000 }
+        if ((Get-Command Invoke-WriteBehindFlush).Parameters.ContainsKey('CommitSize')) {
+            # A child leases up to -CommitSize items in one group before its first commit: at the default
+            # (20,000) a fast lease script hands a child half the queue in ~0.2 s, and the queue empties
+            # before the 20 kills. Groups of 4,000 (8 batches) and 1,000 keep every kill on a queue that holds items.
+            $childConfig.CommitSize = 4000
+            $alternate.CommitSize = 1000
+        }
         $script:Runs = Invoke-FaultKillRun -Random $rnd -ChildConfig $childConfig -Prefix $script:P -MinKills 20 -AlternateConfig $alternate
         $script:Kills = @($script:Runs | Where-Object Killed)
         Write-FaultKillTable $script:Runs
@@ -113,8 +119,8 @@ Describe 'Crash (<Store>): a flusher SIGKILLed at 20+ random moments loses nothi
         Remove-Item Env:WRITEBEHIND_STORE_PASSWORD, Env:WRITEBEHIND_STORE_MAPPING -ErrorAction SilentlyContinue
     }
 
-    It 'queued 50,000 mixed items over 5,000 ids' {
-        $script:Queued | Should -Be 50000
+    It 'queued 80,000 mixed items over 5,000 ids' {
+        $script:Queued | Should -Be 80000
         $script:Expected.Count | Should -BeGreaterThan 4000
     }
     It 'killed a fresh flusher with SIGKILL at 20 or more moments while the queue still held items' {
