@@ -191,13 +191,7 @@ internal static partial class Program
         using (IProfileStore store = StoreFactory.Open(uri, null, Environment.GetEnvironmentVariable("WRITEBEHIND_STORE_PASSWORD")))
         {
             await store.CountAsync(CancellationToken.None); // connect, create the schema
-            if (Environment.GetEnvironmentVariable("WRITEBEHIND_BENCH_WARMUP") == "1")
-            {
-                // Optional: one commit of other ids first, so that the timed part holds no JIT work.
-                var warm = new ProfileRow[batches[0].Length];
-                for (int i = 0; i < warm.Length; i++) warm[i] = new ProfileRow("w" + i.ToString(CultureInfo.InvariantCulture), batches[0][i].Json, 1);
-                await store.CommitAsync(warm, CancellationToken.None);
-            }
+            await WarmUpAsync(store, batches[0]);
             var process = Process.GetCurrentProcess();
             TimeSpan cpu0 = process.TotalProcessorTime;
             double db0 = PostgresCpuSeconds();

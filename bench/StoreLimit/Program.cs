@@ -49,6 +49,16 @@ internal static partial class Program
         }
     }
 
+    /// <summary>With WRITEBEHIND_BENCH_WARMUP=1, one commit of other ids before the timed part, so that it holds
+    /// no JIT work.</summary>
+    private static async Task WarmUpAsync(IProfileStore store, ProfileRow[] like)
+    {
+        if (Environment.GetEnvironmentVariable("WRITEBEHIND_BENCH_WARMUP") != "1") return;
+        var warm = new ProfileRow[like.Length];
+        for (int i = 0; i < warm.Length; i++) warm[i] = new ProfileRow("w" + i.ToString(CultureInfo.InvariantCulture), like[i].Json, 1);
+        await store.CommitAsync(warm, CancellationToken.None);
+    }
+
     private static async Task<int> StoreLimit(string file, long rows, int batch, bool shuffle)
     {
         foreach (var f in new[] { file, file + "-wal", file + "-shm" })
@@ -59,13 +69,7 @@ internal static partial class Program
         using (var store = new SqliteProfileStore(file))
         {
             await store.CountAsync(CancellationToken.None); // open, create the schema
-            if (Environment.GetEnvironmentVariable("WRITEBEHIND_BENCH_WARMUP") == "1")
-            {
-                // Optional: one commit of other ids first, so that the timed part holds no JIT work.
-                var warm = new ProfileRow[batches[0].Length];
-                for (int i = 0; i < warm.Length; i++) warm[i] = new ProfileRow("w" + i.ToString(CultureInfo.InvariantCulture), batches[0][i].Json, 1);
-                await store.CommitAsync(warm, CancellationToken.None);
-            }
+            await WarmUpAsync(store, batches[0]);
             var process = Process.GetCurrentProcess();
             TimeSpan cpu0 = process.TotalProcessorTime;
             long written0 = WrittenChars();
