@@ -77,6 +77,7 @@ namespace WriteBehind.Engine
             {
                 await RedisPermission.CheckAsync(connection._redis).ConfigureAwait(false);
                 connection.IsCluster = await LayoutCheck.CheckAsync(connection._redis).ConfigureAwait(false);
+                await ReplicaCheck.CheckAsync(connection._redis).ConfigureAwait(false);
             }
             catch (Exception)
             {

@@ -33,6 +33,8 @@ namespace WriteBehind.Engine
         public const string ClusterNeedsHashTag = "ClusterNeedsHashTag";
         /// <summary>Fewer replicas than ReplicaAcks acknowledged a write in time.</summary>
         public const string ReplicationTimeout = "ReplicationTimeout";
+        /// <summary>ReplicaAcks is above 0 but the server does not run WAIT (Garnet); checked at connect.</summary>
+        public const string ReplicaAcksUnsupported = "ReplicaAcksUnsupported";
         /// <summary>A password in a plain parameter (Connect-WriteBehind -Redis '...,password=...').</summary>
         public const string PasswordInParameter = "PasswordInParameter";
         /// <summary>Redis refused a command or key to the connection's user (a NOPERM reply, ACL).</summary>

@@ -157,6 +157,7 @@ namespace WriteBehind.Commands
                 case ErrorIds.RedisUnavailable: return ErrorCategory.ConnectionError;
                 case ErrorIds.StoreUnavailable: return ErrorCategory.ResourceUnavailable;
                 case ErrorIds.StoreFailed: return ErrorCategory.WriteError;
+                case ErrorIds.ReplicaAcksUnsupported: return ErrorCategory.NotImplemented;
                 default: return ErrorCategory.InvalidOperation;
             }
         }

@@ -205,6 +205,19 @@ Describe 'Partition settings' {
     It 'refuses a hash-tagged prefix with several partitions (InvalidConfiguration)' {
         { Connect-WriteBehind -Redis $script:RedisEndpoint -KeyPrefix '{wb}' -Partitions 2 } | Should -Throw -ErrorId 'InvalidConfiguration*'
     }
+    It 'refuses -ReplicaAcks at connect on a server without WAIT (Garnet), before anything is written' -Skip:($env:WRITEBEHIND_TEST_SERVER_KIND -ne 'Garnet') {
+        $p = New-TestPrefix
+        try {
+            $err = { Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $p -ReplicaAcks 1 } |
+                Should -Throw -ErrorId 'ReplicaAcksUnsupported*' -PassThru
+            $err.CategoryInfo.Category | Should -Be 'NotImplemented'
+            $err.Exception.Message | Should -Match 'does not run WAIT'
+            # without -ReplicaAcks the same server connects and writes
+            Connect-WriteBehind -Redis $script:RedisEndpoint -Store "sqlite://$(New-TestStore)" -KeyPrefix $p
+            Set-UserProfile -UserId 1 -Profile '{"a":"1"}'
+            Get-RawString "$($p)user_profiles" 'user:1' | Should -BeExactly '{"a":"1"}'
+        } finally { Disconnect-WriteBehind; Remove-TestKeys $p }
+    }
     It 'fails with ReplicationTimeout when -ReplicaAcks asks for a replica the server does not have' -Skip:($env:WRITEBEHIND_TEST_SERVER_KIND -eq 'Garnet') {
         $p = New-TestPrefix
         try {
