@@ -13,12 +13,31 @@ namespace WriteBehind.Engine.Tests
         [InlineData("h1:1,h2:2, Password = x ", "h1:1,h2:2", null, "x")]
         [InlineData("host:6379,user=app", "host:6379", "app", null)]
         [InlineData("host:6379,ssl=true", "host:6379,ssl=true", null, null)]
+        [InlineData("redis://127.0.0.1:6392", "127.0.0.1:6392", null, null)]
+        [InlineData("redis://cache01", "cache01:6379", null, null)]
+        [InlineData("rediss://app:p%40ss%3Aw@cache01:6380/3", "cache01:6380,ssl=true,defaultDatabase=3", "app", "p@ss:w")]
+        [InlineData("REDIS://:pw@host:1/", "host:1", null, "pw")]
+        [InlineData("redis://app@host:6379", "host:6379", "app", null)]
         public void Split_takes_user_and_password_out_of_the_configuration_string(string config, string rest, string user, string password)
         {
             Assert.Equal(rest, RedisSecrets.Split(config, out string u, out string p));
             Assert.Equal(user, u);
             Assert.Equal(password, p);
             Assert.Equal(password != null, RedisSecrets.HasPassword(config));
+        }
+
+        [Theory]
+        [InlineData("redis://h-77z:6379?ssl=true", "query")]
+        [InlineData("redis://h-77z:6379/zero", "database number")]
+        [InlineData("redis://h-77z:6379/1/2", "database number")]
+        [InlineData("redis://u:Secret-Pw-9@h-77z:99999", "well-formed")]
+        public void A_Redis_URI_it_cannot_read_is_InvalidConfiguration_without_the_URI_in_the_message(string uri, string why)
+        {
+            var ex = Assert.Throws<WriteBehindException>(() => RedisSecrets.Split(uri, out _, out _));
+            Assert.Equal(ErrorIds.InvalidConfiguration, ex.ErrorId);
+            Assert.Contains(why, ex.Message);
+            Assert.DoesNotContain("Secret-Pw-9", ex.ToString());
+            Assert.DoesNotContain("h-77z", ex.Message);
         }
 
         [Fact]

@@ -420,6 +420,24 @@ Describe 'Connection failures' {
         ($err | Out-String) | Should -Not -Match 'Inline-Pw-42'
         $err.Exception.ToString() | Should -Not -Match 'Inline-Pw-42'
     }
+    It 'a password inside a redis:// URI in -Redis is refused (PasswordInParameter) and not repeated' {
+        $err = $null
+        $redis = 'redis://app:Uri-Pw-43@127.0.0.1:1'
+        try { Connect-WriteBehind -Redis $redis -ErrorAction Stop } catch { $err = $_ }
+        $err.FullyQualifiedErrorId | Should -Be 'PasswordInParameter,WriteBehind.Commands.ConnectWriteBehindCommand'
+        ($err | Out-String) | Should -Not -Match 'Uri-Pw-43'
+        $err.Exception.ToString() | Should -Not -Match 'Uri-Pw-43'
+    }
+    It 'a redis:// URI in -Redis connects like host:port' {
+        $p = New-TestPrefix
+        try {
+            $hostPort = $script:RedisEndpoint.Split(',')[0]
+            $c = Connect-WriteBehind -Redis "redis://$hostPort" -Store "sqlite://$(New-TestStore)" -KeyPrefix $p -PassThru
+            $c.RedisEndpoint | Should -Be $hostPort
+            Set-UserProfile -UserId 1 -Profile '{"a":"1"}'
+            Get-RawString "$($p)user_profiles" 'user:1' | Should -BeExactly '{"a":"1"}'
+        } finally { Disconnect-WriteBehind; Remove-TestKeys $p }
+    }
     It 'a password inside $env:WRITEBEHIND_REDIS is allowed, and not shown when Redis is unreachable' {
         $port = & { $l = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0); $l.Start(); $p = $l.LocalEndpoint.Port; $l.Stop(); $p }
         $saved = $env:WRITEBEHIND_REDIS

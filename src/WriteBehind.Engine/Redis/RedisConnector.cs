@@ -20,6 +20,13 @@ namespace WriteBehind.Engine.Redis
         public static ConfigurationOptions Configure(WriteBehindOptions options, out RedisTls.Check tls)
         {
             ConfigurationOptions config;
+            // a redis:// URI becomes a configuration string here, its credentials taken out like password= options
+            if (RedisUri.IsUri(options.Redis))
+            {
+                options.Redis = RedisSecrets.Split(options.Redis, out string uriUser, out string uriPassword);
+                if (options.RedisUser == null && uriUser != null) options.RedisUser = uriUser;
+                if (options.RedisPassword == null && uriPassword != null) options.RedisPassword = uriPassword;
+            }
             try
             {
                 config = ConfigurationOptions.Parse(options.Redis ?? WriteBehindOptions.DefaultRedis);

@@ -5,7 +5,8 @@ using System.Collections.Generic;
 namespace WriteBehind.Engine
 {
     /// <summary>Finds and removes the credentials in a StackExchange.Redis configuration string
-    /// (comma-separated <c>host:port</c> and <c>option=value</c> tokens).</summary>
+    /// (comma-separated <c>host:port</c> and <c>option=value</c> tokens) or a redis:// / rediss:// URI (which
+    /// comes back as a configuration string).</summary>
     public static class RedisSecrets
     {
         /// <summary>Whether the string holds a <c>password=</c> option (whatever its value).</summary>
@@ -22,6 +23,7 @@ namespace WriteBehind.Engine
             user = null;
             password = null;
             if (string.IsNullOrEmpty(configuration)) return configuration;
+            if (Redis.RedisUri.IsUri(configuration)) return Redis.RedisUri.ToConfiguration(configuration, out user, out password);
             var kept = new List<string>();
             foreach (string token in configuration.Split(','))
             {

@@ -11,8 +11,9 @@ namespace WriteBehind.Commands
     [OutputType(typeof(WriteBehindConnection))]
     public sealed class ConnectWriteBehindCommand : PSCmdlet
     {
-        /// <summary>StackExchange.Redis configuration, e.g. "localhost:6379" or "host:6380,ssl=true". A
-        /// password here is refused (PasswordInParameter): use -Credential or WRITEBEHIND_REDIS_PASSWORD.</summary>
+        /// <summary>StackExchange.Redis configuration, e.g. "localhost:6379" or "host:6380,ssl=true", or a
+        /// redis:// / rediss:// URI. A password here is refused (PasswordInParameter): use -Credential or
+        /// WRITEBEHIND_REDIS_PASSWORD.</summary>
         [Parameter(Position = 0)]
         [ValidateNotNullOrEmpty]
         public string Redis { get; set; }
@@ -120,7 +121,7 @@ namespace WriteBehind.Commands
             {
                 if (Redis != null && RedisSecrets.HasPassword(Redis))
                     throw new WriteBehindException(ErrorIds.PasswordInParameter,
-                        "-Redis holds a password (password=...). A password on a command line ends up in the history, transcripts and " +
+                        "-Redis holds a password (password=..., or in a redis:// URI). A password on a command line ends up in the history, transcripts and " +
                         "process lists: pass it with -Credential (PSCredential) or the environment (WRITEBEHIND_REDIS_PASSWORD, or a " +
                         "password= in WRITEBEHIND_REDIS), and remove it from -Redis.");
                 options = WriteBehindOptions.FromEnvironment();
