@@ -24,7 +24,7 @@ namespace WriteBehind.Engine.Tests
     {
         private static readonly HashSet<string> Writes = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
         {
-            "LMOVE", "LPUSH", "RPUSH", "LREM", "LTRIM", "HSET", "HDEL", "ZADD", "ZREM", "RENAME", "DEL", "SET", "PEXPIRE", "HINCRBY",
+            "LMOVE", "LPUSH", "RPUSH", "LREM", "LSET", "LTRIM", "HSET", "HDEL", "ZADD", "ZREM", "RENAME", "DEL", "SET", "PEXPIRE", "HINCRBY",
         };
 
         private readonly RedisFixture _fixture;
@@ -293,6 +293,8 @@ namespace WriteBehind.Engine.Tests
                         {
                             await ctx.Db.ListLeftPushAsync(k.DeadLetters, item);
                             await ctx.Db.HashSetAsync(k.DeadLetterInfo, item, "1|1|1|test");
+                            // a newer entry that stays: the script marks the copy it takes and drops the mark (LSET, LREM)
+                            await ctx.Db.ListLeftPushAsync(k.DeadLetters, "stays");
                             completed = await RunCutAsync(ctx.Db, Scripts.DeadLetters, cut, new RedisKey[] { k.DeadLetters, k.DeadLetterInfo, k.Queue, k.PendingAge },
                                 new RedisValue[] { "restore", item, item });
                             from = k.DeadLetters; to = k.Queue;
@@ -309,6 +311,13 @@ namespace WriteBehind.Engine.Tests
                         Assert.True(left + arrived >= 1, $"cut {cut}: the item is in neither list");
                         if (completed) Assert.Equal((0L, 1L), (left, arrived));
                         if (!restore && arrived > 0) Assert.True(await ctx.Db.HashExistsAsync(k.DeadLetterInfo, item), $"cut {cut}: a dead letter without its reason");
+                        if (restore)
+                        {
+                            Assert.Equal(1L, await CountAsync(ctx.Db, k.DeadLetters, "stays"));
+                            // whatever a cut left, the reader shows the entries and nothing else
+                            var shown = (await ctx.Connection.GetDeadLettersAsync()).Select(e => e.Item).ToList();
+                            Assert.Equal(left > 0 ? new[] { item, "stays" } : new[] { "stays" }, shown);
+                        }
                     }
                     finally { await ctx.DisposeAsync(); }
                 }

@@ -60,7 +60,7 @@ Describe 'Least privilege (Redis ACL)' {
         $r.Continuous.Persisted | Should -Be 1
         $r.AfterContinuous | Should -BeExactly '{"name":"Bob","age":"26"}'
         $r.All | Should -Be 2
-        $r.DeadLetters | Should -Be 1
+        $r.DeadLetters | Should -Be 2
         $r.DeadLettersAfter | Should -Be 0
         $r.Completions | Should -Contain '1001'
         $r.Status.QueueDepth | Should -Be 0

@@ -25,6 +25,11 @@ namespace WriteBehind.Engine.Queue
 
         private KeyLayout Layout => _redis.Layout;
 
+        /// <summary>What dead_letters.lua (its <c>TAKEN</c>) writes over the entries it takes before one LREM drops
+        /// them all; a server crash between the two can leave some behind, which readers skip and the next
+        /// restore or remove drops.</summary>
+        internal const string Taken = "\0WriteBehind: dead letter taken\0";
+
         /// <summary>Up to <paramref name="max"/> entries, oldest first, partition by partition.</summary>
         public async Task<DeadLetter[]> GetAsync(long max)
         {
@@ -37,6 +42,7 @@ namespace WriteBehind.Engine.Queue
                     long want = max == long.MaxValue ? -1 : max - result.Count - 1;
                     // LPUSHed: the left end holds the newest, the right end the oldest
                     var items = await db.ListRangeAsync(keys.DeadLetters, 0, want).ConfigureAwait(false);
+                    if (Array.IndexOf(items, (RedisValue)Taken) >= 0) items = items.Where(i => i != Taken).ToArray();
                     Array.Reverse(items);
                     var infos = items.Length == 0 ? Array.Empty<RedisValue>() : await db.HashGetAsync(keys.DeadLetterInfo, items).ConfigureAwait(false);
                     for (int i = 0; i < items.Length; i++) result.Add(Parse(result.Count, keys.Partition, items[i], infos[i]));

@@ -12,7 +12,7 @@ namespace WriteBehind.Engine
         /// these with redis.acl_check_cmd, so a user missing one is refused before a script could fail halfway).</summary>
         public const string ModuleCommands =
             "+evalsha +eval +hget +hmget +hset +hmset +hdel +hgetall +hlen +hscan +hincrby " +
-            "+llen +lpush +rpush +lrange +lindex +lrem +ltrim +blmove +del +exists +time " +
+            "+llen +lpush +rpush +lrange +lindex +lrem +lset +ltrim +blmove +del +exists +time " +
             "+zadd +zrem +zscore +zrange +zrangebyscore";
 
         /// <summary>Partition ownership (an owner key set with NX PX, read, renewed with PEXPIRE, released
