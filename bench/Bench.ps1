@@ -42,6 +42,7 @@ $counts = [ordered]@{
     flushSmall        = Get-Scaled 100000
     flush             = Get-Scaled 1000000
     clusterFlush      = Get-Scaled 300000
+    deadLetters       = Get-Scaled 20000
     coldStartRuns     = 7
 }
 
@@ -291,6 +292,7 @@ $raw = [ordered]@{
     enqueuePostgresMapped = @(); flushPostgresMapped = @(); enqueueMariaDb = @(); flushMariaDb = @(); enqueueMariaDbMapped = @(); flushMariaDbMapped = @()
     storeLimit = @(); storeLimitKeyOrder = @(); storeLimitLargeTx = @()
     clusterScaling = @()
+    deadLetterRestore = @()
     coldStart = $null
 }
 
@@ -390,6 +392,18 @@ for ($run = 1; $run -le $Runs; $run++) {
     # the same rows, 2,000 per transaction, through programs that do not use the module: sqlite3, psql COPY
     Invoke-ExternalStoreLimits -Rows $counts.flush -Batch 2000
 }
+Clear-Server
+
+# ---------------------------------------------------------------------------------------------- dead letters
+# Restore-WriteBehindDeadLetter over every other entry, newest first: one pass of dead_letters.lua whatever
+# the order (a LREM scan per entry blocked the server for seconds at 20,000).
+Write-Host "==> Dead letters: every other one of $('{0:N0}' -f $counts.deadLetters) restored, newest first"
+$dlStore = Join-Path $tmp 'dead-letters.db'
+Remove-Store $dlStore
+$r = Invoke-Child 'DeadLetterRestore' @{ Count = $counts.deadLetters; Store = "sqlite://$dlStore" }
+$raw.deadLetterRestore += $r
+Remove-Store $dlStore
+Write-Step ("Restore-WriteBehindDeadLetter {0,9:N0} entries {1,12}  of {2:N0}; redis-server CPU {3:F2} s during the restore; {4}" -f $r.count, (Format-Rate $r.perSecond), $r.deadLetters, $r.redisCpuSeconds, (Format-Diagnostics $r))
 Clear-Server
 
 # ---------------------------------------------------------------------------------------------- cluster scaling
@@ -500,6 +514,8 @@ $m = [ordered]@{
     flushCoalesced             = Get-MedianOf $raw.flush 'coalesced'
     flushPersisted             = Get-MedianOf $raw.flush 'persisted'
     coldStartModuleSeconds     = Get-Median $moduleTimes
+    deadLetterRestorePerSecond = Get-MedianOf $raw.deadLetterRestore 'perSecond'
+    deadLetterRestoreRedisCpuSeconds = Get-MedianOf $raw.deadLetterRestore 'redisCpuSeconds'
     coldStartBareSeconds       = Get-Median $bareTimes
     coldStartImportOnlySeconds = Get-Median $importTimes
 }
@@ -602,6 +618,8 @@ $rows = @(
             against = $(if ($cs.flushers -gt 1 -and $one) { "$(F0 $one[0].perSecond) items/s, 1 flusher" } else { '' })
             ratio = $(if ($cs.flushers -gt 1 -and $one) { F2x (Get-Ratio $cs.perSecond $one[0].perSecond) } else { '' }); target = 'curve (info)'; status = '' }
     }
+    [ordered]@{ measure = 'Restore dead letters, newest first (info)'; items = $c.deadLetters; result = "$(F0 $m.deadLetterRestorePerSecond) entries/s"; against = ('redis-server CPU {0:N2} s' -f $m.deadLetterRestoreRedisCpuSeconds); ratio = ''
+        target = '-'; status = '' }
     [ordered]@{ measure = 'Flush peak RSS (VmHWM)'; items = $c.flush; result = ('{0:N0} MiB' -f $m.flushPeakRssMiB); against = ''; ratio = ''
         target = '<= 250 MiB'; status = Test-Target $m.flushPeakRssMiB '<=' 250 }
     [ordered]@{ measure = '  vs peak RSS at 100k x scale'; items = $c.flushSmall; result = ''; against = ('{0:N0} MiB' -f $m.flushSmallPeakRssMiB); ratio = F2x $m.flushRss1MVs100k

@@ -4,7 +4,7 @@
 # that Bench.ps1 parses. Only the measured part is timed: the module import, the connection and the
 # building of the input array happen before the clock starts.
 param(
-    [Parameter(Mandatory)] [ValidateSet('SetUserProfile', 'AddWriteQueueItem', 'Naive', 'Flush', 'PipelineFloor', 'PipelineFloorUpdate', 'ClusterEnqueue', 'ClusterFlush')] [string] $Mode,
+    [Parameter(Mandatory)] [ValidateSet('SetUserProfile', 'AddWriteQueueItem', 'Naive', 'Flush', 'PipelineFloor', 'PipelineFloorUpdate', 'ClusterEnqueue', 'ClusterFlush', 'DeadLetterRestore')] [string] $Mode,
     [Parameter(Mandatory)] [string] $ModulePath,
     [Parameter(Mandatory)] [string] $Redis,
     [long] $Count = 0,
@@ -187,6 +187,38 @@ public sealed class SetBenchNoOpCommand : PSCmdlet
         Add-CounterDeltas $result $cpu0
         $result.seconds = $sw.Elapsed.TotalSeconds
         Add-FlushFigures $result $flush
+    }
+    'DeadLetterRestore' {
+        # An admin requeueing dead letters newest first (Sort-Object the other way, or a filter over a
+        # reversed list): Count poison items pushed raw and flushed into the dead-letter list (not timed),
+        # then every other one restored, newest first. redis-server's CPU for the restore alone is read here.
+        Import-Module $ModulePath
+        $null = Connect-WriteBehind -Redis $Redis -Store $Store
+        Add-Type -Path (Join-Path (Split-Path $ModulePath) 'net8.0/dependencies/StackExchange.Redis.dll')
+        $mux = [StackExchange.Redis.ConnectionMultiplexer]::Connect("$Redis,allowAdmin=true")
+        $db = $mux.GetDatabase()
+        $server = $mux.GetServer($mux.GetEndPoints()[0])
+        function Get-RedisCpu { $i = $server.Info('cpu')[0]; [double]($i | Where-Object Key -eq 'used_cpu_sys').Value + [double]($i | Where-Object Key -eq 'used_cpu_user').Value }
+        for ($i = 0; $i -lt $Count; $i += 1000) {
+            $values = [StackExchange.Redis.RedisValue[]]@(($i + 1)..[Math]::Min($Count, $i + 1000) | ForEach-Object { [StackExchange.Redis.RedisValue]"update:user:$($_):{bad" })
+            $null = $db.ListLeftPush('write_queue', $values)
+        }
+        $null = Invoke-WriteBehindFlush
+        $entries = @(Get-WriteBehindDeadLetter)
+        [array]::Reverse($entries)
+        $chosen = @(for ($i = 0; $i -lt $entries.Count; $i += 2) { $entries[$i] })
+        $redis0 = Get-RedisCpu
+        $cpu0 = Get-ProcessCounters
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $chosen | Restore-WriteBehindDeadLetter
+        $sw.Stop()
+        Add-CounterDeltas $result $cpu0
+        $result.redisCpuSeconds = (Get-RedisCpu) - $redis0
+        $result.seconds = $sw.Elapsed.TotalSeconds
+        $result.deadLetters = $entries.Count
+        $result.count = $chosen.Count
+        $result.left = [long]$db.ListLength('write_queue:dead')
+        $mux.Dispose()
     }
 }
 if ($result.seconds -gt 0) { $result.perSecond = $result.count / $result.seconds }
