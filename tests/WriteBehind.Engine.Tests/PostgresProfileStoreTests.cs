@@ -329,6 +329,62 @@ namespace WriteBehind.Engine.Tests
         }
 
         [Fact]
+        public async Task The_upsert_streams_the_batch_into_the_insert_without_a_tuplestore()
+        {
+            // Issue 13: unnest(...) in FROM is a Function Scan that copies the whole batch into a tuplestore
+            // before the first row is inserted; in the select list it is a ProjectSet that streams the rows.
+            using var db = new PostgresTarget();
+            using (var store = db.Open())
+                await store.CountAsync(None); // the schema
+            using var raw = TestPostgres.OpenRaw(db.Database);
+            using var command = new NpgsqlCommand("EXPLAIN " + PostgresProfileStore.UpsertSql, raw);
+            command.Parameters.Add(new NpgsqlParameter<string[]>("ids", NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text) { TypedValue = new[] { "a", "b", "c" } });
+            command.Parameters.Add(new NpgsqlParameter<string[]>("jsons", NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text) { TypedValue = new[] { "{}", null, "{}" } });
+            command.Parameters.Add(new NpgsqlParameter<long[]>("versions", NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Bigint) { TypedValue = new[] { 1L, 2L, 3L } });
+            var plan = new List<string>();
+            using (var reader = command.ExecuteReader())
+                while (reader.Read()) plan.Add(reader.GetString(0));
+            string text = string.Join("\n", plan);
+            Assert.Contains("ProjectSet", text);
+            Assert.DoesNotContain("Function Scan", text);
+            Assert.DoesNotContain("Sort", text);
+        }
+
+        [Fact]
+        public async Task An_id_several_times_in_one_commit_is_written_once_at_its_newest_version()
+        {
+            using var db = new PostgresTarget();
+            using var store = db.Open();
+            var result = await store.CommitAsync(new[]
+            {
+                new ProfileRow("b", "{\"v\":1}", 1), new ProfileRow("a", "{\"v\":3}", 3), new ProfileRow("b", "{\"v\":5}", 5),
+                new ProfileRow("a", "{\"v\":2}", 2), new ProfileRow("b", null, 4), new ProfileRow("c", null, 7),
+            }, None);
+            Assert.Equal(3, result.Applied);
+            Assert.Equal(3, result.Stale);
+            var rows = await store.GetAsync(new[] { "a", "b", "c" }, None);
+            Assert.Equal(("{\"v\":3}", 3L), (rows["a"].Json, rows["a"].Version));
+            Assert.Equal(("{\"v\":5}", 5L), (rows["b"].Json, rows["b"].Version));
+            Assert.True(rows["c"].IsDeleted);
+            Assert.Equal(7L, rows["c"].Version);
+        }
+
+        [Fact]
+        public void The_commits_row_order_is_NewestPerIds()
+        {
+            var random = new Random(13);
+            for (int round = 0; round < 200; round++)
+            {
+                var rows = Enumerable.Range(0, random.Next(0, 60))
+                    .Select(_ => new ProfileRow("u" + random.Next(0, 20), "{}", random.Next(1, 6)))
+                    .ToList();
+                var expected = MappedValues.NewestPerId(rows).Select(r => (r.UserId, r.Version)).ToList();
+                var actual = PostgresProfileStore.NewestPerIdSorted(rows).Select(r => (r.UserId, r.Version)).ToList();
+                Assert.Equal(expected, actual);
+            }
+        }
+
+        [Fact]
         public void Row_errors_are_data_and_integrity_errors_only()
         {
             foreach (string state in new[] { "22021", "22P02", "22001", "23505" })

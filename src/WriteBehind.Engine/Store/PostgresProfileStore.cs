@@ -10,7 +10,7 @@ namespace WriteBehind.Engine.Store
 {
     /// <summary>
     /// A system of record in PostgreSQL (through Npgsql). Same contract as <see cref="SqliteProfileStore"/>:
-    /// one statement per commit upserts every row of the batch (<c>INSERT ... SELECT FROM unnest(...) ON
+    /// one statement per commit upserts every row of the batch (<c>INSERT ... SELECT unnest(...) ON
     /// CONFLICT ... DO UPDATE ... WHERE stored.version &lt; excluded.version</c>), deletes are versioned
     /// tombstones (json NULL), JSON is kept as <c>text</c> (byte for byte; never jsonb, which reorders keys
     /// and rewrites numbers), and pages come in ordinal id order (the id column is <c>COLLATE "C"</c>).
@@ -40,10 +40,13 @@ namespace WriteBehind.Engine.Store
 
         // One statement for the whole batch. The rows come sorted by id (ordinal), so concurrent
         // committers lock rows in the same order. A row whose WHERE fails is not counted in the result.
-        private const string UpsertSql =
+        // The arrays are unnested in the select list (a ProjectSet node that streams the elements in array
+        // order, side by side: the arrays have one length), not in FROM, where a Function Scan first copies
+        // every row of the batch into a tuplestore (about 1 µs of server CPU per row, issue 13).
+        internal const string UpsertSql =
             "INSERT INTO user_profiles AS stored (user_id, json, version, deleted, updated_at) " +
             "SELECT u.user_id, u.json, u.version, u.json IS NULL, now() " +
-            "FROM unnest(@ids, @jsons, @versions) WITH ORDINALITY AS u(user_id, json, version, n) ORDER BY u.n " +
+            "FROM (SELECT unnest(@ids) AS user_id, unnest(@jsons) AS json, unnest(@versions) AS version) AS u " +
             "ON CONFLICT (user_id) DO UPDATE SET json = excluded.json, version = excluded.version, " +
             "deleted = excluded.deleted, updated_at = excluded.updated_at " +
             "WHERE stored.version < excluded.version";
@@ -139,7 +142,7 @@ namespace WriteBehind.Engine.Store
             // One row per id: the newest version of an id that occurs more than once (ON CONFLICT cannot
             // touch a row twice in one statement), in ordinal id order, so concurrent committers lock rows in
             // the same order; the others are stale by definition.
-            ProfileRow[] ordered = MappedValues.NewestPerId(rows);
+            ProfileRow[] ordered = NewestPerIdSorted(rows);
             var ids = new string[ordered.Length];
             var jsons = new string[ordered.Length];
             var versions = new long[ordered.Length];
@@ -159,6 +162,30 @@ namespace WriteBehind.Engine.Store
                 int applied = await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
                 return new StoreCommitResult(applied, rows.Count - applied);
             }
+        }
+
+        /// <summary>What <see cref="MappedValues.NewestPerId"/> returns (one row per id, the newest version, in
+        /// ordinal id order), by one sort and a pass over neighbours instead of a dictionary first: the flusher
+        /// hands over one row per id already, so the dictionary would only cost a hash of every id.</summary>
+        internal static ProfileRow[] NewestPerIdSorted(IReadOnlyList<ProfileRow> rows)
+        {
+            var sorted = new ProfileRow[rows.Count];
+            for (int i = 0; i < sorted.Length; i++) sorted[i] = rows[i];
+            // Same id: the newest version first, so that it is the one kept.
+            Array.Sort(sorted, (a, b) =>
+            {
+                int c = string.CompareOrdinal(a.UserId, b.UserId);
+                return c != 0 ? c : b.Version.CompareTo(a.Version);
+            });
+            int kept = 0;
+            for (int i = 0; i < sorted.Length; i++)
+            {
+                if (kept > 0 && string.Equals(sorted[kept - 1].UserId, sorted[i].UserId, StringComparison.Ordinal))
+                    continue;
+                sorted[kept++] = sorted[i];
+            }
+            if (kept < sorted.Length) Array.Resize(ref sorted, kept);
+            return sorted;
         }
 
         private static Task<List<ProfileRow>> ReadRowsAsync(NpgsqlCommand command, CancellationToken cancellationToken) =>
