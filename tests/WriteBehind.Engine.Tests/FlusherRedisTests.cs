@@ -179,6 +179,48 @@ namespace WriteBehind.Engine.Tests
             Assert.Equal(1, await VersionAsync("missing"));
         }
 
+        [Fact]
+        public async Task A_one_member_patch_replaces_a_one_member_profile_only_when_name_and_text_allow_it()
+        {
+            // lease.lua takes the usual patch ({"name":"value"}, plain ASCII) into a profile that is exactly one
+            // plain string member of the same name as the patch's own text; every near miss merges on the text.
+            await Db.HashSetAsync(Keys.Cache, new[]
+            {
+                new HashEntry("user:same", """{"age":"30"}"""),
+                new HashEntry("user:other", """{"name":"A"}"""),
+                new HashEntry("user:prefix", """{"ag":"30"}"""),
+                new HashEntry("user:longer", """{"agee":"30"}"""),
+                new HashEntry("user:escname", """{"\u0061ge":"30"}"""),
+                new HashEntry("user:escvalue", """{"age":"3\"0"}"""),
+                new HashEntry("user:number", """{"age":30}"""),
+                new HashEntry("user:trailing", """{"age":"30"} """),
+                new HashEntry("user:spaced", """{"age": "30"}"""),
+                new HashEntry("user:two", """{"age":"30","x":"y"}"""),
+            });
+            var ids = new[] { "same", "other", "prefix", "longer", "escname", "escvalue", "number", "trailing", "spaced", "two" };
+            await Db.ListLeftPushAsync(Keys.Queue, ids.Select(id => (RedisValue)("update:user:" + id + ":{\"age\":\"31\"}")).ToArray());
+            // a profile the batch itself creates, patched again in the same batch
+            await Db.ListLeftPushAsync(Keys.Queue, new RedisValue[] { """update:user:twice:{"age":"31"}""", """update:user:twice:{"age":"32"}""" });
+
+            var result = await FlushAsync();
+
+            Assert.Equal(12, result.Dequeued);
+            Assert.Equal(0, result.DeadLettered);
+            await AssertPersistedAsync("same", """{"age":"31"}""");
+            await AssertPersistedAsync("other", """{"name":"A","age":"31"}""");
+            await AssertPersistedAsync("prefix", """{"ag":"30","age":"31"}""");
+            await AssertPersistedAsync("longer", """{"agee":"30","age":"31"}""");
+            await AssertPersistedAsync("escname", """{"\u0061ge":"31"}""");
+            await AssertPersistedAsync("escvalue", """{"age":"31"}""");
+            await AssertPersistedAsync("number", """{"age":"31"}""");
+            await AssertPersistedAsync("trailing", """{"age":"31"} """);
+            await AssertPersistedAsync("spaced", """{"age": "31"}""");
+            await AssertPersistedAsync("two", """{"age":"31","x":"y"}""");
+            await AssertPersistedAsync("twice", """{"age":"32"}""");
+            Assert.Equal(1, await VersionAsync("same"));
+            Assert.Equal(2, await VersionAsync("twice"));
+        }
+
         // ------------------------------------------------------------------------------------------------
         // 3. Nothing applied twice (invariant 2): a flusher that dies after the lease script merged
         // ------------------------------------------------------------------------------------------------

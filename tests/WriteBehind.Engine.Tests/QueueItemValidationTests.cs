@@ -19,12 +19,22 @@ namespace WriteBehind.Engine.Tests
 
         public QueueItemValidationTests(RedisFixture fixture) => _fixture = fixture;
 
+        // An update parse_item took in one match (SIMPLE_UPDATE: it returns the member's name) must be one
+        // parse_object agrees with, member offsets included (lease.lua then uses simple_patch instead), and
+        // compact (a merge into '{}' is the patch's own text).
         private const string LuaCheck = @"
-local kind, id, rest = parse_item(ARGV[1])
+local kind, id, rest, field, name = parse_item(ARGV[1])
 if not kind then return { 'poison', id } end
 if kind == 'update' then
-  local qm, err = parse_object(rest)
+  local qm, err, _, open = parse_object(rest)
   if not qm then return { 'poison', 'invalid JSON patch: ' .. err } end
+  if name then
+    local sn, sat, _, sopen = simple_patch(rest, name, {})
+    if sn ~= qm or sopen ~= open or not compact(rest, qm, err, open) then return { 'ok', 'but the one-match path differs' } end
+    for i = 1, 5 do
+      if sat[i] ~= err[i] then return { 'ok', 'but the one-match path differs at offset ' .. i } end
+    end
+  end
 end
 return { 'ok', kind }";
 

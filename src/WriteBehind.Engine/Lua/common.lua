@@ -38,20 +38,27 @@ end
 -- C#). Plain arithmetic, exact both where every number is a double (Redis's Lua 5.1) and where numbers are
 -- 64-bit integers or floats (Garnet's Lua 5.4, whose bit library returns floats and shifts wrongly): no
 -- bit library, no value above 2^41, and math.floor instead of a division that would make a float.
-local xor4 = {}
-for a = 0, 15 do
-  for b = 0, 15 do
-    local x, p, aa, bb = 0, 1, a, b
-    for _ = 1, 4 do
-      if aa % 2 ~= bb % 2 then x = x + p end
-      aa, bb, p = math.floor(aa / 2), math.floor(bb / 2), p * 2
+-- The nibble xor table, built by the first partition_of of a script call (a call with one partition never
+-- needs it, and building it costs about a million instructions).
+local xor4
+local function xor4_table()
+  local t = {}
+  for a = 0, 15 do
+    for b = 0, 15 do
+      local x, p, aa, bb = 0, 1, a, b
+      for _ = 1, 4 do
+        if aa % 2 ~= bb % 2 then x = x + p end
+        aa, bb, p = math.floor(aa / 2), math.floor(bb / 2), p * 2
+      end
+      t[a * 16 + b] = x
     end
-    xor4[a * 16 + b] = x
   end
+  return t
 end
 
 local function partition_of(id, n)
   if n <= 1 then return 0 end
+  xor4 = xor4 or xor4_table()
   local h = 2166136261
   for i = 1, #id do
     local b = string.byte(id, i)

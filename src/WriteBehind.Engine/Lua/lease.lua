@@ -133,27 +133,28 @@ local leased, dead, superseded = {}, 0, 0
 
 -- Pass 1: parse every item and read the state of every profile they name, in a few HMGETs
 -- (one redis.call per item and field would cost more than the parsing).
-local kinds, ids, rests, fieldof = {}, {}, {}, {}
-local fields = {}
+local kinds, ids, rests, fieldof, qnames = {}, {}, {}, {}, {}
+local fields, nfields = {}, 0
 for k = 1, count do
-  local kind, id, rest, field = parse_item(items[k])
+  local kind, id, rest, field, qname = parse_item(items[k])
   if kind and partitions > 1 then
     local home = partition_of(id, partitions)
     if home ~= partition then
       kind, id, rest = nil, string.format('wrong partition: user %s belongs to partition %d of %d', id, home, partitions), nil
     end
   end
-  kinds[k], ids[k], rests[k] = kind, id, rest
+  kinds[k], ids[k], rests[k], qnames[k] = kind, id, rest, qname
   if kind then
     fieldof[k] = field
     if sver[field] == nil then
       sver[field] = false
-      fields[#fields + 1] = field
+      nfields = nfields + 1
+      fields[nfields] = field
     end
   end
 end
-for c = 1, #fields, 1000 do
-  local last = math.min(c + 999, #fields)
+for c = 1, nfields, 1000 do
+  local last = math.min(c + 999, nfields)
   local jsons = redis.call('HMGET', KEYS[2], unpack(fields, c, last))
   local vers = redis.call('HMGET', KEYS[3], unpack(fields, c, last))
   for i = c, last do
@@ -178,7 +179,7 @@ end
 
 -- Pass 2: apply, oldest first (in memory: the writes follow, in the order above). The patches' and the
 -- profiles' members are parsed into two pairs of tables used again for every item.
-local infos = {}
+local infos, nleased, ntouched = {}, 0, 0
 local qat, qidx, pat, pidx = {}, {}, {}, {}
 for k = count, 1, -1 do
   local item, kind, id, rest = items[k], kinds[k], ids[k], rests[k]
@@ -190,7 +191,10 @@ for k = count, 1, -1 do
     local json, ver = sjson[field], sver[field]
     if kind == 'update' then
       -- the patch is checked first: whether an item is poison never depends on the cache's state
-      local qn, qerr, _, qopen = parse_object(rest, qat, qidx)
+      local qname = qnames[k]
+      local qn, qerr, _, qopen
+      if qname then qn, qerr, _, qopen = simple_patch(rest, qname, qat)
+      else qn, qerr, _, qopen = parse_object(rest, qat, qidx) end
       if not qn then
         reason = 'invalid JSON patch: ' .. qerr
       elseif not json and ver > 0 then
@@ -198,7 +202,12 @@ for k = count, 1, -1 do
         superseded = superseded + 1
       elseif not json then
         -- no cached profile: the patch merged into '{}', which is the patch itself when it is compact
-        sjson[field] = compact(rest, qn, qat, qopen) and rest or merge('{}', 0, pat, pidx, 1, rest, qn, qat)
+        sjson[field] = (qname or compact(rest, qn, qat, qopen)) and rest or merge('{}', 0, pat, pidx, 1, rest, qn, qat)
+        sver[field] = ver + 1
+        sdirty[field] = true
+      elseif qname and smatch(json, SINGLE_STRING_MEMBER) == qname then
+        -- the profile is one string member and the patch replaces it: the merge is the patch's text
+        sjson[field] = rest
         sver[field] = ver + 1
         sdirty[field] = true
       else
@@ -229,10 +238,12 @@ for k = count, 1, -1 do
       end
     end
     if not reason then
-      leased[#leased + 1] = item
+      nleased = nleased + 1
+      leased[nleased] = item
       if not unknown and not touched[field] then
         touched[field] = true
-        touched_order[#touched_order + 1] = field
+        ntouched = ntouched + 1
+        touched_order[ntouched] = field
       end
     end
   end
@@ -247,7 +258,7 @@ redis.call('RPUSH', KEYS[1], sentinel)
 -- record's states and the reply.
 local sets, dels, vers, states, nsets, nvers, ns = {}, {}, {}, {}, 0, 0, 0
 local sizes, size = {}, 0
-for t = 1, #touched_order do
+for t = 1, ntouched do
   local field = touched_order[t]
   local json, version = sjson[field], int_texts[sver[field]]
   if sdirty[field] then
@@ -267,14 +278,17 @@ for t = 1, #touched_order do
   size = size + #field + #json + 16
   sizes[t] = size
 end
-local chunks = chunked_states(states, #touched_order, sizes)
+local chunks = chunked_states(states, ntouched, sizes)
 -- Step 2: the records, in one command.
-local binfo, flags = { sentinel, count, '' }, {}
-for k = count, 1, -1 do
-  flags[#flags + 1] = infos[k] and 'D' or 'L'
-  if infos[k] then binfo[#binfo + 1] = infos[k] end
+local binfo = { sentinel, count, string.rep('L', count) }
+if dead > 0 then
+  local flags = {}
+  for k = count, 1, -1 do
+    flags[count - k + 1] = infos[k] and 'D' or 'L'
+    if infos[k] then binfo[#binfo + 1] = infos[k] end
+  end
+  binfo[3] = tconcat(flags)
 end
-binfo[3] = tconcat(flags)
 if nvers > 0 then
   redis.call('HSET', KEYS[8], 'batch', pack_tokens(binfo), 'lease', tconcat(chunks))
 else
@@ -284,21 +298,23 @@ end
 write_states(KEYS[2], KEYS[3], sets, dels, vers)
 -- Step 4: the dead letters (reasons, then items, oldest first), then the lease: ZADD first, so a lease
 -- list never exists without its entry, and the entry says the dead letters are written.
-local dinfo, ditems = {}, {}
-for k = count, 1, -1 do
-  if infos[k] then
-    dinfo[#dinfo + 1] = items[k]
-    dinfo[#dinfo + 1] = infos[k]
-    ditems[#ditems + 1] = items[k]
+if dead > 0 then
+  local dinfo, ditems = {}, {}
+  for k = count, 1, -1 do
+    if infos[k] then
+      dinfo[#dinfo + 1] = items[k]
+      dinfo[#dinfo + 1] = infos[k]
+      ditems[#ditems + 1] = items[k]
+    end
   end
+  call_chunked('HSET', KEYS[7], dinfo)
+  call_chunked('LPUSH', KEYS[6], ditems)
 end
-call_chunked('HSET', KEYS[7], dinfo)
-call_chunked('LPUSH', KEYS[6], ditems)
 redis.call('ZADD', KEYS[5], ARGV[2], KEYS[4])
-if #leased > 0 then call_chunked('RPUSH', KEYS[4], leased) end
+if nleased > 0 then call_chunked('RPUSH', KEYS[4], leased) end
 -- Steps 5 and 6 (a batch of poison only leaves no lease: its entry goes once the batch is trimmed).
 redis.call('LTRIM', KEYS[1], 0, -(count + 2))
 note_taken(KEYS[9], count, count < max and 0 or redis.call('LLEN', KEYS[1]))
-if #leased == 0 then redis.call('ZREM', KEYS[5], KEYS[4]) end
+if nleased == 0 then redis.call('ZREM', KEYS[5], KEYS[4]) end
 redis.call('HDEL', KEYS[8], 'lease', 'batch')
-return reply(count, dead, #leased, superseded, 0, chunks)
+return reply(count, dead, nleased, superseded, 0, chunks)

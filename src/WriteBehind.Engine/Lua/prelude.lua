@@ -501,11 +501,33 @@ local function valid_version(v)
   return #v < #MAX_VERSION or (#v == #MAX_VERSION and v <= MAX_VERSION)
 end
 
--- Parses a queue item. Returns kind, id, rest, field (rest: the JSON of an update, the version digits of
--- a set/delete, or nil; field: 'user:<id>', the profile's field in the cache and versions hashes), or nil
--- and the reason the item is poison. QueueItem.TryParse in C# applies the same rules in the same order,
--- with the same reasons.
+-- The usual update item, whole, in one match: 'update:user:<id>:{"<name>":"<value>"}', compact, the name
+-- and the value printable ASCII without a quote or a backslash (so no escape, no control character, valid
+-- UTF-8): its patch is valid JSON of one member, and exactly what a merge into '{}' makes of it. One C call
+-- where parse_item and parse_object make four (each costs hundreds of instructions in Redis's Lua).
+local SIMPLE_UPDATE = '^update:(user:([A-Za-z0-9_%.@%-]+)):({"([ !#-[%]^-~]*)":"[ !#-[%]^-~]*"})$'
+
+-- What parse_object returns (n, at, idx, open) for the patch of a SIMPLE_UPDATE whose member is named name,
+-- without reading it again: its name starts at 2, its ':' follows the name's closing quote, its value runs
+-- from there to the closing '}'. (No idx: a patch's own names are only needed to find duplicates.)
+local function simple_patch(rest, name, at)
+  local q = #name
+  at[1], at[2], at[3], at[4], at[5] = name, 2, q + 4, q + 5, #rest
+  return 1, at, nil, 1
+end
+
+-- A profile that is exactly '{"<name>":"<string>"}' (compact, no escape or control character in either):
+-- captures the name. A SIMPLE_UPDATE of that name merges into it as its own patch text.
+local SINGLE_STRING_MEMBER = '^{"([^"\\\1-\31]*)":"[^"\\\1-\31]*"}$'
+
+-- Parses a queue item. Returns kind, id, rest, field, name (rest: the JSON of an update, the version
+-- digits of a set/delete, or nil; field: 'user:<id>', the profile's field in the cache and versions
+-- hashes; name: for a SIMPLE_UPDATE only, its member's name, and then its patch needs no parse_object:
+-- see simple_patch), or nil and the reason the item is poison. QueueItem.TryParse in C# applies the
+-- same rules in the same order, with the same reasons.
 local function parse_item(item)
+  local sf, si, sr, sn = smatch(item, SIMPLE_UPDATE)
+  if sf and #si <= MAX_ID then return 'update', si, sr, sf, sn end
   -- the common case in two matches: a valid kind and id, then ':' and printable ASCII to the end (so no
   -- NUL and valid UTF-8); anything they do not accept is decided by the rules below, in their order
   local k, f, i, e = smatch(item, '^(%l+):(user:([A-Za-z0-9_%.@%-]+))()')
