@@ -140,10 +140,12 @@ for k = 1, count do
   if kind and partitions > 1 then
     local home = partition_of(id, partitions)
     if home ~= partition then
-      kind, id, rest = nil, string.format('wrong partition: user %s belongs to partition %d of %d', id, home, partitions), nil
+      kind, id, rest, qname = nil, string.format('wrong partition: user %s belongs to partition %d of %d', id, home, partitions), nil, nil
     end
   end
-  kinds[k], ids[k], rests[k], qnames[k] = kind, id, rest, qname
+  -- (a SIMPLE_UPDATE keeps only its name: its kind is 'update' and its id is needed no more)
+  if qname then qnames[k] = qname else kinds[k], ids[k] = kind, id end
+  rests[k] = rest
   if kind then
     fieldof[k] = field
     if sver[field] == nil then
@@ -182,7 +184,9 @@ end
 local infos, nleased, ntouched = {}, 0, 0
 local qat, qidx, pat, pidx = {}, {}, {}, {}
 for k = count, 1, -1 do
-  local item, kind, id, rest = items[k], kinds[k], ids[k], rests[k]
+  local item, rest, qname = items[k], rests[k], qnames[k]
+  local kind, id = 'update', nil
+  if not qname then kind, id = kinds[k], ids[k] end
   local reason, unknown
   if not kind then
     reason = id
@@ -191,10 +195,10 @@ for k = count, 1, -1 do
     local json, ver = sjson[field], sver[field]
     if kind == 'update' then
       -- the patch is checked first: whether an item is poison never depends on the cache's state
-      local qname = qnames[k]
-      local qn, qerr, _, qopen
-      if qname then qn, qerr, _, qopen = simple_patch(rest, qname, qat)
-      else qn, qerr, _, qopen = parse_object(rest, qat, qidx) end
+      -- (a SIMPLE_UPDATE's patch, qname its member's name, is valid and one member: its offsets are filled
+      -- in only if a merge needs them)
+      local qn, qerr, _, qopen = 1, nil, nil, 1
+      if not qname then qn, qerr, _, qopen = parse_object(rest, qat, qidx) end
       if not qn then
         reason = 'invalid JSON patch: ' .. qerr
       elseif not json and ver > 0 then
@@ -211,6 +215,7 @@ for k = count, 1, -1 do
         sver[field] = ver + 1
         sdirty[field] = true
       else
+        if qname then simple_patch(rest, qname, qat) end
         local pn, perr, _, popen = parse_object(json, pat, pidx)
         if not pn then
           reason = 'cached profile is not a JSON object: ' .. perr
@@ -257,7 +262,7 @@ redis.call('RPUSH', KEYS[1], sentinel)
 -- The latest state of every touched profile, packed once (as redo.lua's add_state packs one): the redo
 -- record's states and the reply.
 local sets, dels, vers, states, nsets, nvers, ns = {}, {}, {}, {}, 0, 0, 0
-local sizes, size = {}, 0
+local chunks, first, size = {}, 1, 0
 for t = 1, ntouched do
   local field = touched_order[t]
   local json, version = sjson[field], int_texts[sver[field]]
@@ -275,10 +280,13 @@ for t = 1, ntouched do
   states[ns + 1], states[ns + 2], states[ns + 3] = length_prefix[#field], field, length_prefix[#version]
   states[ns + 4], states[ns + 5], states[ns + 6] = version, length_prefix[#json], json
   ns = ns + 6
+  -- the reply's strings as in chunked_states, cut as the states are packed
   size = size + #field + #json + 16
-  sizes[t] = size
+  if size >= STATE_CHUNK or t == ntouched then
+    chunks[#chunks + 1] = tconcat(states, '', first, ns)
+    first, size = ns + 1, 0
+  end
 end
-local chunks = chunked_states(states, ntouched, sizes)
 -- Step 2: the records, in one command.
 local binfo = { sentinel, count, string.rep('L', count) }
 if dead > 0 then
