@@ -155,13 +155,19 @@ for k = 1, count do
     end
   end
 end
+-- A version's number from its text, memoised for this call (versions repeat; a tonumber is a C call).
+local version_of = setmetatable({}, { __index = function(t, text)
+  local n = tonumber(text) or 0
+  t[text] = n
+  return n
+end })
 for c = 1, nfields, 1000 do
   local last = math.min(c + 999, nfields)
   local jsons = redis.call('HMGET', KEYS[2], unpack(fields, c, last))
   local vers = redis.call('HMGET', KEYS[3], unpack(fields, c, last))
   for i = c, last do
-    local field = fields[i]
-    sjson[field], sver[field] = jsons[i - c + 1], tonumber(vers[i - c + 1]) or 0
+    local field, v = fields[i], vers[i - c + 1]
+    sjson[field], sver[field] = jsons[i - c + 1], v and version_of[v] or 0
   end
 end
 
