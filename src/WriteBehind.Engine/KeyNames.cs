@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace WriteBehind.Engine
@@ -72,6 +73,7 @@ namespace WriteBehind.Engine
         public string Paused { get; }
 
         /// <summary>The hash field of a profile in <see cref="Cache"/> and <see cref="Versions"/>.</summary>
+        [MethodImpl(HotPath.Optimize)]
         public static string Field(string userId) => "user:" + userId;
     }
 

@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using WriteBehind.Engine.Json;
 
 namespace WriteBehind.Engine
@@ -26,6 +27,7 @@ namespace WriteBehind.Engine
         /// <summary>The JSON patch of an update; the version digits of a set/delete, or null.</summary>
         public string Rest { get; }
 
+        [MethodImpl(HotPath.Optimize)]
         public static string FormatUpdate(string userId, string jsonPatch) => "update:user:" + userId + ":" + jsonPatch;
 
         /// <summary>The largest version an item may carry: 2^53 - 1, the largest integer Redis's Lua (whose
@@ -52,6 +54,7 @@ namespace WriteBehind.Engine
         /// <summary>Parses an item. The rules, their order and the reasons are the lease script's
         /// (parse_item in prelude.lua, then its JSON check of an update's patch), so the cmdlets refuse
         /// exactly what the flush would dead-letter; a shared table of cases holds both to it.</summary>
+        [MethodImpl(HotPath.Optimize)]
         public static bool TryParse(string item, out QueueItem parsed, out string reason)
         {
             parsed = default;
@@ -98,6 +101,7 @@ namespace WriteBehind.Engine
         /// <summary>The user id an item names when its head (<c>&lt;update|set|delete&gt;:user:&lt;id&gt;</c>) is well
         /// formed, whatever follows; else null. The partition an item is queued to, and that the lease script
         /// checks, depends on this id only.</summary>
+        [MethodImpl(HotPath.Optimize)]
         public static string RoutingUserIdOf(string item)
         {
             if (string.IsNullOrEmpty(item)) return null;
@@ -120,6 +124,7 @@ namespace WriteBehind.Engine
             return long.Parse(s, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture) <= MaxVersion;
         }
 
+        [MethodImpl(HotPath.Optimize)]
         private static bool HasLoneSurrogate(string s)
         {
             for (int i = 0; i < s.Length; i++)

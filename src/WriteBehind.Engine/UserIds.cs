@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 
 namespace WriteBehind.Engine
 {
@@ -9,6 +10,7 @@ namespace WriteBehind.Engine
         public const int MaxLength = 128;
 
         /// <summary>Whether <paramref name="id"/> fits the grammar.</summary>
+        [MethodImpl(HotPath.Optimize)]
         public static bool IsValid(string id)
         {
             if (string.IsNullOrEmpty(id) || id.Length > MaxLength) return false;
@@ -22,6 +24,7 @@ namespace WriteBehind.Engine
         }
 
         /// <summary>Throws a <see cref="WriteBehindException"/> (InvalidUserId) when <paramref name="id"/> does not fit the grammar.</summary>
+        [MethodImpl(HotPath.Optimize)]
         public static void Validate(string id)
         {
             if (!IsValid(id))

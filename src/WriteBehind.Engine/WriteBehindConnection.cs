@@ -131,10 +131,11 @@ namespace WriteBehind.Engine
         /// their persists, in one script per partition. Returns the new versions.
         /// <paramref name="pipelined"/>: the caller sends its next call before this one's reply, so the script
         /// goes as EVAL text (no NOSCRIPT retry that the next call could overtake). <paramref name="cancellationToken"/>
-        /// ends a backpressure wait (Block policy); a call once sent is not cancelled.
+        /// ends a backpressure wait (Block policy); a call once sent is not cancelled. <paramref name="withVersions"/>
+        /// false: the caller has no use for the versions (they come back as 0), and Redis sends one count instead.
         /// </summary>
-        public Task<long[]> SetProfilesAsync(IReadOnlyList<KeyValuePair<string, string>> profiles, bool queue, bool pipelined = false, CancellationToken cancellationToken = default) =>
-            _cache.SetProfilesAsync(profiles, queue, pipelined, cancellationToken);
+        public Task<long[]> SetProfilesAsync(IReadOnlyList<KeyValuePair<string, string>> profiles, bool queue, bool pipelined = false, CancellationToken cancellationToken = default, bool withVersions = true) =>
+            _cache.SetProfilesAsync(profiles, queue, pipelined, cancellationToken, withVersions);
 
         /// <summary>Removes profiles from the cache and queues their versioned tombstones, atomically per
         /// partition. Returns for each id whether a cached profile was removed.

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Management.Automation;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using System.Threading.Tasks;
 using WriteBehind.Engine;
@@ -72,6 +73,7 @@ namespace WriteBehind.Commands
         }
 
         /// <summary>Buffers one record; a full chunk is sent.</summary>
+        [MethodImpl(HotPath.Optimize)]
         protected void Add(TItem item)
         {
             if (_buffer == null) _buffer = new TItem[ChunkSize];
@@ -87,6 +89,7 @@ namespace WriteBehind.Commands
             while (_inFlight.Count > 0) Report(_inFlight.Dequeue());
         }
 
+        [MethodImpl(HotPath.Optimize)]
         private void Dispatch(bool last)
         {
             // Once stopping, nothing more is sent: what is buffered is reported as not written.
@@ -115,6 +118,7 @@ namespace WriteBehind.Commands
         }
 
         /// <summary>Waits for a chunk and writes its outcome.</summary>
+        [MethodImpl(HotPath.Optimize)]
         private void Report(InFlight chunk)
         {
             TReply reply;

@@ -3,6 +3,7 @@ using System.Collections;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Management.Automation;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using WriteBehind.Engine;
@@ -22,6 +23,7 @@ namespace WriteBehind.Commands
         /// and/or Json carry the profile in those: the Profile's fields win over the Json text, since that is
         /// what users edit; the fields they did not change keep their bytes.</summary>
         /// <param name="what">What the value is, for messages: "profile" or "update".</param>
+        [MethodImpl(HotPath.Optimize)]
         public static string FromInput(object input, string what = "profile")
         {
             object value = input is PSObject pso ? pso.BaseObject : input;
@@ -196,6 +198,7 @@ namespace WriteBehind.Commands
         }
 
         /// <summary>The id of a piped object: its UserId or Id property, if any.</summary>
+        [MethodImpl(HotPath.Optimize)]
         public static string IdOf(object input)
         {
             if (!(input is PSObject pso)) return null;

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Management.Automation;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using System.Threading.Tasks;
 using WriteBehind.Engine;
@@ -89,6 +90,7 @@ namespace WriteBehind.Commands
         /// -Debug). Anything unexpected: ask ShouldProcess.</summary>
         protected bool ConfirmsSilently
         {
+            [MethodImpl(HotPath.Optimize)]
             get
             {
                 if (_confirmsSilently == null) _confirmsSilently = DecideConfirmsSilently();

@@ -9,6 +9,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using Microsoft.Data.Sqlite;
 using StackExchange.Redis;
+using WriteBehind.Engine.Redis;
 using WriteBehind.Engine.Store;
 using Xunit;
 
@@ -638,6 +639,32 @@ namespace WriteBehind.Engine.Tests
             var tomb = await StoredAsync("r1");
             Assert.Null(tomb.Json);
             Assert.Equal(2, tomb.Version);
+        }
+
+        [Fact]
+        public async Task Set_profiles_without_versions_gets_one_count_and_writes_the_same_versions_and_persists()
+        {
+            // Set-UserProfile without -PassThru: the script replies with how many it wrote, not a version each
+            // (one integer instead of a chunk's worth), and writes cache, versions and queued persists as ever.
+            await Conn.SetProfilesAsync(new[] { P("nv1", """{"v":"1"}""") }, queue: true);
+            var keys = new RedisKey[] { Keys.Cache, Keys.Versions, Keys.Queue, Keys.Redo, Keys.PendingAge };
+            var reply = await Scripts.SetProfiles.EvaluateAsync(Db, keys,
+                new RedisValue[] { "1", 0, "0", "user:nv1", """{"v":"2"}""", "user:nv2", """{"v":"1"}""", "user:nv1", """{"v":"3"}""" });
+            Assert.Equal(ResultType.Integer, reply.Resp2Type);
+            Assert.Equal(3, (long)reply);
+            var versions = await Conn.SetProfilesAsync(new[] { P("nv2", """{"v":"2"}"""), P("nv3", """{"v":"1"}""") }, queue: false, withVersions: false);
+            Assert.Equal(new long[] { 0, 0 }, versions);
+            Assert.Equal("""{"v":"3"}""", await HGetAsync("nv1"));
+            Assert.Equal(3, await VersionAsync("nv1"));
+            Assert.Equal(2, await VersionAsync("nv2"));
+            Assert.Equal("""{"v":"2"}""", await HGetAsync("nv2"));
+            Assert.Equal(1, await VersionAsync("nv3"));
+            var queued = (await Db.ListRangeAsync(Keys.Queue, 0, -1)).Select(v => (string)v).Reverse().ToArray();
+            Assert.Equal(new[] { "set:user:nv1:1", "set:user:nv1:2", "set:user:nv2:1", "set:user:nv1:3" }, queued);
+            var flush = await FlushAsync();
+            Assert.Null(flush.Error);
+            Assert.Equal(3, (await StoredAsync("nv1")).Version);
+            Assert.Equal("""{"v":"2"}""", (await StoredAsync("nv2")).Json);
         }
 
         // ------------------------------------------------------------------------------------------------

@@ -185,7 +185,7 @@ namespace WriteBehind.Engine.Tests
                         await FlushAsync(conn);
                         var keys = new RedisKey[] { k.Cache, k.Versions, k.Queue, k.Redo, k.PendingAge };
                         var args = script == Scripts.SetProfiles
-                            ? new RedisValue[] { "1", 0, "user:a", """{"v":"2"}""", "user:b", """{"v":"2"}""" }
+                            ? new RedisValue[] { "1", 0, "1", "user:a", """{"v":"2"}""", "user:b", """{"v":"2"}""" }
                             : new RedisValue[] { 0, "user:a", "user:b" };
                         completed = await RunCutAsync(ctx.Db, script, cut, keys, args);
                         var r = await FlushAsync(conn);

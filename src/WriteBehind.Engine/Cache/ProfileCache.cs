@@ -2,6 +2,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using System.Threading.Tasks;
 using StackExchange.Redis;
@@ -25,29 +26,42 @@ namespace WriteBehind.Engine.Cache
         private KeyLayout Layout => _redis.Layout;
 
         /// <summary>Writes profiles (already validated JSON) to the cache, bumps their versions and queues
-        /// their persists, in one script per partition. Returns the new versions.</summary>
-        public async Task<long[]> SetProfilesAsync(IReadOnlyList<KeyValuePair<string, string>> profiles, bool queue, bool pipelined = false, CancellationToken cancellationToken = default)
+        /// their persists, in one script per partition. Returns the new versions (all 0 when
+        /// <paramref name="withVersions"/> is false: the script then does not send them).</summary>
+        public async Task<long[]> SetProfilesAsync(IReadOnlyList<KeyValuePair<string, string>> profiles, bool queue, bool pipelined = false, CancellationToken cancellationToken = default, bool withVersions = true)
         {
             var versions = new long[profiles.Count];
             var refusals = new PartitionRefusals(profiles.Count);
             await Task.WhenAll(_redis.ByPartition(profiles, p => p.Key).Select(group => refusals.Run(group.Value, async () =>
             {
                 var keys = group.Key;
-                var args = new RedisValue[2 + group.Value.Count * 2];
-                args[0] = queue ? "1" : "0";
-                args[1] = _redis.HighWater;
-                for (int i = 0; i < group.Value.Count; i++)
-                {
-                    args[2 + 2 * i] = KeyNames.Field(profiles[group.Value[i]].Key);
-                    args[3 + 2 * i] = profiles[group.Value[i]].Value;
-                }
-                var written = await _redis.ProduceAsync(async db => (long[])await Scripts.SetProfiles.EvaluateAsync(db,
-                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue, keys.Redo, keys.PendingAge }, args, pipelined).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+                var args = SetProfilesArgs(profiles, group.Value, queue, withVersions, _redis.HighWater);
+                var reply = await _redis.ProduceAsync(db => Scripts.SetProfiles.EvaluateAsync(db,
+                    new RedisKey[] { keys.Cache, keys.Versions, keys.Queue, keys.Redo, keys.PendingAge }, args, pipelined), cancellationToken).ConfigureAwait(false);
                 await _redis.EnsureReplicatedAsync(keys.Cache, "the profile write").ConfigureAwait(false);
+                if (!withVersions) return;
+                var written = (long[])reply;
                 for (int i = 0; i < group.Value.Count; i++) versions[group.Value[i]] = written[i];
             }))).ConfigureAwait(false);
             refusals.ThrowIfAny(versions);
             return versions;
+        }
+
+        // set_profiles.lua's ARGV for one partition's profiles (a loop over every record of a chunk).
+        [MethodImpl(HotPath.Optimize)]
+        private static RedisValue[] SetProfilesArgs(IReadOnlyList<KeyValuePair<string, string>> profiles, List<int> positions, bool queue, bool withVersions, RedisValue highWater)
+        {
+            var args = new RedisValue[3 + positions.Count * 2];
+            args[0] = queue ? "1" : "0";
+            args[1] = highWater;
+            args[2] = withVersions ? "1" : "0";
+            for (int i = 0; i < positions.Count; i++)
+            {
+                var profile = profiles[positions[i]];
+                args[3 + 2 * i] = KeyNames.Field(profile.Key);
+                args[4 + 2 * i] = profile.Value;
+            }
+            return args;
         }
 
         /// <summary>Removes profiles from the cache and queues their versioned tombstones, atomically per

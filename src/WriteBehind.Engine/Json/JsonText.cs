@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace WriteBehind.Engine.Json
@@ -13,6 +14,7 @@ namespace WriteBehind.Engine.Json
         /// Strict RFC 8259 validation of a JSON document whose top-level value must be an object, with no duplicate
         /// member names in any object and nesting depth at most 64. Returns false with a short reason when invalid.
         /// </summary>
+        [MethodImpl(HotPath.Optimize)]
         public static bool TryValidateObject(string json, out string reason) => JsonValidator.Validate(json, null, out reason);
 
         /// <summary>Same validation as <see cref="TryValidateObject"/>; on success returns each top-level member's

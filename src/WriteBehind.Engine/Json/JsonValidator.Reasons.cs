@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 
@@ -13,6 +14,7 @@ namespace WriteBehind.Engine.Json
         private enum Expect { MemberOrEnd, Member, Value, ValueOrEnd, SeparatorOrEnd }
 
         /// <summary>The string-level checks before the reader: not empty, the top-level value an object.</summary>
+        [MethodImpl(HotPath.Optimize)]
         private static bool TopLevelIsObject(string s, out string reason)
         {
             int p = 0;
@@ -306,6 +308,7 @@ namespace WriteBehind.Engine.Json
         private bool IsCommentStart(int at) =>
             _utf8[at] == '/' && at + 1 < _length && (_utf8[at + 1] == '/' || _utf8[at + 1] == '*');
 
+        [MethodImpl(HotPath.Optimize)]
         private static bool IsWhitespace(char c) => c == ' ' || c == '\n' || c == '\r' || c == '\t';
 
         private static bool IsDigit(char c) => (uint)(c - '0') <= 9;

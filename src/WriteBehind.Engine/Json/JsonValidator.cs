@@ -1,6 +1,7 @@
 using System;
 using System.Buffers;
 using System.Collections.Generic;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 
@@ -70,6 +71,7 @@ namespace WriteBehind.Engine.Json
 
         /// <summary>Validates <paramref name="json"/>; on success adds each top-level member's decoded name and raw value
         /// text (an exact substring of the input) to <paramref name="members"/> when it is not null.</summary>
+        [MethodImpl(HotPath.Optimize)]
         public static bool Validate(string json, List<KeyValuePair<string, string>> members, out string reason)
         {
             if (json == null)
@@ -90,6 +92,7 @@ namespace WriteBehind.Engine.Json
             }
         }
 
+        [MethodImpl(HotPath.Optimize)]
         private void Reset()
         {
             _text = null;
@@ -107,6 +110,7 @@ namespace WriteBehind.Engine.Json
             }
         }
 
+        [MethodImpl(HotPath.Optimize)]
         private bool Run(string json, List<KeyValuePair<string, string>> members, out string reason)
         {
             _text = json;
@@ -138,6 +142,7 @@ namespace WriteBehind.Engine.Json
             }
         }
 
+        [MethodImpl(HotPath.Optimize)]
         private bool Read(List<KeyValuePair<string, string>> members, out string reason)
         {
             var reader = new Utf8JsonReader(new ReadOnlySpan<byte>(_utf8, 0, _length), ReaderOptions);
@@ -225,6 +230,7 @@ namespace WriteBehind.Engine.Json
 
         // Adds a member name (its raw text between the quotes) to the names of the object open at depth; false when
         // the object already has it.
+        [MethodImpl(HotPath.Optimize)]
         private bool AddName(int start, int rawLength, bool escaped, int depth)
         {
             var name = new NameRef { Start = start, Length = rawLength };
@@ -258,6 +264,7 @@ namespace WriteBehind.Engine.Json
             return TableAdd(table, _nameCount - 1);
         }
 
+        [MethodImpl(HotPath.Optimize)]
         private void Push(NameRef name)
         {
             if (_nameCount == _names.Length)
@@ -268,6 +275,7 @@ namespace WriteBehind.Engine.Json
             _names[_nameCount++] = name;
         }
 
+        [MethodImpl(HotPath.Optimize)]
         private ReadOnlySpan<byte> Bytes(NameRef name) =>
             new ReadOnlySpan<byte>(name.InArena ? _arena : _utf8, name.Start, name.Length);
 

@@ -3,6 +3,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using System.Threading.Tasks;
 using StackExchange.Redis;
@@ -44,9 +45,7 @@ namespace WriteBehind.Engine.Queue
             var depths = await Task.WhenAll(_redis.ByPartition(items, QueueItem.RoutingUserIdOf).Select(group => refusals.Run(group.Value, async () =>
             {
                 var keys = group.Key;
-                var args = new RedisValue[1 + group.Value.Count];
-                args[0] = _redis.HighWater;
-                for (int i = 0; i < group.Value.Count; i++) args[1 + i] = items[group.Value[i]];
+                var args = EnqueueArgs(items, group.Value, _redis.HighWater);
                 long depth = await _redis.ProduceAsync(async db => (long)await Scripts.Enqueue.EvaluateAsync(db, new RedisKey[] { keys.Queue, keys.PendingAge }, args, pipelined).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
                 await _redis.EnsureReplicatedAsync(keys.Queue, "the queued items").ConfigureAwait(false);
                 return depth;
@@ -54,6 +53,16 @@ namespace WriteBehind.Engine.Queue
             long last = depths.Length == 0 ? 0 : depths[depths.Length - 1];
             refusals.ThrowIfAny(last);
             return last;
+        }
+
+        // enqueue.lua's ARGV for one partition's items (a loop over every record of a chunk).
+        [MethodImpl(HotPath.Optimize)]
+        private static RedisValue[] EnqueueArgs(IReadOnlyList<string> items, List<int> positions, RedisValue highWater)
+        {
+            var args = new RedisValue[1 + positions.Count];
+            args[0] = highWater;
+            for (int i = 0; i < positions.Count; i++) args[1 + i] = items[positions[i]];
+            return args;
         }
 
         /// <summary>Drops every pending item (not the in-flight leases). Returns how many were dropped.</summary>

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using System.Threading.Tasks;
 using WriteBehind.Engine;
@@ -34,6 +35,7 @@ namespace WriteBehind.Commands
 
         protected override int ChunkSize => 1000;
 
+        [MethodImpl(HotPath.Optimize)]
         protected override void ProcessRecord()
         {
             if (ParameterSetName == ItemSet)
@@ -66,6 +68,7 @@ namespace WriteBehind.Commands
 
         private static string Shorten(string s) => s == null ? "" : (s.Length <= 60 ? s : s.Substring(0, 60) + "…");
 
+        [MethodImpl(HotPath.Optimize)]
         private void Buffer(string item)
         {
             if (!ConfirmsSilently && !ShouldProcess(item, "LPUSH to the write queue")) return;
@@ -77,6 +80,7 @@ namespace WriteBehind.Commands
 
         protected override object TargetOf(string item) => item;
 
+        [MethodImpl(HotPath.Optimize)]
         protected override void Completed(string[] chunk, long depth)
         {
             if (!PassThru) return;

@@ -1,5 +1,6 @@
 using System.Collections.Generic;
 using System.Management.Automation;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using System.Threading.Tasks;
 using WriteBehind.Engine;
@@ -36,6 +37,7 @@ namespace WriteBehind.Commands
 
         // The id comes from the piped object itself rather than from by-property-name binding, which
         // costs PowerShell's binder more than the whole rest of the record's work.
+        [MethodImpl(HotPath.Optimize)]
         protected override void ProcessRecord()
         {
             string userId = UserId ?? ProfileJson.IdOf(Profile);
@@ -58,10 +60,11 @@ namespace WriteBehind.Commands
         }
 
         protected override Task<long[]> SendAsync(WriteBehindConnection connection, KeyValuePair<string, string>[] chunk, bool pipelined, CancellationToken cancellationToken) =>
-            connection.SetProfilesAsync(chunk, queue: !CacheOnly, pipelined, cancellationToken);
+            connection.SetProfilesAsync(chunk, queue: !CacheOnly, pipelined, cancellationToken, withVersions: PassThru);
 
         protected override object TargetOf(KeyValuePair<string, string> item) => item.Key;
 
+        [MethodImpl(HotPath.Optimize)]
         protected override void Completed(KeyValuePair<string, string>[] chunk, long[] versions)
         {
             if (!PassThru) return;
