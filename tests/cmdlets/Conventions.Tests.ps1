@@ -210,3 +210,41 @@ Describe 'The build' {
         @($script:EngineSources | Select-String -Pattern 'pragma\s+warning\s+disable[^\r\n]*1591' -List) | Should -BeNullOrEmpty
     }
 }
+
+Describe 'Producers hot path' {
+    # Tiered compilation ran these as unoptimized tier-0 code for most of a 200,000-record pipeline (the
+    # tiering thread reached them last); AggressiveOptimization compiles them optimized on first call (HotPath.cs).
+    It 'compiles the per-record and per-chunk methods optimized on first call' {
+        $cmdlets = (Get-Command Set-UserProfile).ImplementingType.Assembly
+        $engine = (Get-Command Set-UserProfile).ImplementingType.GetMethod('SendAsync', [Reflection.BindingFlags]'Instance,NonPublic').GetParameters()[0].ParameterType.Assembly
+        $hot = @(
+            @($cmdlets, 'WriteBehind.Commands.SetUserProfileCommand', 'ProcessRecord'),
+            @($cmdlets, 'WriteBehind.Commands.AddWriteQueueItemCommand', 'ProcessRecord'),
+            @($cmdlets, 'WriteBehind.Commands.AddWriteQueueItemCommand', 'Buffer'),
+            @($cmdlets, 'WriteBehind.Commands.ChunkingCmdlet`2', 'Add'),
+            @($cmdlets, 'WriteBehind.Commands.WriteBehindCmdlet', 'get_ConfirmsSilently'),
+            @($cmdlets, 'WriteBehind.Commands.ProfileJson', 'FromInput'),
+            @($cmdlets, 'WriteBehind.Commands.ProfileJson', 'IdOf'),
+            @($engine, 'WriteBehind.Engine.UserIds', 'IsValid'),
+            @($engine, 'WriteBehind.Engine.UserIds', 'Validate'),
+            @($engine, 'WriteBehind.Engine.KeyNames', 'Field'),
+            @($engine, 'WriteBehind.Engine.QueueItem', 'FormatUpdate'),
+            @($engine, 'WriteBehind.Engine.QueueItem', 'TryParse'),
+            @($engine, 'WriteBehind.Engine.Json.JsonText', 'TryValidateObject'),
+            @($engine, 'WriteBehind.Engine.Json.JsonValidator', 'Validate'),
+            @($engine, 'WriteBehind.Engine.Json.JsonValidator', 'Run'),
+            @($engine, 'WriteBehind.Engine.Json.JsonValidator', 'Read'),
+            @($engine, 'WriteBehind.Engine.Cache.ProfileCache', 'SetProfilesArgs'),
+            @($engine, 'WriteBehind.Engine.Queue.WriteQueue', 'EnqueueArgs'))
+        $all = [Reflection.BindingFlags]'Public,NonPublic,Instance,Static,DeclaredOnly'
+        $missing = foreach ($h in $hot) {
+            $type = $h[0].GetType($h[1], $true)
+            $methods = @($type.GetMethods($all) | Where-Object Name -EQ $h[2])
+            if ($methods.Count -eq 0) { "$($h[1]).$($h[2]) (not found)"; continue }
+            foreach ($m in $methods) {
+                if (-not ($m.MethodImplementationFlags -band [Reflection.MethodImplAttributes]::AggressiveOptimization)) { "$($h[1]).$($h[2])" }
+            }
+        }
+        $missing | Should -BeNullOrEmpty
+    }
+}
