@@ -78,6 +78,52 @@ function Get-PackageFolder([string] $AssetsFile, [string] $Package) {
     throw "Package folder of $lib not found."
 }
 
+# ReadyToRun for the net8.0 build: the SDK's own crossgen2 (Microsoft.NETCore.App.Crossgen2.<this RID>, restored by
+# build/crossgen/Crossgen2Restore.csproj) precompiles every managed assembly of net8.0/ against the .NET that runs
+# this build (PowerShell 7.6: .NET 10), so PowerShell on that .NET major and this RID JITs none of the module's
+# code at its first use (the cold start: import, connect, first flush). The images keep their IL: any other
+# runtime (PowerShell 7.4 on .NET 8, which rejects a newer ReadyToRun format; another OS or architecture) ignores
+# the native code and JITs the IL as before. Code precompiled against .NET 8 is not used by .NET 10 (measured:
+# the same JIT count as plain IL), hence the running .NET, not net8.0's. When crossgen2 cannot be restored (no
+# NuGet) or fails, the module keeps plain IL and the build says so. WRITEBEHIND_READYTORUN=0 turns it off.
+function Invoke-ReadyToRun([string] $FrameworkDir) {
+    if ($env:WRITEBEHIND_READYTORUN -eq '0') { Write-Host '    ReadyToRun: off (WRITEBEHIND_READYTORUN=0)'; return }
+    $project = Join-Path $PSScriptRoot 'build/crossgen/Crossgen2Restore.csproj'
+    try {
+        dotnet restore $project --nologo -v quiet 2>&1 | Out-Null
+        if ($LASTEXITCODE -ne 0) { throw "dotnet restore exited with $LASTEXITCODE" }
+        $props = (dotnet msbuild $project -nologo -getProperty:BundledNETCoreAppPackageVersion -getProperty:NETCoreSdkRuntimeIdentifier -getProperty:NuGetPackageRoot | Out-String | ConvertFrom-Json).Properties
+        $crossgen = Join-Path $props.NuGetPackageRoot "microsoft.netcore.app.crossgen2.$($props.NETCoreSdkRuntimeIdentifier.ToLowerInvariant())/$($props.BundledNETCoreAppPackageVersion)/tools/crossgen2$(if ($IsWindows) { '.exe' })"
+        if (-not (Test-Path $crossgen)) { throw "crossgen2 is not at $crossgen" }
+        $runtime = [System.Runtime.InteropServices.RuntimeEnvironment]::GetRuntimeDirectory()
+        if ([Environment]::Version.Major -ne ([version]$props.BundledNETCoreAppPackageVersion).Major) {
+            throw "crossgen2 $($props.BundledNETCoreAppPackageVersion) does not match the .NET $([Environment]::Version) this build runs on"
+        }
+        $assemblies = @(Get-ChildItem -File (Join-Path $FrameworkDir '*.dll')) + @(Get-ChildItem -File (Join-Path $FrameworkDir 'dependencies/*.dll'))
+        # References by file, one per simple name: the module's own copy wins (its load context loads it, e.g.
+        # System.IO.Pipelines, which .NET 10 also ships), then the running .NET and PowerShell.
+        $references = [ordered]@{}
+        foreach ($file in @($assemblies) + @(Get-ChildItem -File (Join-Path $runtime '*.dll')) + @(Get-Item ([System.Management.Automation.PSObject].Assembly.Location))) {
+            if (-not $references.Contains($file.BaseName)) { $references[$file.BaseName] = $file.FullName }
+        }
+        $staging = Join-Path $Out 'r2r'
+        if (Test-Path $staging) { Remove-Item -Recurse -Force $staging }
+        New-Item -ItemType Directory -Force -Path $staging | Out-Null
+        foreach ($assembly in $assemblies) {
+            $target = Join-Path $staging $assembly.Name
+            $arguments = @($assembly.FullName, '-o', $target, '-O') + ($references.Values | ForEach-Object { '-r', $_ })
+            $log = & $crossgen @arguments 2>&1
+            if ($LASTEXITCODE -ne 0) { throw "crossgen2 failed on $($assembly.Name): $($log | Select-Object -Last 3)" }
+        }
+        # All or nothing: the module's assemblies are replaced only once every one compiled.
+        foreach ($assembly in $assemblies) { Copy-Item (Join-Path $staging $assembly.Name) $assembly.FullName -Force }
+        Remove-Item -Recurse -Force $staging
+        Write-Host "    ReadyToRun: $($assemblies.Count) net8.0 assemblies for .NET $([Environment]::Version.Major) on $($props.NETCoreSdkRuntimeIdentifier)"
+    } catch {
+        Write-Warning "ReadyToRun skipped, the net8.0 assemblies stay plain IL (they JIT at first use): $_"
+    }
+}
+
 function Invoke-Build {
     Write-Host "==> Building WriteBehind $Version ($Configuration)"
     Invoke-Native 'dotnet build' { dotnet build (Join-Path $PSScriptRoot 'src/WriteBehind/WriteBehind.csproj') -c $Configuration --nologo -v quiet -clp:ErrorsOnly }
@@ -101,6 +147,7 @@ function Invoke-Build {
             New-Item -ItemType Directory -Force -Path $target | Out-Null
             Copy-Item (Join-Path $native '*') $target
         }
+        if ($framework -eq 'net8.0') { Invoke-ReadyToRun $frameworkDir }
     }
     Copy-Item (Join-Path $PSScriptRoot 'src/WriteBehind/WriteBehind.format.ps1xml') $ModuleDir
     Copy-Item (Join-Path $PSScriptRoot 'src/WriteBehind/WriteBehind.psm1') $ModuleDir

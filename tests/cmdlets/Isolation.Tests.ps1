@@ -192,6 +192,64 @@ $result | ConvertTo-Json -Compress
     }
 }
 
+Describe 'Precompiled (ReadyToRun) net8.0 build' {
+    # Issue 13, cold start: build.ps1 precompiles the net8.0 assemblies with the SDK's crossgen2 for the .NET
+    # that runs the build (WRITEBEHIND_READYTORUN=0 turns it off, and these tests with it).
+    BeforeAll {
+        $script:Precompiled = $env:WRITEBEHIND_READYTORUN -ne '0'
+        function Get-ImageKind([string] $Path) {
+            $stream = [IO.File]::OpenRead($Path)
+            try {
+                $pe = [Reflection.PortableExecutable.PEReader]::new($stream)
+                $reader = [Reflection.Metadata.PEReaderExtensions]::GetMetadataReader($pe)
+                $withBody = $reader.MethodDefinitions | ForEach-Object { $reader.GetMethodDefinition($_) } | Where-Object RelativeVirtualAddress -GT 0 | Select-Object -First 1
+                [pscustomobject]@{
+                    Name        = Split-Path -Leaf $Path
+                    ReadyToRun  = $pe.PEHeaders.CorHeader.ManagedNativeHeaderDirectory.Size -gt 0 -and
+                                  ($pe.PEHeaders.CorHeader.Flags -band [Reflection.PortableExecutable.CorFlags]::ILLibrary) -ne 0
+                    ILBytes     = if ($withBody) { [Reflection.Metadata.PEReaderExtensions]::GetMethodBody($pe, $withBody.RelativeVirtualAddress).Size } else { 0 }
+                }
+            } finally { $stream.Dispose() }
+        }
+    }
+    It 'every net8.0 assembly is a ReadyToRun image that keeps its IL; the netstandard2.0 build stays plain IL' {
+        if (-not $script:Precompiled) { Set-ItResult -Skipped -Because 'the build ran with WRITEBEHIND_READYTORUN=0' }
+        $net8 = @(Get-ChildItem -Recurse -File (Join-Path $script:ModuleDir 'net8.0') -Filter '*.dll' | Where-Object { $_.DirectoryName -notlike '*runtimes*' } | ForEach-Object { Get-ImageKind $_.FullName })
+        $net8.Count | Should -BeGreaterThan 10
+        @($net8 | Where-Object { -not $_.ReadyToRun } | ForEach-Object Name) | Should -BeNullOrEmpty
+        @($net8 | Where-Object ILBytes -LE 0 | ForEach-Object Name) | Should -BeNullOrEmpty
+        (Get-ImageKind (Join-Path $script:ModuleDir 'netstandard2.0/WriteBehind.dll')).ReadyToRun | Should -BeFalse
+    }
+    It 'a cold import and empty flush JIT next to none of the module''s, StackExchange.Redis''s and Pipelines.Sockets.Unofficial''s own methods; with ReadyToRun off the IL runs' {
+        if (-not $script:Precompiled) { Set-ItResult -Skipped -Because 'the build ran with WRITEBEHIND_READYTORUN=0' }
+        $prefix = 'r2r-' + [guid]::NewGuid().ToString('N').Substring(0, 12) + ':'
+        $script = @'
+$ModulePath, $Redis, $Prefix, $Store = $args
+Import-Module $ModulePath
+Connect-WriteBehind -Redis $Redis -Store "sqlite://$Store" -KeyPrefix $Prefix
+$flush = Invoke-WriteBehindFlush
+Disconnect-WriteBehind
+[ordered]@{ Dequeued = $flush.Dequeued; Error = $flush.Error } | ConvertTo-Json -Compress
+'@
+        # The JIT's own log of what it compiled (a .NET runtime setting, in its release builds too).
+        $log = Join-Path $script:Work 'jit-precompiled.txt'
+        $r = Invoke-ChildPwsh 'r2r-precompiled' -Arguments $script:ModulePath, $script:RedisEndpoint, $prefix, (Join-Path $script:Work 'r2r-precompiled.db') `
+            -Environment @{ DOTNET_JitDisasmSummary = '1'; DOTNET_JitStdOutFile = $log } -Script $script
+        $r.Dequeued | Should -Be 0
+        $r.Error | Should -BeNullOrEmpty
+        # Methods of non-generic types of these assemblies the JIT compiled: precompiled code is not listed;
+        # generic instantiations over another assembly's types are in no one image and still JIT. Plain IL
+        # JITs about a thousand of them here (main before ReadyToRun: 966).
+        $jitted = @(Get-Content $log | Where-Object { $_ -match 'JIT compiled (WriteBehind|StackExchange\.Redis|Pipelines\.Sockets\.Unofficial)[^`\[(]*:' })
+        $jitted.Count | Should -BeLessThan 50 -Because ($jitted | Select-Object -First 20 | Out-String)
+        # A runtime that does not take the precompiled code (PowerShell 7.4 on .NET 8, another OS) runs the IL.
+        $r = Invoke-ChildPwsh 'r2r-off' -Arguments $script:ModulePath, $script:RedisEndpoint, $prefix, (Join-Path $script:Work 'r2r-off.db') `
+            -Environment @{ DOTNET_ReadyToRun = '0' } -Script $script
+        $r.Dequeued | Should -Be 0
+        $r.Error | Should -BeNullOrEmpty
+    }
+}
+
 Describe 'Isolated dependencies' {
     BeforeAll {
         # StackExchange.Redis 2.6.96 (the module ships 2.8.16; both are assembly version 2.0.0.0) and an older
