@@ -11,7 +11,9 @@ if ($PSEdition -eq 'Core') {
 } else {
     $framework = 'netstandard2.0'
 }
-$cmdletPath = Join-Path (Join-Path $PSScriptRoot $framework) 'WriteBehind.dll'
+# [IO.Path], not Join-Path: Join-Path would auto-load Microsoft.PowerShell.Management (a module-path search and
+# analysis-cache read) in every session that has not loaded it yet, pwsh -NoProfile -Command among them.
+$cmdletPath = [System.IO.Path]::Combine($PSScriptRoot, $framework, 'WriteBehind.dll')
 [System.Reflection.Assembly]::LoadFrom($cmdletPath).GetType('WriteBehind.Commands.ModuleInitializer', $true)::new().OnImport()
 # By path, not -Assembly: a re-import (Import-Module -Force, or after Remove-Module) of the same Assembly object
 # would export no cmdlets.

@@ -113,7 +113,7 @@ Describe 'Module layout' {
 }
 
 Describe 'Loading on first use' {
-    It 'Import-Module loads no driver; a flush into SQLite loads SQLite''s and Redis''s only; a PostgreSQL store loads Npgsql; all into the module''s context' {
+    It 'Import-Module loads no driver and imports no other module; a flush into SQLite loads SQLite''s and Redis''s only; a PostgreSQL store loads Npgsql; all into the module''s context' {
         $prefix = 'lazy-' + [guid]::NewGuid().ToString('N').Substring(0, 12) + ':'
         $store = Join-Path $script:Work 'lazy.db'
         $r = Invoke-ChildPwsh 'lazy' -Arguments $script:ModulePath, $script:RedisEndpoint, $prefix, $store -Script @'
@@ -125,6 +125,8 @@ function Get-Loaded {
 }
 $result = [ordered]@{}
 Import-Module $ModulePath
+# Nothing before this line needs Microsoft.PowerShell.Management (not loaded yet in a -NoProfile pwsh).
+$result.ImportedManagement = [bool](Get-Module Microsoft.PowerShell.Management)
 $result.AfterImport = Get-Loaded
 $result.Cmdlets = (Get-Command Set-UserProfile).DLL
 Connect-WriteBehind -Redis $Redis -Store "sqlite://$Store" -KeyPrefix $Prefix
@@ -148,6 +150,8 @@ $result | ConvertTo-Json -Compress
         $r.Cmdlets | Should -Be (Join-Path $script:ModuleDir 'net8.0/WriteBehind.dll')
         # The engine itself is needed to lay out the cmdlet types; none of its dependencies is.
         $r.AfterImport | Should -Be @('WriteBehind.Engine@WriteBehind', 'WriteBehind@Default')
+        # Issue 13, cold start: the root module imports no other module (Join-Path would auto-load Management).
+        $r.ImportedManagement | Should -BeFalse
         $r.Stored | Should -BeExactly '{"name":"Alice"}'
         $r.AfterSqliteFlush | Should -Contain 'StackExchange.Redis@WriteBehind'
         $r.AfterSqliteFlush | Should -Contain 'Microsoft.Data.Sqlite@WriteBehind'

@@ -89,7 +89,7 @@ namespace WriteBehind.Engine.Redis
         /// <summary>Commands StackExchange.Redis would send on its own that the module does not need, turned
         /// off so a least-privilege ACL user (RedisAcl.Rules) need not be granted them: the configuration
         /// change broadcast (SUBSCRIBE/PUBLISH __Booksleeve_MasterChanged), the tie-breaker key (GET
-        /// __Booksleeve_TieBreak, outside the module's key patterns), CONFIG and SCRIPT.</summary>
+        /// __Booksleeve_TieBreak, outside the module's key patterns), CONFIG, SCRIPT and the subscription connection.</summary>
         private static void ConfigureCommands(ConfigurationOptions config)
         {
             config.ConfigurationChannel = string.Empty;
@@ -98,7 +98,9 @@ namespace WriteBehind.Engine.Redis
             // configuration; SCRIPT LOAD is not needed (the scripts go by EVALSHA, else EVAL).
             // CLIENT SETINFO (library name and version, Redis 7.2+) is not needed either.
             config.SetClientLibrary = false;
-            config.CommandMap = CommandMap.Create(new HashSet<string> { "CONFIG", "SCRIPT" }, available: false);
+            // SUBSCRIBE off: the module uses no pub/sub, and without it StackExchange.Redis opens no second
+            // (subscription) connection per server, which a connect would otherwise dial and handshake too.
+            config.CommandMap = CommandMap.Create(new HashSet<string> { "CONFIG", "SCRIPT", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE" }, available: false);
         }
 
         /// <summary>True only when every endpoint refused a TCP connection outright; a timeout, a name that does
