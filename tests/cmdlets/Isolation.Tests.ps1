@@ -235,16 +235,32 @@ $flush = Invoke-WriteBehindFlush
 Disconnect-WriteBehind
 [ordered]@{ Dequeued = $flush.Dequeued; Error = $flush.Error } | ConvertTo-Json -Compress
 '@
-        # The JIT's own log of what it compiled (a .NET runtime setting, in its release builds too).
-        $log = Join-Path $script:Work 'jit-precompiled.txt'
-        $r = Invoke-ChildPwsh 'r2r-precompiled' -Arguments $script:ModulePath, $script:RedisEndpoint, $prefix, (Join-Path $script:Work 'r2r-precompiled.db') `
-            -Environment @{ DOTNET_JitDisasmSummary = '1'; DOTNET_JitStdOutFile = $log } -Script $script
+        # The JIT's own log of what it compiled (a .NET runtime setting, in its release builds too), on the
+        # child's stdout: with DOTNET_JitStdOutFile the .NET 10 runtime itself sometimes aborts at exit
+        # ("free(): invalid pointer", exit 134; a bare `pwsh -Command` does it too, 1 in 14 here), so the
+        # child writes its result to a file and its stdout is the log.
+        $file = Join-Path $script:Work 'r2r-precompiled.ps1'
+        $resultFile = Join-Path $script:Work 'r2r-precompiled.json'
+        Set-Content -Path $file -Value ("`$ErrorActionPreference = 'Stop'`n" + ($script -replace '\| ConvertTo-Json -Compress$', "| ConvertTo-Json -Compress | Set-Content -Path '$resultFile'"))
+        $savedSummary = $env:DOTNET_JitDisasmSummary
+        $env:DOTNET_JitDisasmSummary = '1'
+        Push-Location $script:RepoRoot
+        try {
+            $log = @(dotnet pwsh -NoProfile -NonInteractive -File $file $script:ModulePath $script:RedisEndpoint $prefix (Join-Path $script:Work 'r2r-precompiled.db') 2>&1 | ForEach-Object { "$_" })
+            $exit = $LASTEXITCODE
+        } finally {
+            Pop-Location
+            $env:DOTNET_JitDisasmSummary = $savedSummary
+        }
+        $exit | Should -Be 0 -Because ($log | Where-Object { $_ -notmatch 'JIT compiled' } | Out-String)
+        $r = Get-Content -Raw $resultFile | ConvertFrom-Json
         $r.Dequeued | Should -Be 0
         $r.Error | Should -BeNullOrEmpty
         # Methods of non-generic types of these assemblies the JIT compiled: precompiled code is not listed;
         # generic instantiations over another assembly's types are in no one image and still JIT. Plain IL
         # JITs about a thousand of them here (main before ReadyToRun: 966).
-        $jitted = @(Get-Content $log | Where-Object { $_ -match 'JIT compiled (WriteBehind|StackExchange\.Redis|Pipelines\.Sockets\.Unofficial)[^`\[(]*:' })
+        @($log | Where-Object { $_ -match 'JIT compiled' }).Count | Should -BeGreaterThan 1000 -Because 'the JIT log is on stdout'
+        $jitted = @($log | Where-Object { $_ -match 'JIT compiled (WriteBehind|StackExchange\.Redis|Pipelines\.Sockets\.Unofficial)[^`\[(]*:' })
         $jitted.Count | Should -BeLessThan 50 -Because ($jitted | Select-Object -First 20 | Out-String)
         # A runtime that does not take the precompiled code (PowerShell 7.4 on .NET 8, another OS) runs the IL.
         $r = Invoke-ChildPwsh 'r2r-off' -Arguments $script:ModulePath, $script:RedisEndpoint, $prefix, (Join-Path $script:Work 'r2r-off.db') `
