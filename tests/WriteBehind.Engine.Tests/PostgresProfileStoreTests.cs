@@ -378,8 +378,10 @@ namespace WriteBehind.Engine.Tests
                 var rows = Enumerable.Range(0, random.Next(0, 60))
                     .Select(_ => new ProfileRow("u" + random.Next(0, 20), "{}", random.Next(1, 6)))
                     .ToList();
-                var expected = MappedValues.NewestPerId(rows).Select(r => (r.UserId, r.Version)).ToList();
-                var actual = PostgresProfileStore.NewestPerIdSorted(rows).Select(r => (r.UserId, r.Version)).ToList();
+                // the definition: per id the row of the highest version, the ids in ordinal order
+                var expected = rows.GroupBy(r => r.UserId, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal)
+                    .Select(g => (g.Key, g.Max(r => r.Version))).ToList();
+                var actual = MappedValues.NewestPerId(rows).Select(r => (r.UserId, r.Version)).ToList();
                 Assert.Equal(expected, actual);
             }
         }

@@ -44,18 +44,25 @@ function Remove-PrefixKeys($Database, [string] $Prefix) {
 
     # Runs a script in a fresh `dotnet pwsh` (the repository's tool manifest pins it) and returns the object
     # of its last output line, which the script writes as compressed JSON.
-    function Invoke-ChildPwsh([string] $Name, [string] $Script, [string[]] $Arguments = @(), [hashtable] $Environment = @{}) {
+    # -ResultFile: the script writes its JSON there instead (its last argument), and what comes back is the
+    # result with the child's whole output: for a child whose output is something else, such as the JIT's log.
+    function Invoke-ChildPwsh([string] $Name, [string] $Script, [string[]] $Arguments = @(), [hashtable] $Environment = @{}, [string] $ResultFile) {
         $file = Join-Path $script:Work "$Name.ps1"
         Set-Content -Path $file -Value ("`$ErrorActionPreference = 'Stop'`n" + $script:ScenarioFunctions + "`n" + $Script)
         $saved = @{}
         foreach ($k in $Environment.Keys) { $saved[$k] = [Environment]::GetEnvironmentVariable($k); [Environment]::SetEnvironmentVariable($k, $Environment[$k]) }
         Push-Location $script:RepoRoot
         try {
+            if ($ResultFile) { $Arguments = @($Arguments) + $ResultFile }
             $output = @(dotnet pwsh -NoProfile -NonInteractive -File $file @Arguments 2>&1 | ForEach-Object { "$_" })
             $exit = $LASTEXITCODE
         } finally {
             Pop-Location
             foreach ($k in $saved.Keys) { [Environment]::SetEnvironmentVariable($k, $saved[$k]) }
+        }
+        if ($ResultFile) {
+            if ($exit -ne 0 -or -not (Test-Path $ResultFile)) { throw "Child pwsh '$Name' exited with $exit`n$(($output | Where-Object { $_ -notmatch 'JIT compiled' }) -join "`n")" }
+            return [pscustomobject]@{ Result = Get-Content -Raw $ResultFile | ConvertFrom-Json; Output = $output }
         }
         if ($exit -ne 0 -or $output.Count -eq 0) { throw "Child pwsh '$Name' exited with $exit`n$($output -join "`n")" }
         try { $output[-1] | ConvertFrom-Json } catch { throw "Child pwsh '$Name' wrote no result`n$($output -join "`n")" }
@@ -228,32 +235,22 @@ Describe 'Precompiled (ReadyToRun) net8.0 build' {
         if (-not $script:Precompiled) { Set-ItResult -Skipped -Because 'the build ran with WRITEBEHIND_READYTORUN=0' }
         $prefix = 'r2r-' + [guid]::NewGuid().ToString('N').Substring(0, 12) + ':'
         $script = @'
-$ModulePath, $Redis, $Prefix, $Store = $args
+$ModulePath, $Redis, $Prefix, $Store, $ResultFile = $args
 Import-Module $ModulePath
 Connect-WriteBehind -Redis $Redis -Store "sqlite://$Store" -KeyPrefix $Prefix
 $flush = Invoke-WriteBehindFlush
 Disconnect-WriteBehind
-[ordered]@{ Dequeued = $flush.Dequeued; Error = $flush.Error } | ConvertTo-Json -Compress
+$result = [ordered]@{ Dequeued = $flush.Dequeued; Error = $flush.Error } | ConvertTo-Json -Compress
+if ($ResultFile) { Set-Content -Path $ResultFile -Value $result } else { $result }
 '@
         # The JIT's own log of what it compiled (a .NET runtime setting, in its release builds too), on the
         # child's stdout: with DOTNET_JitStdOutFile the .NET 10 runtime itself sometimes aborts at exit
         # ("free(): invalid pointer", exit 134; a bare `pwsh -Command` does it too, 1 in 14 here), so the
         # child writes its result to a file and its stdout is the log.
-        $file = Join-Path $script:Work 'r2r-precompiled.ps1'
-        $resultFile = Join-Path $script:Work 'r2r-precompiled.json'
-        Set-Content -Path $file -Value ("`$ErrorActionPreference = 'Stop'`n" + ($script -replace '\| ConvertTo-Json -Compress$', "| ConvertTo-Json -Compress | Set-Content -Path '$resultFile'"))
-        $savedSummary = $env:DOTNET_JitDisasmSummary
-        $env:DOTNET_JitDisasmSummary = '1'
-        Push-Location $script:RepoRoot
-        try {
-            $log = @(dotnet pwsh -NoProfile -NonInteractive -File $file $script:ModulePath $script:RedisEndpoint $prefix (Join-Path $script:Work 'r2r-precompiled.db') 2>&1 | ForEach-Object { "$_" })
-            $exit = $LASTEXITCODE
-        } finally {
-            Pop-Location
-            $env:DOTNET_JitDisasmSummary = $savedSummary
-        }
-        $exit | Should -Be 0 -Because ($log | Where-Object { $_ -notmatch 'JIT compiled' } | Out-String)
-        $r = Get-Content -Raw $resultFile | ConvertFrom-Json
+        $child = Invoke-ChildPwsh 'r2r-precompiled' -Arguments $script:ModulePath, $script:RedisEndpoint, $prefix, (Join-Path $script:Work 'r2r-precompiled.db') `
+            -Environment @{ DOTNET_JitDisasmSummary = '1' } -ResultFile (Join-Path $script:Work 'r2r-precompiled.json') -Script $script
+        $r = $child.Result
+        $log = $child.Output
         $r.Dequeued | Should -Be 0
         $r.Error | Should -BeNullOrEmpty
         # Methods of non-generic types of these assemblies the JIT compiled: precompiled code is not listed;

@@ -42,17 +42,14 @@ local function reply(dequeued, dead_lettered, leased, superseded, resumed, chunk
   return out
 end
 
--- Packs n states (add_state's pieces, 6 a state) into chunks; sizes[k] is the running byte count after
--- state k.
-local function chunked_states(states, n, sizes)
-  local chunks, first, base = {}, 1, 0
-  for k = 1, n do
-    if sizes[k] - base >= STATE_CHUNK or k == n then
-      chunks[#chunks + 1] = tconcat(states, '', first, k * 6)
-      first, base = k * 6 + 1, sizes[k]
-    end
+-- Cuts the packed states (add_state's pieces) into the reply's strings as they are packed: called after
+-- each state, with states[first..ns] not yet cut and size their bytes (about); returns the new first and size.
+local function cut_states(chunks, states, first, ns, size, last)
+  if size >= STATE_CHUNK or last then
+    chunks[#chunks + 1] = tconcat(states, '', first, ns)
+    return ns + 1, 0
   end
-  return chunks
+  return first, size
 end
 
 local max = tonumber(ARGV[1])
@@ -87,7 +84,7 @@ if batch then
         end
       end
     end
-    local states, ns, sizes, size = {}, 0, {}, 0
+    local states, ns, chunks, first, size = {}, 0, {}, 1, 0
     for c = 1, #fields, 1000 do
       local last = math.min(c + 999, #fields)
       local jsons = redis.call('HMGET', KEYS[2], unpack(fields, c, last))
@@ -95,8 +92,7 @@ if batch then
       for i = c, last do
         local json = jsons[i - c + 1]
         ns = add_state(states, ns, fields[i], int_text(tonumber(vers[i - c + 1]) or 0), json)
-        size = size + #fields[i] + (json and #json or 0) + 16
-        sizes[i] = size
+        first, size = cut_states(chunks, states, first, ns, size + #fields[i] + (json and #json or 0) + 16, i == #fields)
       end
     end
     if not dead_done then
@@ -110,7 +106,7 @@ if batch then
     redis.call('LTRIM', KEYS[1], 0, -(n + 2))
     note_taken(KEYS[9], n, redis.call('LLEN', KEYS[1]))
     redis.call('HDEL', KEYS[8], 'lease', 'batch')
-    return reply(n, d - 3, #leased, 0, 1, chunked_states(states, #fields, sizes))
+    return reply(n, d - 3, #leased, 0, 1, chunks)
   end
   redis.call('HDEL', KEYS[8], 'lease', 'batch')
 end
@@ -286,12 +282,7 @@ for t = 1, ntouched do
   states[ns + 1], states[ns + 2], states[ns + 3] = length_prefix[#field], field, length_prefix[#version]
   states[ns + 4], states[ns + 5], states[ns + 6] = version, length_prefix[#json], json
   ns = ns + 6
-  -- the reply's strings as in chunked_states, cut as the states are packed
-  size = size + #field + #json + 16
-  if size >= STATE_CHUNK or t == ntouched then
-    chunks[#chunks + 1] = tconcat(states, '', first, ns)
-    first, size = ns + 1, 0
-  end
+  first, size = cut_states(chunks, states, first, ns, size + #field + #json + 16, t == ntouched)
 end
 -- Step 2: the records, in one command.
 local binfo = { sentinel, count, string.rep('L', count) }

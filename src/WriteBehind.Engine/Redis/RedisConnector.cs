@@ -20,13 +20,11 @@ namespace WriteBehind.Engine.Redis
         public static ConfigurationOptions Configure(WriteBehindOptions options, out RedisTls.Check tls)
         {
             ConfigurationOptions config;
-            // a redis:// URI becomes a configuration string here, its credentials taken out like password= options
-            if (RedisUri.IsUri(options.Redis))
-            {
-                options.Redis = RedisSecrets.Split(options.Redis, out string uriUser, out string uriPassword);
-                if (options.RedisUser == null && uriUser != null) options.RedisUser = uriUser;
-                if (options.RedisPassword == null && uriPassword != null) options.RedisPassword = uriPassword;
-            }
+            // Callers outside FromEnvironment may set Redis directly: keep the options free of the password
+            // (user= and password= options; a redis:// URI comes back as a configuration string without them).
+            options.Redis = RedisSecrets.Split(options.Redis, out string user, out string password);
+            if (options.RedisUser == null && user != null) options.RedisUser = user;
+            if (options.RedisPassword == null && password != null) options.RedisPassword = password;
             try
             {
                 config = ConfigurationOptions.Parse(options.Redis ?? WriteBehindOptions.DefaultRedis);
@@ -35,13 +33,6 @@ namespace WriteBehind.Engine.Redis
             {
                 throw new WriteBehindException(ErrorIds.InvalidConfiguration,
                     "The Redis configuration string could not be parsed: " + RedisErrors.Scrub(ex.Message, options), null);
-            }
-            if (!string.IsNullOrEmpty(config.Password) || !string.IsNullOrEmpty(config.User))
-            {
-                // Callers outside FromEnvironment may set Redis directly: keep the options free of the password.
-                options.Redis = RedisSecrets.Split(options.Redis, out string user, out string password);
-                if (options.RedisUser == null && user != null) options.RedisUser = user;
-                if (options.RedisPassword == null && password != null) options.RedisPassword = password;
             }
             if (options.RedisUser != null) config.User = options.RedisUser;
             if (options.RedisPassword != null) config.Password = options.RedisPassword;

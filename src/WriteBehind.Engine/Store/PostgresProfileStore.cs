@@ -142,7 +142,7 @@ namespace WriteBehind.Engine.Store
             // One row per id: the newest version of an id that occurs more than once (ON CONFLICT cannot
             // touch a row twice in one statement), in ordinal id order, so concurrent committers lock rows in
             // the same order; the others are stale by definition.
-            ProfileRow[] ordered = NewestPerIdSorted(rows);
+            ProfileRow[] ordered = MappedValues.NewestPerId(rows);
             var ids = new string[ordered.Length];
             var jsons = new string[ordered.Length];
             var versions = new long[ordered.Length];
@@ -162,30 +162,6 @@ namespace WriteBehind.Engine.Store
                 int applied = await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
                 return new StoreCommitResult(applied, rows.Count - applied);
             }
-        }
-
-        /// <summary>What <see cref="MappedValues.NewestPerId"/> returns (one row per id, the newest version, in
-        /// ordinal id order), by one sort and a pass over neighbours instead of a dictionary first: the flusher
-        /// hands over one row per id already, so the dictionary would only cost a hash of every id.</summary>
-        internal static ProfileRow[] NewestPerIdSorted(IReadOnlyList<ProfileRow> rows)
-        {
-            var sorted = new ProfileRow[rows.Count];
-            for (int i = 0; i < sorted.Length; i++) sorted[i] = rows[i];
-            // Same id: the newest version first, so that it is the one kept.
-            Array.Sort(sorted, (a, b) =>
-            {
-                int c = string.CompareOrdinal(a.UserId, b.UserId);
-                return c != 0 ? c : b.Version.CompareTo(a.Version);
-            });
-            int kept = 0;
-            for (int i = 0; i < sorted.Length; i++)
-            {
-                if (kept > 0 && string.Equals(sorted[kept - 1].UserId, sorted[i].UserId, StringComparison.Ordinal))
-                    continue;
-                sorted[kept++] = sorted[i];
-            }
-            if (kept < sorted.Length) Array.Resize(ref sorted, kept);
-            return sorted;
         }
 
         private static Task<List<ProfileRow>> ReadRowsAsync(NpgsqlCommand command, CancellationToken cancellationToken) =>

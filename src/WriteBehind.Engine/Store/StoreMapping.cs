@@ -306,18 +306,28 @@ namespace WriteBehind.Engine.Store
         public static List<MappedColumn> InRebuildOrder(StoreMapping mapping, List<MappedColumn> columns) =>
             mapping.ColumnsOrdered ? columns : columns.OrderBy(c => c.Position).ToList();
 
-        /// <summary>One row per id: the newest version of an id that occurs more than once, in ordinal id order.</summary>
+        /// <summary>One row per id: the newest version of an id that occurs more than once, in ordinal id order.
+        /// One sort and a pass over neighbours: the flusher hands over one row per id already, so a dictionary
+        /// first would only cost a hash of every id.</summary>
         public static ProfileRow[] NewestPerId(IReadOnlyList<ProfileRow> rows)
         {
-            var newest = new Dictionary<string, ProfileRow>(rows.Count, StringComparer.Ordinal);
-            foreach (ProfileRow row in rows)
+            var sorted = new ProfileRow[rows.Count];
+            for (int i = 0; i < sorted.Length; i++) sorted[i] = rows[i];
+            // Same id: the newest version first, so that it is the one kept.
+            Array.Sort(sorted, (a, b) =>
             {
-                if (!newest.TryGetValue(row.UserId, out ProfileRow seen) || row.Version > seen.Version)
-                    newest[row.UserId] = row;
+                int c = string.CompareOrdinal(a.UserId, b.UserId);
+                return c != 0 ? c : b.Version.CompareTo(a.Version);
+            });
+            int kept = 0;
+            for (int i = 0; i < sorted.Length; i++)
+            {
+                if (kept > 0 && string.Equals(sorted[kept - 1].UserId, sorted[i].UserId, StringComparison.Ordinal))
+                    continue;
+                sorted[kept++] = sorted[i];
             }
-            var ordered = newest.Values.ToArray();
-            Array.Sort(ordered, (a, b) => string.CompareOrdinal(a.UserId, b.UserId));
-            return ordered;
+            if (kept < sorted.Length) Array.Resize(ref sorted, kept);
+            return sorted;
         }
 
         /// <summary>Ids as one JSON array of strings: how a set of ids goes in as one parameter (json_each, JSON_TABLE).</summary>
