@@ -186,7 +186,9 @@ function Invoke-Demo {
 function Read-TrxCounts([string] $Path) {
     $trx = [xml](Get-Content $Path -Raw)
     $c = $trx.TestRun.ResultSummary.Counters
-    [pscustomobject]@{ Passed = [int]$c.passed; Failed = [int]$c.failed + [int]$c.error + [int]$c.timeout + [int]$c.aborted; Skipped = [int]$c.notExecuted }
+    $ns = @{ t = 'http://microsoft.com/schemas/VisualStudio/TeamTest/2010' }
+    $names = @(Select-Xml -Xml $trx -Namespace $ns -XPath '//t:UnitTestResult[@outcome!="Passed" and @outcome!="NotExecuted"]' | ForEach-Object { $_.Node.testName })
+    [pscustomobject]@{ Passed = [int]$c.passed; Failed = [int]$c.failed + [int]$c.error + [int]$c.timeout + [int]$c.aborted; Skipped = [int]$c.notExecuted; FailedNames = $names }
 }
 
 function Invoke-Test {
@@ -203,6 +205,7 @@ function Invoke-Test {
     if (-not $pester) { throw "Pester $pesterVersion was not restored." }
 
     $passed = 0; $failed = 0; $skipped = 0
+    $failedNames = [System.Collections.Generic.List[string]]::new()
     $server = $null
     $kinds = [System.Collections.Generic.List[string]]::new()
     if (Get-Command redis-server -ErrorAction SilentlyContinue) { $kinds.Add('Redis') }
@@ -247,9 +250,10 @@ function Invoke-Test {
             if (Test-Path $trxPath) {
                 $c = Read-TrxCounts $trxPath
                 $passed += $c.Passed; $failed += $c.Failed; $skipped += $c.Skipped
+                foreach ($n in $c.FailedNames) { $failedNames.Add("xunit ($kind): $n") }
                 Write-Host "    xunit ($kind): $($c.Passed) passed, $($c.Failed) failed"
             } else {
-                Write-Host '    xunit produced no results (build failure?)'; $failed += 1
+                Write-Host '    xunit produced no results (build failure?)'; $failed += 1; $failedNames.Add("xunit ($kind): no results")
             }
             Write-Host "==> Pester (cmdlets, against $kind)"
             $json = Join-Path $results "pester-$kind.json"
@@ -264,9 +268,10 @@ function Invoke-Test {
             if (Test-Path $json) {
                 $c = Get-Content $json -Raw | ConvertFrom-Json
                 $passed += $c.Passed; $failed += $c.Failed; $skipped += $c.Skipped
+                foreach ($n in @($c.FailedNames)) { if ($n) { $failedNames.Add("Pester ($kind): $n") } }
                 Write-Host "    Pester ($kind): $($c.Passed) passed, $($c.Failed) failed, $($c.Skipped) skipped"
             } else {
-                Write-Host "    Pester ($kind) produced no results"; $failed += 1
+                Write-Host "    Pester ($kind) produced no results"; $failed += 1; $failedNames.Add("Pester ($kind): no results")
             }
             Stop-TestServer $server
             $server = $null
@@ -286,6 +291,7 @@ function Invoke-Test {
             Write-Host '==> Stopped PostgreSQL'
         }
     }
+    foreach ($n in $failedNames) { Write-Host "FAILED: $n" }
     Write-Host "$passed passed, $failed failed, $skipped skipped"
     if ($failed -gt 0) { exit 1 }
 }

@@ -21,5 +21,11 @@ $config.Run.PassThru = $true
 $config.Output.Verbosity = 'Normal'
 if ($ExcludeTag) { $config.Filter.ExcludeTag = $ExcludeTag }
 $result = Invoke-Pester -Configuration $config
-[pscustomobject]@{ Passed = $result.PassedCount; Failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount; Skipped = $result.SkippedCount } |
+# The names of what failed go into the result too, so the run's last lines can repeat them (a failure far up a
+# long log is otherwise out of sight).
+$failedNames = @(
+    $result.Failed | ForEach-Object { $_.ExpandedPath }
+    $result.FailedBlocks | ForEach-Object { "$($_.ExpandedPath) (set-up)" }
+    $result.FailedContainers | ForEach-Object { "$($_.Item) (file)" })
+[pscustomobject]@{ Passed = $result.PassedCount; Failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount; Skipped = $result.SkippedCount; FailedNames = $failedNames } |
     ConvertTo-Json | Set-Content -Path $ResultPath
