@@ -257,7 +257,9 @@ if ($ResultFile) { Set-Content -Path $ResultFile -Value $result } else { $result
         # generic instantiations over another assembly's types are in no one image and still JIT. Plain IL
         # JITs about a thousand of them here (main before ReadyToRun: 966).
         @($log | Where-Object { $_ -match 'JIT compiled' }).Count | Should -BeGreaterThan 1000 -Because 'the JIT log is on stdout'
-        $jitted = @($log | Where-Object { $_ -match 'JIT compiled (WriteBehind|StackExchange\.Redis|Pipelines\.Sockets\.Unofficial)[^`\[(]*:' })
+        # Tier-1 recompiles of hot precompiled methods are not misses (how many there are depends on how long
+        # the child lives): they are left out.
+        $jitted = @($log | Where-Object { $_ -match 'JIT compiled (WriteBehind|StackExchange\.Redis|Pipelines\.Sockets\.Unofficial)[^`\[(]*:' -and $_ -notmatch '\[(Instrumented )?Tier1' })
         $jitted.Count | Should -BeLessThan 50 -Because ($jitted | Select-Object -First 20 | Out-String)
         # A runtime that does not take the precompiled code (PowerShell 7.4 on .NET 8, another OS) runs the IL.
         $r = Invoke-ChildPwsh 'r2r-off' -Arguments $script:ModulePath, $script:RedisEndpoint, $prefix, (Join-Path $script:Work 'r2r-off.db') `
