@@ -57,7 +57,8 @@ Describe 'The scheduled-task flush script' {
         (Get-StoreRow $script:StorePath 'l20').Json | Should -BeExactly '{"n":20}'
     }
     It 'exits 3 when Redis cannot be reached, naming the endpoint' {
-        $port = Get-Random -Minimum 20000 -Maximum 30000
+        # a port nothing listens on: one the system just handed out and took back
+        $port = & { $l = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0); $l.Start(); $p = $l.LocalEndpoint.Port; $l.Stop(); $p }
         $r = Invoke-FlushScript @('-Redis', "127.0.0.1:$port,connectTimeout=1000", '-Store', "sqlite://$($script:StorePath)")
         $r.ExitCode | Should -Be 3 -Because $r.Output
         $r.Output | Should -Match "RedisUnavailable"
