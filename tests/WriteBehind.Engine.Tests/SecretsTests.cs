@@ -40,6 +40,33 @@ namespace WriteBehind.Engine.Tests
             Assert.DoesNotContain("h-77z", ex.Message);
         }
 
+        [Theory]
+        [InlineData("http://h-77z:6379", "a http:// URI")]
+        [InlineData(" postgres://app:Secret-Pw-9@h-77z:5432/db", "a postgres:// URI")]
+        [InlineData("sqlite:///h-77z/profiles.db", "a sqlite:// URI")]
+        [InlineData("Tcp://h-77z:6379,password=Secret-Pw-9", "a tcp:// URI")]
+        [InlineData("averyveryverylongscheme+x://h-77z", "a URI, not")]
+        public void A_URI_of_another_scheme_is_InvalidConfiguration_naming_only_the_scheme(string value, string said)
+        {
+            var ex = Assert.Throws<WriteBehindException>(() => RedisSecrets.Split(value, out _, out _));
+            Assert.Equal(ErrorIds.InvalidConfiguration, ex.ErrorId);
+            Assert.Contains(said, ex.Message);
+            Assert.Contains("-Store", ex.Message);
+            Assert.DoesNotContain("Secret-Pw-9", ex.ToString());
+            Assert.DoesNotContain("h-77z", ex.Message);
+        }
+
+        [Theory]
+        [InlineData("h-77z:6379")]
+        [InlineData("[::1]:6379,ssl=true")]
+        [InlineData("h-77z:6379,sslHost=a://b")]
+        [InlineData("9x://h-77z")]
+        public void A_configuration_string_is_not_taken_for_a_URI(string value)
+        {
+            Assert.False(WriteBehind.Engine.Redis.RedisUri.IsOtherScheme(value, out _));
+            Assert.Equal(value, RedisSecrets.Split(value, out _, out _));
+        }
+
         [Fact]
         public void No_public_member_of_the_options_or_the_connection_returns_the_password()
         {

@@ -428,6 +428,15 @@ Describe 'Connection failures' {
         ($err | Out-String) | Should -Not -Match 'Uri-Pw-43'
         $err.Exception.ToString() | Should -Not -Match 'Uri-Pw-43'
     }
+    It 'a URI of another scheme in -Redis (a store''s, http://) is refused at once (InvalidConfiguration), not dialled as a host' {
+        foreach ($value in 'postgres://app@127.0.0.1:5432/profiles', 'http://127.0.0.1:6379') {
+            $err = $null
+            try { Connect-WriteBehind -Redis $value -ErrorAction Stop } catch { $err = $_ }
+            $err.FullyQualifiedErrorId | Should -Be 'InvalidConfiguration,WriteBehind.Commands.ConnectWriteBehindCommand'
+            $err.Exception.Message | Should -Match 'not a Redis one'
+            $err.Exception.Message | Should -Not -Match '127\.0\.0\.1'
+        }
+    }
     It 'a redis:// URI in -Redis connects like host:port' {
         $p = New-TestPrefix
         try {

@@ -24,6 +24,7 @@ namespace WriteBehind.Engine
             password = null;
             if (string.IsNullOrEmpty(configuration)) return configuration;
             if (Redis.RedisUri.IsUri(configuration)) return Redis.RedisUri.ToConfiguration(configuration, out user, out password);
+            if (Redis.RedisUri.IsOtherScheme(configuration, out string scheme)) throw Redis.RedisUri.OtherScheme(scheme);
             var kept = new List<string>();
             foreach (string token in configuration.Split(','))
             {

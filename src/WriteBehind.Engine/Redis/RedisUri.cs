@@ -12,6 +12,35 @@ namespace WriteBehind.Engine.Redis
             value != null && (value.TrimStart().StartsWith("redis://", StringComparison.OrdinalIgnoreCase)
                               || value.TrimStart().StartsWith("rediss://", StringComparison.OrdinalIgnoreCase));
 
+        /// <summary>Whether <paramref name="value"/> starts as a URI of another scheme (<c>http://</c>, a store's
+        /// <c>postgres://</c> or <c>sqlite://</c>): StackExchange.Redis would take the scheme for a host name and
+        /// the connect would time out on <c>scheme://host:port:0</c>.</summary>
+        public static bool IsOtherScheme(string value, out string scheme)
+        {
+            scheme = null;
+            if (value == null) return false;
+            string v = value.TrimStart();
+            int sep = v.IndexOf("://", StringComparison.Ordinal);
+            if (sep <= 0 || !IsAsciiLetter(v[0])) return false;
+            for (int i = 1; i < sep; i++)
+            {
+                char c = v[i];
+                if (!(IsAsciiLetter(c) || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.')) return false;
+            }
+            scheme = v.Substring(0, sep);
+            return !IsUri(v);
+        }
+
+        /// <summary>The refusal of a URI of another scheme in -Redis: the scheme is named (a short run of letters),
+        /// nothing after it.</summary>
+        public static WriteBehindException OtherScheme(string scheme) =>
+            new WriteBehindException(ErrorIds.InvalidConfiguration,
+                $"The Redis value is a{(scheme.Length <= 16 ? " " + scheme.ToLowerInvariant() + "://" : "")} URI, not a Redis one: use host:port, " +
+                "redis://host:port or rediss://host:port (TLS), or a StackExchange.Redis configuration string such as host:port,ssl=true. " +
+                "A store's URI (sqlite://, postgres://, mysql://) belongs in -Store.");
+
+        private static bool IsAsciiLetter(char c) => (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+
         /// <summary><c>redis[s]://[user][:password]@host[:port][/db]</c> as <c>host:port[,ssl=true][,defaultDatabase=db]</c>
         /// (port 6379 when none is given; rediss means TLS), with the user and password (percent-decoded, null when
         /// absent) taken out. Anything else in the URI (a query, several hosts) is refused with InvalidConfiguration,
