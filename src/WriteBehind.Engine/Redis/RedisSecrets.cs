@@ -9,13 +9,6 @@ namespace WriteBehind.Engine
     /// comes back as a configuration string).</summary>
     public static class RedisSecrets
     {
-        /// <summary>Whether the string holds a <c>password=</c> option (whatever its value).</summary>
-        public static bool HasPassword(string configuration)
-        {
-            Split(configuration, out _, out string password);
-            return password != null;
-        }
-
         /// <summary>The string without its <c>user=</c> and <c>password=</c> options (the other tokens stay
         /// as written), and those two values (null when absent).</summary>
         public static string Split(string configuration, out string user, out string password)

@@ -119,16 +119,21 @@ namespace WriteBehind.Commands
             WriteBehindOptions options = null;
             try
             {
-                if (Redis != null && RedisSecrets.HasPassword(Redis))
-                    throw new WriteBehindException(ErrorIds.PasswordInParameter,
-                        "-Redis holds a password (password=..., or in a redis:// URI). A password on a command line ends up in the history, transcripts and " +
-                        "process lists: pass it with -Credential (PSCredential) or the environment (WRITEBEHIND_REDIS_PASSWORD, or a " +
-                        "password= in WRITEBEHIND_REDIS), and remove it from -Redis.");
-                options = WriteBehindOptions.FromEnvironment();
+                string redis = null, redisUser = null;
                 if (Redis != null)
                 {
-                    options.Redis = RedisSecrets.Split(Redis, out string user, out _);
-                    if (user != null) options.RedisUser = user;
+                    redis = RedisSecrets.Split(Redis, out redisUser, out string inlinePassword);
+                    if (inlinePassword != null)
+                        throw new WriteBehindException(ErrorIds.PasswordInParameter,
+                            "-Redis holds a password (password=..., or in a redis:// URI). A password on a command line ends up in the history, transcripts and " +
+                            "process lists: pass it with -Credential (PSCredential) or the environment (WRITEBEHIND_REDIS_PASSWORD, or a " +
+                            "password= in WRITEBEHIND_REDIS), and remove it from -Redis.");
+                }
+                options = WriteBehindOptions.FromEnvironment();
+                if (redis != null)
+                {
+                    options.Redis = redis;
+                    if (redisUser != null) options.RedisUser = redisUser;
                 }
                 if (Store != null) options.Store = Store;
                 if (KeyPrefix != null) options.KeyPrefix = KeyPrefix;
