@@ -106,19 +106,32 @@ function Invoke-ReadyToRun([string] $FrameworkDir) {
         foreach ($file in @($assemblies) + @(Get-ChildItem -File (Join-Path $runtime '*.dll')) + @(Get-Item ([System.Management.Automation.PSObject].Assembly.Location))) {
             if (-not $references.Contains($file.BaseName)) { $references[$file.BaseName] = $file.FullName }
         }
-        $staging = Join-Path $Out 'r2r'
-        if (Test-Path $staging) { Remove-Item -Recurse -Force $staging }
-        New-Item -ItemType Directory -Force -Path $staging | Out-Null
-        foreach ($assembly in $assemblies) {
-            $target = Join-Path $staging $assembly.Name
-            $arguments = @($assembly.FullName, '-o', $target, '-O') + ($references.Values | ForEach-Object { '-r', $_ })
-            $log = & $crossgen @arguments 2>&1
-            if ($LASTEXITCODE -ne 0) { throw "crossgen2 failed on $($assembly.Name): $($log | Select-Object -Last 3)" }
-        }
+        # The images of the last compile are kept under out/r2r-cache, keyed by every input's bytes, the
+        # compiler and the runtime and PowerShell compiled against: a Build with nothing changed copies them.
+        $inputs = ($assemblies | Sort-Object Name | ForEach-Object { "$($_.Name)=$((Get-FileHash -Algorithm SHA256 $_.FullName).Hash)" }) -join ';'
+        $key = [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([Text.Encoding]::UTF8.GetBytes(
+            "$crossgen|$runtime|$([Environment]::Version)|$($PSVersionTable.PSVersion)|$inputs"))).Substring(0, 32)
+        $cacheRoot = Join-Path $Out 'r2r-cache'
+        $cache = Join-Path $cacheRoot $key
+        $from = 'compiled'
+        if (-not (Test-Path (Join-Path $cache '.complete'))) {
+            if (Test-Path $cacheRoot) { Remove-Item -Recurse -Force $cacheRoot }
+            $staging = Join-Path $Out 'r2r'
+            if (Test-Path $staging) { Remove-Item -Recurse -Force $staging }
+            New-Item -ItemType Directory -Force -Path $staging | Out-Null
+            foreach ($assembly in $assemblies) {
+                $target = Join-Path $staging $assembly.Name
+                $arguments = @($assembly.FullName, '-o', $target, '-O') + ($references.Values | ForEach-Object { '-r', $_ })
+                $log = & $crossgen @arguments 2>&1
+                if ($LASTEXITCODE -ne 0) { throw "crossgen2 failed on $($assembly.Name): $($log | Select-Object -Last 3)" }
+            }
+            New-Item -ItemType Directory -Force -Path $cacheRoot | Out-Null
+            Move-Item $staging $cache
+            Set-Content -Path (Join-Path $cache '.complete') -Value $inputs
+        } else { $from = 'unchanged, from out/r2r-cache' }
         # All or nothing: the module's assemblies are replaced only once every one compiled.
-        foreach ($assembly in $assemblies) { Copy-Item (Join-Path $staging $assembly.Name) $assembly.FullName -Force }
-        Remove-Item -Recurse -Force $staging
-        Write-Host "    ReadyToRun: $($assemblies.Count) net8.0 assemblies for .NET $([Environment]::Version.Major) on $($props.NETCoreSdkRuntimeIdentifier)"
+        foreach ($assembly in $assemblies) { Copy-Item (Join-Path $cache $assembly.Name) $assembly.FullName -Force }
+        Write-Host "    ReadyToRun: $($assemblies.Count) net8.0 assemblies for .NET $([Environment]::Version.Major) on $($props.NETCoreSdkRuntimeIdentifier) ($from)"
     } catch {
         Write-Warning "ReadyToRun skipped, the net8.0 assemblies stay plain IL (they JIT at first use): $_"
     }
