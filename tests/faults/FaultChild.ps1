@@ -12,7 +12,8 @@
 #   FlushLoop: the same, plus StopFile: flush again and again until StopFile exists and the queue is empty;
 #              with KeepGoing a failed flush is reported (FAIL <errorId> <text>) and the loop goes on, and
 #              it ends only when nothing is in flight either
-#   optional for every mode: Partitions, ReplicaAcks (Connect-WriteBehind's parameters)
+#   optional for every mode: Partitions, ReplicaAcks (Connect-WriteBehind's parameters); StartFile: after
+#              READY, wait until that file exists before doing anything (so the parent decides when work starts)
 #   Produce:   OpsFile (rounds written by Write-FaultRounds), optional DelayMs between rounds,
 #              optional StopOnError (stop at the first failed round instead of going on)
 param([Parameter(Mandatory)] [string] $ConfigPath)
@@ -44,6 +45,7 @@ try {
     exit 3
 }
 Send "READY $PID"
+if ($cfg.PSObject.Properties['StartFile'] -and $cfg.StartFile) { while (-not (Test-Path $cfg.StartFile)) { Start-Sleep -Milliseconds 5 } }
 
 function Invoke-OneFlush {
     $p = @{

@@ -373,17 +373,26 @@ Describe 'Redis restart: redis-server (AOF, appendfsync always) SIGKILLed mid-fl
         Write-FaultRounds -Rounds $late -Path $ops
 
         $common = @{ Redis = "$($script:Server.Endpoint),connectTimeout=2000,syncTimeout=3000,asyncTimeout=3000"; Store = "sqlite://$($script:StorePath)"; KeyPrefix = $script:P }
-        $script:Flusher = Start-FaultChild -Name 'restart-flusher' -Config ($common + @{ Mode = 'Flush'; BatchSize = 500; LeaseDuration = '00:00:02'; RetryTimeout = '00:00:10' })
+        # Commits of 2,000 rows: the flush alternates leases, commits and acks, so the kill below lands in any of
+        # them. The flusher starts flushing when the producer has been acknowledged once (StartFile): started
+        # with it, it had drained most of the backlog by then on an idle machine, and once all of it.
+        $start = Join-Path $script:FaultWork 'restart.start'
+        Remove-Item $start -ErrorAction SilentlyContinue
+        $script:Flusher = Start-FaultChild -Name 'restart-flusher' -Config ($common + @{ Mode = 'Flush'; BatchSize = 500; CommitSize = 2000; LeaseDuration = '00:00:02'; RetryTimeout = '00:00:10'; StartFile = $start })
         $script:Producer = Start-FaultChild -Name 'restart-producer' -Config ($common + @{ Mode = 'Produce'; OpsFile = $ops; DelayMs = 20; StopOnError = $true })
         $null = Wait-FaultChildReady $script:Flusher
         $null = Wait-FaultChildReady $script:Producer
         $null = Wait-FaultChildLine $script:Producer '^ACK ' 60
-        # Mid-flush: once the flusher has taken its first items, after a random few milliseconds more.
-        # (The producer pushes to the same queue, so a lease in flight is the sign the flusher has started.)
-        $leasesKey = "$($script:P)write_queue:leases"
+        Set-Content -Path $start -Value 'go'
+        # Mid-flush: once the flusher has taken a random 5-50% of the 20,000 queued items, at a moment a lease is
+        # in flight. (A fixed 20-220 ms after the first lease, as before, outlasted the whole flush on an idle
+        # machine: the kill then found it done, with no lease, in 1 of 4 runs of the suite here. With half the
+        # backlog still queued the flusher cannot finish between two looks.)
+        $leasesKey = "$($script:P)write_queue:leases"; $queueKey = "$($script:P)write_queue"
+        $target = [int](20000 * (0.95 - 0.45 * $rnd.NextDouble()))
         $deadline = [DateTime]::UtcNow.AddSeconds(60)
-        while ($script:RDb.SortedSetLength($leasesKey) -eq 0 -and [DateTime]::UtcNow -lt $deadline -and -not $script:Flusher.Process.HasExited) { Start-Sleep -Milliseconds 5 }
-        Start-Sleep -Milliseconds (20 + $rnd.Next(200))
+        while ([DateTime]::UtcNow -lt $deadline -and -not $script:Flusher.Process.HasExited -and
+               -not ($script:RDb.ListLength($queueKey) -le $target -and $script:RDb.SortedSetLength($leasesKey) -gt 0)) { Start-Sleep -Milliseconds 1 }
         $script:LeasesAtKill = $script:RDb.SortedSetLength($leasesKey)
         $script:Server.Process.Kill()
         $null = $script:Server.Process.WaitForExit(10000)
