@@ -14,16 +14,9 @@ BeforeAll {
     $script:Work = Join-Path ([IO.Path]::GetTempPath()) ('wb-stop-' + [guid]::NewGuid().ToString('N'))
     New-Item -ItemType Directory -Path $script:Work | Out-Null
     # A child pwsh (from the repository root, where 'dotnet pwsh' resolves) with its output in files.
-    # A suite started in the background (`cmd &` in a script, nohup) inherits SIGINT ignored, and .NET leaves an
-    # ignored SIGINT ignored: the child gets SIGINT back at its default through env --default-signal
-    # (coreutils 8.31+), so what is tested is pwsh's Ctrl+C, not how the suite was started.
-    $script:DefaultSignal = $false
-    try { & env --default-signal=INT true 2>$null; $script:DefaultSignal = $LASTEXITCODE -eq 0 } catch { }
     function Start-Child([string[]] $Arguments, [string] $Name) {
         $out = Join-Path $script:Work "$Name.out"; $err = Join-Path $script:Work "$Name.err"
-        $command = @('dotnet', 'pwsh', '-NoProfile', '-NonInteractive') + $Arguments
-        if ($script:DefaultSignal) { $command = @('env', '--default-signal=INT') + $command }
-        $p = Start-Process -FilePath $command[0] -ArgumentList ($command | Select-Object -Skip 1) -WorkingDirectory $script:Repo `
+        $p = Start-Process -FilePath 'dotnet' -ArgumentList (@('pwsh', '-NoProfile', '-NonInteractive') + $Arguments) -WorkingDirectory $script:Repo `
             -RedirectStandardOutput $out -RedirectStandardError $err -PassThru
         [pscustomobject]@{ Process = $p; Out = $out; Err = $err }
     }
