@@ -5,7 +5,7 @@ BeforeAll {
     $script:Repo = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
     # Redis's clock in ms (the lag is measured on it), cut as the scripts cut it (common.lua's redis_ms floors
     # the microseconds): a [long] cast of µs / 1000 rounds, which put the mark up to 0.5 ms after a write in
-    # the same millisecond (7 in 1,000 tries here; it failed CI once).
+    # the same millisecond (7 in 1,000 tries here; possibly the one failure of CI at abcf825).
     function Get-RedisMs {
         $t = $script:Db.Execute('TIME')
         [long]([string]$t[0]) * 1000 + [long][Math]::Floor([long]([string]$t[1]) / 1000)
